@@ -1,0 +1,200 @@
+//! The check (the hot path): may this presented access token call this
+//! method on this path from this address?
+//!
+//! Order, cheapest first, so that refusals cost as little as possible:
+//! 1. the token's text (prefix, shape, checksum) — no store;
+//! 2. the request path's normal form (traversal tricks refused) — no store;
+//! 3. one store look-up by digest;
+//! 4. revocation, expiry, address list, scope — in memory.
+//!
+//! Every failure refuses: an unreachable store is [`CheckError::Unavailable`]
+//! (the server answers 503), never an allow.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::error::StoreError;
+use crate::model::{TokenId, TokenRecord, UserId};
+use crate::path::PathError;
+use crate::policy::Policy;
+use crate::scope::TokenType;
+use crate::secret::{self, Digest, SecretKey, SecretKind};
+use crate::store::TokenStore;
+
+/// Longest legacy token text looked up; longer is malformed at once.
+const MAX_LEGACY_LEN: usize = 512;
+
+/// A request the check allowed: who is calling, with which token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    /// The token's owner.
+    pub user_id: UserId,
+    /// The owner's name (`X-Tessera-User`).
+    pub user_name: String,
+    /// The token (`X-Tessera-Token-Id`).
+    pub token_id: TokenId,
+    /// The token's scope number.
+    pub token_type: TokenType,
+    /// The token's current access expiry (RFC 7662 `exp`).
+    pub expires_at: i64,
+}
+
+/// Why the check refused. [`Refusal::insufficient_scope`] sorts them into
+/// RFC 6750's two answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No token, or not a well-formed one (decided without the store).
+    #[error("the token is malformed")]
+    Malformed,
+    /// Well-formed, but no such token.
+    #[error("the token is unknown")]
+    Unknown,
+    /// The access secret has expired.
+    #[error("the token has expired")]
+    Expired,
+    /// The token was revoked.
+    #[error("the token was revoked")]
+    Revoked,
+    /// The request path is refused outright (traversal, encoded separators…).
+    #[error("the request path is refused: {0}")]
+    Path(PathError),
+    /// The token's scope does not cover this method and path.
+    #[error("the token's scope does not allow this request")]
+    Scope,
+    /// The client address is not in the token's `allowedIPs`.
+    #[error("the token may not be used from this address")]
+    Address,
+}
+
+impl Refusal {
+    /// True for refusals of a valid token (403, `insufficient_scope`); false
+    /// for an invalid token (401, `invalid_token`).
+    pub fn insufficient_scope(self) -> bool {
+        matches!(self, Refusal::Path(_) | Refusal::Scope | Refusal::Address)
+    }
+}
+
+/// The check's failure: a refusal, or a store that could not be asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// Refused, with the reason.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The store could not answer: refuse with 503.
+    #[error("the token store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for CheckError {
+    fn from(e: StoreError) -> Self {
+        // A corrupt record refuses as well: fail closed.
+        CheckError::Unavailable(e.to_string())
+    }
+}
+
+/// The check, over one store, policy and clock.
+pub struct Checker {
+    store: Arc<dyn TokenStore>,
+    policy: Arc<Policy>,
+    clock: Arc<dyn Clock>,
+    /// Latest expiry among stored legacy tokens (`i64::MIN`: none). While it
+    /// lies ahead, prefix-less tokens are looked up; otherwise refused at once.
+    legacy_horizon: AtomicI64,
+}
+
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checker")
+            .field("legacy_horizon", &self.legacy_horizon)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checker {
+    /// A checker that assumes no legacy tokens until [`Checker::refresh_legacy_horizon`] runs.
+    pub fn new(store: Arc<dyn TokenStore>, policy: Arc<Policy>, clock: Arc<dyn Clock>) -> Self {
+        Checker {
+            store,
+            policy,
+            clock,
+            legacy_horizon: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Re-reads the legacy horizon from the store. The server calls this at
+    /// start, after an import, and periodically (other nodes may import).
+    pub async fn refresh_legacy_horizon(&self) -> Result<(), StoreError> {
+        let h = self.store.legacy_horizon().await?.unwrap_or(i64::MIN);
+        self.legacy_horizon.store(h, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Recognises a presented access token without the store: a Tessera
+    /// access secret, or (while legacy tokens live) a legacy secret's digest.
+    pub fn recognise(&self, presented: &str, now: i64) -> Result<SecretKey, Refusal> {
+        if secret::has_tessera_prefix(presented) {
+            return secret::parse(presented, SecretKind::Access).map_err(|_| Refusal::Malformed);
+        }
+        let legacy_live = now < self.legacy_horizon.load(Ordering::Relaxed);
+        let plausible = !presented.is_empty()
+            && presented.len() <= MAX_LEGACY_LEN
+            && presented.bytes().all(|b| b.is_ascii_graphic());
+        if legacy_live && plausible {
+            Ok(SecretKey {
+                kind: SecretKind::Access,
+                token_id: None,
+                digest: Digest::of(presented),
+            })
+        } else {
+            Err(Refusal::Malformed)
+        }
+    }
+
+    /// Checks `presented` (the bare token, without `Bearer `) for `method`
+    /// on `raw_path` (as sent, query included) from `client`.
+    pub async fn check(&self, presented: &str, method: &str, raw_path: &str, client: IpAddr) -> Result<Allowed, CheckError> {
+        let now = self.clock.now();
+        let key = self.recognise(presented, now)?;
+        let path = self.policy.normaliser().normalise(raw_path).map_err(Refusal::Path)?;
+        let token = self.store.token_by_access(&key).await?.ok_or(Refusal::Unknown)?;
+        self.decide(&token, &key, method, &path, client, now)
+    }
+
+    /// The in-memory part of the check, after the one look-up.
+    fn decide(
+        &self,
+        token: &TokenRecord,
+        key: &SecretKey,
+        method: &str,
+        path: &crate::path::NormalPath,
+        client: IpAddr,
+        now: i64,
+    ) -> Result<Allowed, CheckError> {
+        // The store matched the digest; compare again here (constant time) so
+        // that a backend looking up by id can never allow a wrong secret.
+        if token.access_digest != key.digest || key.token_id.is_some_and(|id| id != token.id) {
+            return Err(Refusal::Unknown.into());
+        }
+        if token.revoked_at.is_some() {
+            return Err(Refusal::Revoked.into());
+        }
+        if !self.policy.access_valid(token, now) {
+            return Err(Refusal::Expired.into());
+        }
+        if !token.allowed_ips.allows(client) {
+            return Err(Refusal::Address.into());
+        }
+        if !token.scope.allows(self.policy.rules(), method, path) {
+            return Err(Refusal::Scope.into());
+        }
+        Ok(Allowed {
+            user_id: token.user_id,
+            user_name: token.user_name.clone(),
+            token_id: token.id,
+            token_type: token.scope.token_type(),
+            expires_at: token.access_expires_at,
+        })
+    }
+}

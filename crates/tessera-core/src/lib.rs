@@ -1,0 +1,33 @@
+//! Tessera's core: the policy, the model, scope and address matching, the
+//! secret format and the storage contract. No I/O beyond the storage traits:
+//! this crate knows nothing of HTTP, SQL or Redis.
+//!
+//! Map (see `docs/ARCHITECTURE.md`):
+//! * [`model`] — users, sessions, tokens, events (not `Serialize`);
+//! * [`policy`] — SPEC §2–§4 as functions of a configuration and `now`;
+//! * [`secret`] — secret generation, recognition and digests; passwords;
+//! * [`path`], [`scope`], [`address`] — what a token may call, from where;
+//! * [`check`] — the hot-path check;
+//! * [`service`] — every operation, composed from the above over a store;
+//! * [`store`] — the storage traits; [`memory`] — the in-memory store;
+//! * [`clock`] — injected time; [`error`] — the crate's errors;
+//! * `testkit` (feature) — the conformance suite every backend runs.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod address;
+pub mod check;
+pub mod clock;
+pub mod error;
+pub mod memory;
+pub mod model;
+pub mod path;
+pub mod policy;
+pub mod scope;
+pub mod secret;
+pub mod service;
+pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::{Error, Result, StoreError};

@@ -1,0 +1,351 @@
+//! [`MemoryStore`]: a complete in-memory backend, for tests, benchmarks and
+//! single-process trials. Everything is lost when the process ends.
+//!
+//! One `RwLock` over all maps makes every operation atomic: the check takes
+//! a read lock; writes (rotation, revocation, …) take the write lock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::model::{
+    Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp, TokenChanges,
+    TokenId, TokenRecord, User, UserId,
+};
+use crate::secret::{Digest, SecretKey};
+use crate::store::{SessionStore, Store, StoreResult, TokenStore, UserStore};
+
+/// The in-memory store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Last user id handed out.
+    last_user: u64,
+    /// Last token id handed out.
+    last_token: u64,
+    users: BTreeMap<UserId, User>,
+    /// Unique index of user names.
+    user_names: HashMap<String, UserId>,
+    sessions: HashMap<Digest, SessionRecord>,
+    tokens: BTreeMap<TokenId, TokenRecord>,
+    /// Current access digest → token (the check's index).
+    by_access: HashMap<Digest, TokenId>,
+    /// Current refresh digest → token.
+    by_refresh: HashMap<Digest, TokenId>,
+    /// Rotated-out refresh digests → (token, when rotated out), for reuse detection.
+    spent: HashMap<Digest, (TokenId, Timestamp)>,
+    /// Audit events, oldest first.
+    events: Vec<Event>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // A panic while holding the lock cannot leave a half-applied change
+    // behind (each write is applied after its checks), so poisoning is ignored.
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    fn revoke(&mut self, id: TokenId, now: Timestamp) -> bool {
+        let Some(t) = self.tokens.get_mut(&id) else {
+            return false;
+        };
+        if t.revoked_at.is_some() {
+            return false;
+        }
+        t.revoked_at = Some(now);
+        true
+    }
+
+    fn digest_taken(&self, d: &Digest) -> bool {
+        self.by_access.contains_key(d) || self.by_refresh.contains_key(d) || self.spent.contains_key(d)
+    }
+
+    fn insert(&mut self, token: &TokenRecord) {
+        self.by_access.insert(token.access_digest, token.id);
+        if let Some(r) = token.refresh_digest {
+            self.by_refresh.insert(r, token.id);
+        }
+        self.last_token = self.last_token.max(token.id.0);
+        self.tokens.insert(token.id, token.clone());
+    }
+
+    fn remove_token(&mut self, id: TokenId) {
+        if let Some(t) = self.tokens.remove(&id) {
+            self.by_access.remove(&t.access_digest);
+            if let Some(r) = t.refresh_digest {
+                self.by_refresh.remove(&r);
+            }
+            self.spent.retain(|_, (owner, _)| *owner != id);
+        }
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(&self, new: NewUser) -> StoreResult<User> {
+        let mut g = self.write();
+        if g.user_names.contains_key(&new.name) {
+            return Err(StoreError::Conflict(format!("user name {:?} is taken", new.name)));
+        }
+        g.last_user += 1;
+        let user = User {
+            id: UserId(g.last_user),
+            name: new.name,
+            role: new.role,
+            kind: new.kind,
+            owner: new.owner,
+            password: new.password,
+            created_at: new.created_at,
+        };
+        g.user_names.insert(user.name.clone(), user.id);
+        g.users.insert(user.id, user.clone());
+        Ok(user)
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        Ok(self.read().users.get(&id).cloned())
+    }
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
+        let g = self.read();
+        Ok(g.user_names.get(name).and_then(|id| g.users.get(id)).cloned())
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        Ok(self.read().users.values().cloned().collect())
+    }
+
+    async fn has_users(&self) -> StoreResult<bool> {
+        Ok(!self.read().users.is_empty())
+    }
+
+    async fn delete_user(&self, id: UserId, now: Timestamp) -> StoreResult<bool> {
+        let mut g = self.write();
+        let Some(user) = g.users.remove(&id) else {
+            return Ok(false);
+        };
+        g.user_names.remove(&user.name);
+        g.sessions.retain(|_, s| s.user_id != id);
+        let owned: Vec<TokenId> = g.tokens.values().filter(|t| t.user_id == id).map(|t| t.id).collect();
+        for t in owned {
+            g.revoke(t, now);
+        }
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, session: SessionRecord) -> StoreResult<()> {
+        let mut g = self.write();
+        if g.sessions.contains_key(&session.digest) {
+            return Err(StoreError::Conflict("session digest is taken".into()));
+        }
+        g.sessions.insert(session.digest, session);
+        Ok(())
+    }
+
+    async fn session(&self, digest: &Digest) -> StoreResult<Option<SessionRecord>> {
+        Ok(self.read().sessions.get(digest).cloned())
+    }
+
+    async fn touch_session(&self, digest: &Digest, now: Timestamp) -> StoreResult<()> {
+        if let Some(s) = self.write().sessions.get_mut(digest) {
+            s.last_seen_at = s.last_seen_at.max(now);
+        }
+        Ok(())
+    }
+
+    async fn delete_session(&self, digest: &Digest) -> StoreResult<bool> {
+        Ok(self.write().sessions.remove(digest).is_some())
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn next_token_id(&self) -> StoreResult<TokenId> {
+        let mut g = self.write();
+        g.last_token += 1;
+        Ok(TokenId(g.last_token))
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        let mut g = self.write();
+        if g.tokens.contains_key(&token.id)
+            || g.digest_taken(&token.access_digest)
+            || token.refresh_digest.is_some_and(|r| g.digest_taken(&r))
+        {
+            return Err(StoreError::Conflict(format!("token {} or a digest is taken", token.id.0)));
+        }
+        g.insert(token);
+        Ok(())
+    }
+
+    async fn token(&self, id: TokenId) -> StoreResult<Option<TokenRecord>> {
+        Ok(self.read().tokens.get(&id).cloned())
+    }
+
+    async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<TokenRecord>> {
+        let g = self.read();
+        Ok(g.by_access.get(&key.digest).and_then(|id| g.tokens.get(id)).cloned())
+    }
+
+    async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>> {
+        Ok(self
+            .read()
+            .tokens
+            .values()
+            .filter(|t| t.user_id == user && t.revoked_at.is_none())
+            .cloned()
+            .collect())
+    }
+
+    async fn update_token(&self, c: &TokenChanges) -> StoreResult<bool> {
+        let mut g = self.write();
+        match g.tokens.get_mut(&c.id) {
+            Some(t) if t.revoked_at.is_none() => {
+                t.name.clone_from(&c.name);
+                t.scope = c.scope.clone();
+                t.allowed_ips = c.allowed_ips.clone();
+                t.access_expires_at = c.access_expires_at;
+                t.renewable_until = c.renewable_until;
+                t.ends_at = c.ends_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn refresh_lookup(&self, key: &SecretKey) -> StoreResult<RefreshLookup> {
+        let g = self.read();
+        if let Some(t) = g.by_refresh.get(&key.digest).and_then(|id| g.tokens.get(id)) {
+            return Ok(RefreshLookup::Current(Box::new(t.clone())));
+        }
+        Ok(match g.spent.get(&key.digest) {
+            Some((id, rotated_at)) => RefreshLookup::Spent {
+                id: *id,
+                rotated_at: *rotated_at,
+            },
+            None => RefreshLookup::Unknown,
+        })
+    }
+
+    async fn rotate(&self, r: &Rotation) -> StoreResult<RotateOutcome> {
+        let mut g = self.write();
+        let Some(t) = g.tokens.get(&r.id) else {
+            return Ok(RotateOutcome::Unknown);
+        };
+        if t.revoked_at.is_some() || t.refresh_digest != Some(r.presented_refresh) {
+            return Ok(match g.spent.get(&r.presented_refresh) {
+                Some((id, rotated_at)) if *id == r.id => RotateOutcome::Spent {
+                    rotated_at: *rotated_at,
+                },
+                _ => RotateOutcome::Unknown,
+            });
+        }
+        if g.digest_taken(&r.new_access) || g.digest_taken(&r.new_refresh) {
+            return Err(StoreError::Conflict("new digest is taken".into()));
+        }
+        let old_access = t.access_digest;
+        g.by_access.remove(&old_access);
+        g.by_refresh.remove(&r.presented_refresh);
+        g.spent.insert(r.presented_refresh, (r.id, r.at));
+        g.by_access.insert(r.new_access, r.id);
+        g.by_refresh.insert(r.new_refresh, r.id);
+        let Some(t) = g.tokens.get_mut(&r.id) else {
+            return Ok(RotateOutcome::Unknown);
+        };
+        t.access_digest = r.new_access;
+        t.refresh_digest = Some(r.new_refresh);
+        t.access_expires_at = r.access_expires_at;
+        t.ends_at = r.ends_at;
+        Ok(RotateOutcome::Rotated(Box::new(t.clone())))
+    }
+
+    async fn revoke_token(&self, id: TokenId, now: Timestamp) -> StoreResult<bool> {
+        Ok(self.write().revoke(id, now))
+    }
+
+    async fn import_legacy(&self, tokens: &[TokenRecord]) -> StoreResult<()> {
+        let mut g = self.write();
+        let mut seen = std::collections::HashSet::new();
+        for t in tokens {
+            if g.tokens.contains_key(&t.id) || g.digest_taken(&t.access_digest) || !seen.insert(t.access_digest) {
+                return Err(StoreError::Conflict(format!("legacy token {:?} is already stored", t.name)));
+            }
+        }
+        for t in tokens {
+            g.insert(t);
+        }
+        Ok(())
+    }
+
+    async fn legacy_horizon(&self) -> StoreResult<Option<Timestamp>> {
+        Ok(self
+            .read()
+            .tokens
+            .values()
+            .filter(|t| t.legacy && t.revoked_at.is_none())
+            .map(|t| t.access_expires_at)
+            .max())
+    }
+
+    async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
+        let mut g = self.write();
+        for (id, at) in uses {
+            if let Some(t) = g.tokens.get_mut(id) {
+                t.last_used_at = Some(t.last_used_at.map_or(*at, |prev| prev.max(*at)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_event(&self, event: &Event) -> StoreResult<()> {
+        self.write().events.push(event.clone());
+        Ok(())
+    }
+
+    async fn recent_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
+        Ok(self.read().events.iter().rev().take(limit).cloned().collect())
+    }
+
+    async fn sweep(&self, before: Timestamp, sessions_before: Timestamp) -> StoreResult<u64> {
+        let mut g = self.write();
+        let dead: Vec<TokenId> = g
+            .tokens
+            .values()
+            .filter(|t| t.revoked_at.is_some_and(|r| r < before) || t.ends_at < before)
+            .map(|t| t.id)
+            .collect();
+        for id in &dead {
+            g.remove_token(*id);
+        }
+        let sessions = g.sessions.len();
+        g.sessions.retain(|_, s| s.last_seen_at >= sessions_before);
+        Ok((dead.len() + sessions - g.sessions.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}

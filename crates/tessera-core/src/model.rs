@@ -1,0 +1,280 @@
+//! The domain model: users, sessions, access tokens, events.
+//!
+//! These types are not `Serialize`: the server owns the wire types and maps
+//! to and from these, so a change of the JSON never silently changes the
+//! domain, and no secret-bearing type can be serialised by accident.
+
+use crate::address::IpAllowList;
+use crate::scope::Scope;
+use crate::secret::password::PasswordHash;
+use crate::secret::Digest;
+
+/// Unix time in whole seconds, as on the wire.
+pub type Timestamp = i64;
+
+/// A user's numeric id (`userId` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub u64);
+
+/// A token's numeric id (`tokenId` on the wire). Public: it is written in the
+/// token's secrets, and knowing it grants nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenId(pub u64);
+
+/// What a user may administer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Manages every user's tokens and the users themselves.
+    Admin,
+    /// Manages their own tokens (and those of service accounts they own).
+    User,
+}
+
+impl Role {
+    /// The role's name on the wire and in stores (`admin`, `user`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+
+    /// Parses a role name (exact, lower case).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a user is a person or a service account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserKind {
+    /// A person, who logs in with a password.
+    Person,
+    /// A service account: no password, cannot log in, has an owner who manages its tokens.
+    Service,
+}
+
+impl UserKind {
+    /// The kind's name on the wire and in stores (`person`, `service`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserKind::Person => "person",
+            UserKind::Service => "service",
+        }
+    }
+
+    /// Parses a kind name (exact, lower case).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "person" => Some(UserKind::Person),
+            "service" => Some(UserKind::Service),
+            _ => None,
+        }
+    }
+}
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Assigned by the store at creation, never reused while the user exists.
+    pub id: UserId,
+    /// Unique login name.
+    pub name: String,
+    /// What the user may administer.
+    pub role: Role,
+    /// Person or service account.
+    pub kind: UserKind,
+    /// For a service account, the user who created it and manages its tokens.
+    pub owner: Option<UserId>,
+    /// Argon2id hash; `None` for service accounts, which cannot log in.
+    pub password: Option<PasswordHash>,
+    /// When the user was created.
+    pub created_at: Timestamp,
+}
+
+/// A user to be created; the store assigns the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// Unique login name.
+    pub name: String,
+    /// What the user may administer.
+    pub role: Role,
+    /// Person or service account.
+    pub kind: UserKind,
+    /// Owner of a service account.
+    pub owner: Option<UserId>,
+    /// Argon2id hash (people only).
+    pub password: Option<PasswordHash>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A login session as stored: only the digest of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the session secret.
+    pub digest: Digest,
+    /// Whose session it is.
+    pub user_id: UserId,
+    /// When it was made by `POST /Login`.
+    pub created_at: Timestamp,
+    /// Last time it was used; the idle limit counts from here (sliding expiry).
+    pub last_seen_at: Timestamp,
+}
+
+/// An access token as stored, with its current pair of digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Assigned by the store before the secrets are made (the id is written in them).
+    pub id: TokenId,
+    /// Owner.
+    pub user_id: UserId,
+    /// Owner's name, kept with the token so that the check needs one look-up.
+    pub user_name: String,
+    /// Name the owner chose (`tokenName`).
+    pub name: String,
+    /// What the token may call.
+    pub scope: Scope,
+    /// Client addresses it may be used from (empty: any).
+    pub allowed_ips: IpAllowList,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When the current access secret stops working (`tokenExpiryTimestamp`).
+    pub access_expires_at: Timestamp,
+    /// Until when renewal is possible (refreshable scopes only).
+    pub renewable_until: Option<Timestamp>,
+    /// After this instant neither the access secret nor a renewal can work
+    /// (computed by the policy): the record may be swept after the retention,
+    /// and a store with key expiry may let it go.
+    pub ends_at: Timestamp,
+    /// SHA-256 of the current access secret.
+    pub access_digest: Digest,
+    /// SHA-256 of the current refresh secret (refreshable scopes only).
+    pub refresh_digest: Option<Digest>,
+    /// Imported from the older format: fixed expiry, no refresh, never edited.
+    pub legacy: bool,
+    /// Set when the token was revoked; a revoked token stays only until the sweep.
+    pub revoked_at: Option<Timestamp>,
+    /// Last time a check allowed it (coalesced; may lag by a minute).
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// The fields an edit may change, already validated by the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenChanges {
+    /// The token to change.
+    pub id: TokenId,
+    /// New name.
+    pub name: String,
+    /// New scope.
+    pub scope: Scope,
+    /// New address list.
+    pub allowed_ips: IpAllowList,
+    /// New access expiry (non-refreshable scopes change it with `tokenExpiryTimestamp`).
+    pub access_expires_at: Timestamp,
+    /// New renewal limit (refreshable scopes).
+    pub renewable_until: Option<Timestamp>,
+    /// New end of life (see [`TokenRecord::ends_at`]).
+    pub ends_at: Timestamp,
+}
+
+/// A renewal to apply atomically: only if `presented_refresh` is still current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The token being renewed.
+    pub id: TokenId,
+    /// The refresh digest the caller presented and the policy approved.
+    pub presented_refresh: Digest,
+    /// When the rotation happens (kept with the spent digest).
+    pub at: Timestamp,
+    /// Digest of the new access secret.
+    pub new_access: Digest,
+    /// Digest of the new refresh secret.
+    pub new_refresh: Digest,
+    /// When the new access secret expires.
+    pub access_expires_at: Timestamp,
+    /// The record's new end of life (see [`TokenRecord::ends_at`]).
+    pub ends_at: Timestamp,
+}
+
+/// What a store found for a presented refresh digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshLookup {
+    /// It is the token's current refresh digest.
+    Current(Box<TokenRecord>),
+    /// It was rotated out of token `id` at `rotated_at`: a replay, unless
+    /// within the policy's reuse grace.
+    Spent {
+        /// The token it belonged to.
+        id: TokenId,
+        /// When it was rotated out.
+        rotated_at: Timestamp,
+    },
+    /// Neither: refused, and nothing changes.
+    Unknown,
+}
+
+/// Outcome of the atomic rotate-if-current operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The pair was rotated; the record as it now is.
+    Rotated(Box<TokenRecord>),
+    /// The presented digest is a spent one of this token, rotated out at
+    /// `rotated_at` (another renewal won).
+    Spent {
+        /// When it was rotated out.
+        rotated_at: Timestamp,
+    },
+    /// The presented digest is unknown, or the token is gone or revoked.
+    Unknown,
+}
+
+/// Something security-relevant that happened, kept by the store for audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened, such as `token.reuse_detected` (see [`EventKind::as_str`]).
+    pub kind: EventKind,
+    /// The token concerned, if any.
+    pub token_id: Option<TokenId>,
+    /// The user concerned, if any.
+    pub user_id: Option<UserId>,
+}
+
+/// The kinds of recorded events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A rotated-out refresh token was presented; the token was revoked.
+    ReuseDetected,
+    /// A token was revoked by its owner or an admin.
+    TokenRevoked,
+    /// A user was deleted with all their tokens.
+    UserDeleted,
+}
+
+impl EventKind {
+    /// The event's stable name, as in logs and stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ReuseDetected => "token.reuse_detected",
+            EventKind::TokenRevoked => "token.revoked",
+            EventKind::UserDeleted => "user.deleted",
+        }
+    }
+
+    /// Parses a stable name back.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            EventKind::ReuseDetected,
+            EventKind::TokenRevoked,
+            EventKind::UserDeleted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}

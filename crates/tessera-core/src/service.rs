@@ -1,0 +1,555 @@
+//! [`Tessera`]: every operation of the service, as the server calls it —
+//! the policy applied over one store, with secrets made here and only their
+//! digests handed to the store. The server only translates HTTP to these calls.
+
+use std::sync::Arc;
+
+use crate::check::Checker;
+use crate::clock::Clock;
+use crate::error::{Error, Result, StoreError};
+use crate::model::{
+    Event, EventKind, NewUser, RefreshLookup, Role, RotateOutcome, Rotation, SessionRecord, Timestamp,
+    TokenId, TokenRecord, User, UserId, UserKind,
+};
+use crate::policy::{Credential, Policy, TokenRequest};
+use crate::scope::{parse_endpoints, Scope, TokenType};
+use crate::secret::password::{self, PasswordHash};
+use crate::secret::{self, Digest, Secret, SecretKind};
+use crate::store::Store;
+
+/// Who is calling a management operation, and with what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The authenticated user.
+    pub user: User,
+    /// How they authenticated.
+    pub credential: Credential,
+}
+
+/// A token just created or renewed, with its secrets in clear — shown once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// The token as stored.
+    pub token: TokenRecord,
+    /// The access secret.
+    pub access: Secret,
+    /// The refresh secret (refreshable scopes).
+    pub refresh: Option<Secret>,
+}
+
+/// A legacy secret as an import file gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegacySecret {
+    /// The secret in clear, as the old system issued it (hashed at once).
+    Clear(Secret),
+    /// Its SHA-256.
+    Sha256(Digest),
+}
+
+/// One line of a legacy import (SPEC §7), already decoded from JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyImport {
+    /// The line number in the file, for errors.
+    pub line: usize,
+    /// Owner's user name.
+    pub user_name: String,
+    /// `tokenName`.
+    pub token_name: String,
+    /// `tokenType`.
+    pub token_type: i64,
+    /// `apiEndpoints` (Custom).
+    pub api_endpoints: Vec<String>,
+    /// `allowedIPs`.
+    pub allowed_ips: Vec<String>,
+    /// `tokenExpiryTimestamp`: the fixed expiry.
+    pub expires_at: Timestamp,
+    /// The secret or its digest.
+    pub secret: LegacySecret,
+}
+
+/// The service: policy, store, clock, and the check.
+pub struct Tessera {
+    store: Arc<dyn Store>,
+    policy: Arc<Policy>,
+    clock: Arc<dyn Clock>,
+    checker: Checker,
+}
+
+impl std::fmt::Debug for Tessera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tessera").finish_non_exhaustive()
+    }
+}
+
+/// A random secret could not be made: treat as unavailable, never weaken.
+fn rng_failed(e: rand::Error) -> Error {
+    Error::Internal(format!("the OS random source failed: {e}"))
+}
+
+impl Tessera {
+    /// The service over `store`.
+    pub fn new(store: Arc<dyn Store>, policy: Policy, clock: Arc<dyn Clock>) -> Self {
+        let policy = Arc::new(policy);
+        let token_store: Arc<dyn crate::store::TokenStore> = store.clone() as Arc<dyn crate::store::TokenStore>;
+        let checker = Checker::new(token_store, policy.clone(), clock.clone());
+        Tessera {
+            store,
+            policy,
+            clock,
+            checker,
+        }
+    }
+
+    /// The check (hot path).
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The store (for health checks and sweeps).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Now, by the injected clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    // ---- users and sessions ---------------------------------------------
+
+    /// Creates a user outside any session (the `user add` command, first start).
+    pub async fn add_user(&self, name: &str, password: &str, role: Role) -> Result<User> {
+        let hash = hash_password(password)?;
+        self.insert_user(name, Some(hash), role, UserKind::Person, None).await
+    }
+
+    /// Creates a user for an admin (`POST /V4/User`). A service account gets
+    /// no password and is owned by the caller.
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        name: &str,
+        password: Option<&str>,
+        role: Role,
+        kind: UserKind,
+    ) -> Result<User> {
+        self.policy.require_session(caller.credential)?;
+        self.policy.require_admin(&caller.user)?;
+        match kind {
+            UserKind::Person => {
+                let pw = password.ok_or_else(|| Error::invalid("password", "a person needs a password"))?;
+                let hash = hash_password(pw)?;
+                self.insert_user(name, Some(hash), role, kind, None).await
+            }
+            UserKind::Service => {
+                if password.is_some_and(|p| !p.is_empty()) {
+                    return Err(Error::invalid("password", "a service account has no password"));
+                }
+                self.insert_user(name, None, role, kind, Some(caller.user.id)).await
+            }
+        }
+    }
+
+    async fn insert_user(
+        &self,
+        name: &str,
+        password: Option<PasswordHash>,
+        role: Role,
+        kind: UserKind,
+        owner: Option<UserId>,
+    ) -> Result<User> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+            return Err(Error::invalid("userName", "1 to 255 characters, no control characters"));
+        }
+        let new = NewUser {
+            name: name.to_string(),
+            role,
+            kind,
+            owner,
+            password,
+            created_at: self.now(),
+        };
+        self.store.create_user(new).await.map_err(|e| match e {
+            StoreError::Conflict(_) => Error::Conflict(format!("the user name {name:?} is taken")),
+            e => e.into(),
+        })
+    }
+
+    /// Lists users (admins).
+    pub async fn list_users(&self, caller: &Caller) -> Result<Vec<User>> {
+        self.policy.require_session(caller.credential)?;
+        self.policy.require_admin(&caller.user)?;
+        Ok(self.store.list_users().await?)
+    }
+
+    /// Deletes a user with their tokens and sessions (admins; not oneself).
+    pub async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<()> {
+        self.policy.require_session(caller.credential)?;
+        self.policy.require_admin(&caller.user)?;
+        if caller.user.id == id {
+            return Err(Error::Forbidden("an admin cannot delete their own account".into()));
+        }
+        let now = self.now();
+        if !self.store.delete_user(id, now).await? {
+            return Err(Error::NotFound(format!("user {} does not exist", id.0)));
+        }
+        self.record(EventKind::UserDeleted, None, Some(id), now).await;
+        Ok(())
+    }
+
+    /// `POST /Login`: a new session for a person whose password matches.
+    /// The same answer for an unknown user and a wrong password.
+    pub async fn login(&self, name: &str, password: &str) -> Result<(Secret, User)> {
+        let user = self.store.user_by_name(name).await?;
+        let ok = match user.as_ref().and_then(|u| u.password.as_ref()) {
+            Some(hash) => password::verify(password, hash),
+            None => {
+                // Spend the same time as a real check, so timing tells nothing.
+                let _ = password::verify(password, dummy_hash());
+                false
+            }
+        };
+        let user = match user {
+            Some(u) if ok => u,
+            _ => return Err(Error::Unauthorized("invalid user name or password".into())),
+        };
+        let secret = secret::generate(SecretKind::Session, None).map_err(rng_failed)?;
+        let now = self.now();
+        self.store
+            .create_session(SessionRecord {
+                digest: secret.digest(),
+                user_id: user.id,
+                created_at: now,
+                last_seen_at: now,
+            })
+            .await?;
+        Ok((secret, user))
+    }
+
+    /// `POST /Logout`: ends the session.
+    pub async fn logout(&self, session: &str) -> Result<()> {
+        let key = secret::parse(session, SecretKind::Session)
+            .map_err(|_| Error::Unauthorized("not a valid session".into()))?;
+        self.store.delete_session(&key.digest).await?;
+        Ok(())
+    }
+
+    /// The user behind a session secret (sliding: each use extends it).
+    pub async fn session_user(&self, session: &str) -> Result<User> {
+        let invalid = || Error::Unauthorized("the session is invalid or has expired; log in again".into());
+        let key = secret::parse(session, SecretKind::Session).map_err(|_| invalid())?;
+        let s = self.store.session(&key.digest).await?.ok_or_else(invalid)?;
+        let now = self.now();
+        if !self.policy.session_alive(&s, now) {
+            return Err(invalid());
+        }
+        let user = self.store.user_by_id(s.user_id).await?.ok_or_else(invalid)?;
+        // Coalesce: at most one write a minute per session.
+        if now - s.last_seen_at >= 60 {
+            self.store.touch_session(&key.digest, now).await?;
+        }
+        Ok(user)
+    }
+
+    // ---- tokens -------------------------------------------------------------
+
+    /// `POST /V4/AccessToken`: a new token for `owner` (default: the caller).
+    pub async fn create_token(&self, caller: &Caller, owner: Option<UserId>, req: &TokenRequest) -> Result<Issued> {
+        self.policy.require_session(caller.credential)?;
+        let owner = match owner {
+            None => caller.user.clone(),
+            Some(id) if id == caller.user.id => caller.user.clone(),
+            Some(id) => self
+                .store
+                .user_by_id(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("user {} does not exist", id.0)))?,
+        };
+        self.policy.may_create_for(&caller.user, &owner)?;
+        let now = self.now();
+        let plan = self.policy.plan_new_token(req, now)?;
+        let id = self.store.next_token_id().await?;
+        let access = secret::generate(SecretKind::Access, Some(id)).map_err(rng_failed)?;
+        let refresh = if plan.scope.kind().refreshable() {
+            Some(secret::generate(SecretKind::Refresh, Some(id)).map_err(rng_failed)?)
+        } else {
+            None
+        };
+        let token = TokenRecord {
+            id,
+            user_id: owner.id,
+            user_name: owner.name.clone(),
+            name: plan.name,
+            scope: plan.scope,
+            allowed_ips: plan.allowed_ips,
+            created_at: now,
+            access_expires_at: plan.access_expires_at,
+            renewable_until: plan.renewable_until,
+            ends_at: plan.ends_at,
+            access_digest: access.digest(),
+            refresh_digest: refresh.as_ref().map(Secret::digest),
+            legacy: false,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        self.store.insert_token(&token).await?;
+        Ok(Issued { token, access, refresh })
+    }
+
+    /// `GET /V4/AccessToken?userId=N`: the tokens of `user` (default: the caller).
+    pub async fn list_tokens(&self, caller: &Caller, user: Option<UserId>) -> Result<Vec<TokenRecord>> {
+        self.policy.require_session(caller.credential)?;
+        let owner = match user {
+            None => caller.user.clone(),
+            Some(id) if id == caller.user.id => caller.user.clone(),
+            Some(id) => self
+                .store
+                .user_by_id(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("user {} does not exist", id.0)))?,
+        };
+        if !self.policy.may_manage(&caller.user, &owner) {
+            return Err(Error::Forbidden("you may list only your own tokens".into()));
+        }
+        Ok(self.store.tokens_of_user(owner.id).await?)
+    }
+
+    /// A token the caller may manage; anything else is "not found", so ids
+    /// of other users' tokens are not confirmed.
+    async fn managed_token(&self, caller: &Caller, id: TokenId) -> Result<TokenRecord> {
+        self.policy.require_session(caller.credential)?;
+        let missing = || Error::NotFound(format!("token {} does not exist", id.0));
+        let token = self.store.token(id).await?.filter(|t| t.revoked_at.is_none()).ok_or_else(missing)?;
+        if token.user_id != caller.user.id {
+            let owner = self.store.user_by_id(token.user_id).await?.ok_or_else(missing)?;
+            if !self.policy.may_manage(&caller.user, &owner) {
+                return Err(missing());
+            }
+        }
+        Ok(token)
+    }
+
+    /// `PUT /V4/AccessToken/{id}`.
+    pub async fn edit_token(&self, caller: &Caller, id: TokenId, req: &TokenRequest) -> Result<TokenRecord> {
+        let token = self.managed_token(caller, id).await?;
+        let changes = self.policy.plan_edit(&token, req, self.now())?;
+        if !self.store.update_token(&changes).await? {
+            return Err(Error::NotFound(format!("token {} does not exist", id.0)));
+        }
+        self.store
+            .token(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("token {} does not exist", id.0)))
+    }
+
+    /// `DELETE /V4/AccessToken/{id}`.
+    pub async fn revoke_token(&self, caller: &Caller, id: TokenId) -> Result<()> {
+        let token = self.managed_token(caller, id).await?;
+        let now = self.now();
+        if !self.store.revoke_token(id, now).await? {
+            return Err(Error::NotFound(format!("token {} does not exist", id.0)));
+        }
+        self.record(EventKind::TokenRevoked, Some(id), Some(token.user_id), now).await;
+        Ok(())
+    }
+
+    /// RFC 7009: revokes the token whose access or refresh secret is
+    /// presented. Unknown or malformed input changes nothing and is not an
+    /// error (RFC 7009 §2.2).
+    pub async fn revoke_by_secret(&self, presented: &str) -> Result<()> {
+        let now = self.now();
+        let id = if let Ok(key) = secret::parse(presented, SecretKind::Refresh) {
+            match self.store.refresh_lookup(&key).await? {
+                RefreshLookup::Current(t) => Some(t.id),
+                _ => None,
+            }
+        } else if let Ok(key) = self.checker.recognise(presented, now) {
+            self.store.token_by_access(&key).await?.filter(|t| t.access_digest == key.digest).map(|t| t.id)
+        } else {
+            None
+        };
+        if let Some(id) = id {
+            if self.store.revoke_token(id, now).await? {
+                self.record(EventKind::TokenRevoked, Some(id), None, now).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /V4/AccessToken/Renew`: rotates both secrets. A rotated-out
+    /// refresh secret revokes the whole token (reuse detection).
+    ///
+    /// Concurrent renewals with one pair: the store's atomic rotation lets
+    /// exactly one win. The losers presented a pair that is, by the time
+    /// they are decided, rotated out: by default (reuse grace 0) that is a
+    /// replay and revokes the token, as SPEC §2 says; with a reuse grace of
+    /// G seconds, losers within G seconds of the winning rotation are only
+    /// refused, and the winner's new pair stays good.
+    pub async fn renew(&self, access: &str, refresh: &str) -> Result<Issued> {
+        let refused = |why: &str| Error::Unauthorized(why.to_string());
+        let rkey = secret::parse(refresh, SecretKind::Refresh).map_err(|_| refused("the refresh token is malformed"))?;
+        let now = self.now();
+        let token = match self.store.refresh_lookup(&rkey).await? {
+            RefreshLookup::Unknown => return Err(refused("the refresh token is not valid")),
+            RefreshLookup::Spent { id, rotated_at } => return Err(self.on_spent(id, rotated_at, now).await),
+            RefreshLookup::Current(t) => *t,
+        };
+        if rkey.token_id != Some(token.id) {
+            return Err(refused("the refresh token is not valid"));
+        }
+        // The pair must match: the access secret presented must be this token's current one.
+        let akey = secret::parse(access, SecretKind::Access).map_err(|_| refused("the access token is malformed"))?;
+        if akey.digest != token.access_digest {
+            return Err(refused("the access token does not belong to this refresh token"));
+        }
+        self.policy.check_renewal(&token, now)?;
+        let new_access = secret::generate(SecretKind::Access, Some(token.id)).map_err(rng_failed)?;
+        let new_refresh = secret::generate(SecretKind::Refresh, Some(token.id)).map_err(rng_failed)?;
+        let access_expires_at = self.policy.renewed_access_expiry(now);
+        let rotation = Rotation {
+            id: token.id,
+            presented_refresh: rkey.digest,
+            at: now,
+            new_access: new_access.digest(),
+            new_refresh: new_refresh.digest(),
+            access_expires_at,
+            ends_at: self.policy.ends_at(access_expires_at, token.renewable_until),
+        };
+        match self.store.rotate(&rotation).await? {
+            RotateOutcome::Rotated(token) => Ok(Issued {
+                token: *token,
+                access: new_access,
+                refresh: Some(new_refresh),
+            }),
+            RotateOutcome::Spent { rotated_at } => Err(self.on_spent(token.id, rotated_at, now).await),
+            RotateOutcome::Unknown => Err(refused("the refresh token is not valid")),
+        }
+    }
+
+    /// A rotated-out refresh secret was presented: revoke the token and
+    /// record `token.reuse_detected`, unless within the reuse grace. Returns
+    /// the error to answer with.
+    async fn on_spent(&self, id: TokenId, rotated_at: Timestamp, now: Timestamp) -> Error {
+        if !self.policy.is_replay(rotated_at, now) {
+            return Error::Unauthorized("this pair was already renewed by another request".into());
+        }
+        if let Err(e) = self.store.revoke_token(id, now).await {
+            return e.into();
+        }
+        let event = Event {
+            at: now,
+            kind: EventKind::ReuseDetected,
+            token_id: Some(id),
+            user_id: None,
+        };
+        if let Err(e) = self.store.record_event(&event).await {
+            return e.into();
+        }
+        Error::Unauthorized("this refresh token was already used; the token has been revoked".into())
+    }
+
+    /// Records an audit event; a failure here must not undo what was done.
+    async fn record(&self, kind: EventKind, token_id: Option<TokenId>, user_id: Option<UserId>, at: Timestamp) {
+        let _ = self
+            .store
+            .record_event(&Event {
+                at,
+                kind,
+                token_id,
+                user_id,
+            })
+            .await;
+    }
+
+    // ---- legacy -----------------------------------------------------------
+
+    /// Imports legacy tokens, all or nothing. Every bad line is reported with
+    /// its number; nothing is stored unless every line is good.
+    pub async fn import_legacy(&self, lines: &[LegacyImport]) -> Result<usize> {
+        let now = self.now();
+        let mut problems = Vec::new();
+        let mut records = Vec::with_capacity(lines.len());
+        for l in lines {
+            match self.legacy_record(l, now).await {
+                Ok(r) => records.push(r),
+                Err(Error::Unavailable(m)) => return Err(Error::Unavailable(m)),
+                Err(e) => problems.push(format!("line {}: {e}", l.line)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::invalid("import", problems.join("; ")));
+        }
+        self.store.import_legacy(&records).await.map_err(|e| match e {
+            StoreError::Conflict(m) => Error::Conflict(format!("nothing imported: {m}")),
+            e => e.into(),
+        })?;
+        self.checker.refresh_legacy_horizon().await?;
+        Ok(records.len())
+    }
+
+    async fn legacy_record(&self, l: &LegacyImport, now: Timestamp) -> Result<TokenRecord> {
+        let user = self
+            .store
+            .user_by_name(&l.user_name)
+            .await?
+            .ok_or_else(|| Error::invalid("userName", format!("no user {:?}", l.user_name)))?;
+        let token_type = TokenType::from_number(l.token_type)
+            .ok_or_else(|| Error::invalid("tokenType", format!("{} is not a token type (0 to 5)", l.token_type)))?;
+        let endpoints = parse_endpoints(&l.api_endpoints).map_err(|e| Error::invalid("apiEndpoints", e.to_string()))?;
+        if token_type.kind() == crate::scope::ScopeKind::Custom && endpoints.is_empty() {
+            return Err(Error::invalid("apiEndpoints", "a Custom token needs at least one entry"));
+        }
+        let allowed_ips = crate::address::IpAllowList::parse(&l.allowed_ips)
+            .map_err(|e| Error::invalid("allowedIPs", e.to_string()))?;
+        let digest = match &l.secret {
+            LegacySecret::Clear(s) => {
+                if s.expose().is_empty() || secret::has_tessera_prefix(s.expose()) {
+                    return Err(Error::invalid("accessToken", "not a legacy token"));
+                }
+                s.digest()
+            }
+            LegacySecret::Sha256(d) => *d,
+        };
+        let name = l.token_name.trim();
+        if name.is_empty() {
+            return Err(Error::invalid("tokenName", "a token needs a name"));
+        }
+        let id = self.store.next_token_id().await?;
+        Ok(TokenRecord {
+            id,
+            user_id: user.id,
+            user_name: user.name,
+            name: name.to_string(),
+            scope: Scope::new(token_type, endpoints),
+            allowed_ips,
+            created_at: now,
+            access_expires_at: l.expires_at,
+            renewable_until: None,
+            ends_at: l.expires_at,
+            access_digest: digest,
+            refresh_digest: None,
+            legacy: true,
+            revoked_at: None,
+            last_used_at: None,
+        })
+    }
+}
+
+fn hash_password(pw: &str) -> Result<PasswordHash> {
+    if pw.is_empty() {
+        return Err(Error::invalid("password", "a password cannot be empty"));
+    }
+    password::hash(pw).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// A fixed hash to verify against when the user does not exist.
+fn dummy_hash() -> &'static PasswordHash {
+    static DUMMY: std::sync::OnceLock<PasswordHash> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| password::hash("tessera-dummy").unwrap_or_else(|_| PasswordHash::from_phc("")))
+}

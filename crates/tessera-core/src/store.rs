@@ -1,0 +1,126 @@
+//! The storage contract. Backends (memory, SQLite, PostgreSQL, Redis)
+//! implement these traits and nothing else; every rule about *whether*
+//! something may happen lives in [`crate::policy`] and [`crate::service`].
+//!
+//! Architecture invariants for implementors:
+//! * A store sees digests, never secrets in clear.
+//! * Every operation that must be atomic is one call here: the rotation of a
+//!   pair ([`TokenStore::rotate`]), the all-or-nothing legacy import, the
+//!   deletion of a user with their tokens and sessions.
+//! * The token check makes at most one call: [`TokenStore::token_by_access`].
+//! * Any failure to reach the backend is [`StoreError::Unavailable`], returned
+//!   within the backend's configured timeout, never an empty answer.
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::model::{
+    Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp, TokenChanges,
+    TokenId, TokenRecord, User, UserId,
+};
+use crate::secret::{Digest, SecretKey};
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Users.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates a user with a fresh id; `Conflict` when the name is taken.
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    /// The user with this id.
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// The user with this name (exact match).
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
+    /// Every user, by id.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Whether any user exists (first start creates the admin when none does).
+    async fn has_users(&self) -> StoreResult<bool>;
+    /// Deletes the user, ends their sessions and revokes (at `now`) every token
+    /// they own, in one operation. False when there was no such user.
+    async fn delete_user(&self, id: UserId, now: Timestamp) -> StoreResult<bool>;
+}
+
+/// Login sessions, keyed by the digest of their secret.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session.
+    async fn create_session(&self, session: SessionRecord) -> StoreResult<()>;
+    /// The session with this digest.
+    async fn session(&self, digest: &Digest) -> StoreResult<Option<SessionRecord>>;
+    /// Moves the session's last use to `now` (sliding expiry).
+    async fn touch_session(&self, digest: &Digest, now: Timestamp) -> StoreResult<()>;
+    /// Ends a session; false when there was none.
+    async fn delete_session(&self, digest: &Digest) -> StoreResult<bool>;
+}
+
+/// Access tokens and their secrets' digests.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// A fresh token id, never handed out before by this store. It is written
+    /// into the token's secrets, so it is allocated before the record exists.
+    async fn next_token_id(&self) -> StoreResult<TokenId>;
+
+    /// Stores a new token; `Conflict` when its id or a digest is taken.
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
+
+    /// The token with this id, revoked or not.
+    async fn token(&self, id: TokenId) -> StoreResult<Option<TokenRecord>>;
+
+    /// The hot path: the token whose *current* access digest is `key.digest`
+    /// (revoked ones included, so the check can say why it refuses).
+    /// `key.token_id` is the id written in the secret (`None` for legacy
+    /// tokens); a backend may use it to find the record, but must still
+    /// compare the digest.
+    async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<TokenRecord>>;
+
+    /// The user's tokens that are not revoked, by id.
+    async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>>;
+
+    /// Applies an edit the policy approved. False when the token is gone or revoked.
+    async fn update_token(&self, changes: &TokenChanges) -> StoreResult<bool>;
+
+    /// What `key.digest` is as a refresh token: the current one of a token,
+    /// a spent one of a token, or unknown.
+    async fn refresh_lookup(&self, key: &SecretKey) -> StoreResult<RefreshLookup>;
+
+    /// Atomically: if `rotation.presented_refresh` is still the token's
+    /// current refresh digest and the token is not revoked, install the new
+    /// pair and expiry, remember the presented digest as spent, and return the
+    /// new record. Otherwise change nothing and say whether the presented
+    /// digest is a spent one of this token. Of any number of concurrent
+    /// rotations of one pair, exactly one returns `Rotated`.
+    async fn rotate(&self, rotation: &Rotation) -> StoreResult<RotateOutcome>;
+
+    /// Revokes a token (every secret of its chain stops working). False when
+    /// it was already revoked or does not exist.
+    async fn revoke_token(&self, id: TokenId, now: Timestamp) -> StoreResult<bool>;
+
+    /// Stores imported legacy tokens, all or none (`Conflict` if any digest is taken).
+    async fn import_legacy(&self, tokens: &[TokenRecord]) -> StoreResult<()>;
+
+    /// The latest expiry among unrevoked legacy tokens, if any. While it lies
+    /// in the future, a presented token without the Tessera prefix is looked
+    /// up by digest; otherwise it is refused at once.
+    async fn legacy_horizon(&self) -> StoreResult<Option<Timestamp>>;
+
+    /// Records when tokens were last used (coalesced by the caller, off the hot path).
+    async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()>;
+
+    /// Appends an audit event.
+    async fn record_event(&self, event: &Event) -> StoreResult<()>;
+
+    /// The most recent events, newest first, at most `limit`.
+    async fn recent_events(&self, limit: usize) -> StoreResult<Vec<Event>>;
+
+    /// Deletes tokens revoked, or whose `ends_at` passed, before `before`, and
+    /// sessions idle since before `sessions_before`. Returns how many records left.
+    async fn sweep(&self, before: Timestamp, sessions_before: Timestamp) -> StoreResult<u64>;
+}
+
+/// Everything a Tessera server needs from one backend.
+#[async_trait]
+pub trait Store: UserStore + SessionStore + TokenStore {
+    /// Whether the backend answers now (`/health/ready`).
+    async fn ping(&self) -> StoreResult<()>;
+}

@@ -1,0 +1,744 @@
+//! The conformance suite every storage backend runs (feature `testkit`).
+//!
+//! Each case is a `pub async fn(Arc<dyn Store>)` that expects a fresh, empty
+//! store and panics on any deviation from the contract in [`crate::store`].
+//! A backend runs them all with one line in a test file:
+//!
+//! ```ignore
+//! tessera_core::conformance_suite!(my_backend_tests::fresh_store);
+//! ```
+//!
+//! where `fresh_store` is an `async fn() -> Option<Fixture>`: `None` when the
+//! backend's server is unreachable and skipping is allowed (the factory
+//! prints `SKIPPED: …`), a [`Fixture`] otherwise. The macro expands to one
+//! `#[tokio::test]` per case; each case runs in its own task so that the
+//! fixture's clean-up runs even when the case fails.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::address::IpAllowList;
+use crate::check::{CheckError, Refusal};
+use crate::clock::{Clock, ManualClock};
+use crate::model::{
+    Event, EventKind, NewUser, RefreshLookup, Role, RotateOutcome, Rotation, SessionRecord, TokenChanges, TokenId,
+    TokenRecord, User, UserKind,
+};
+use crate::policy::{Credential, Policy, PolicyConfig, TokenRequest};
+use crate::scope::{parse_endpoints, Scope, TokenType};
+use crate::secret::{self, Digest, Secret, SecretKey, SecretKind};
+use crate::service::{Caller, LegacyImport, LegacySecret, Tessera};
+use crate::store::Store;
+use crate::StoreError;
+
+/// A clean-up to run after a case, pass or fail (drop a schema, delete keys…).
+pub type Cleanup = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A fresh store for one case, and how to clean up after it.
+pub struct Fixture {
+    /// The store under test; empty when the case starts.
+    pub store: Arc<dyn Store>,
+    cleanup: Option<Cleanup>,
+}
+
+impl Fixture {
+    /// A fixture with nothing to clean up.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Fixture { store, cleanup: None }
+    }
+
+    /// A fixture whose `cleanup` runs after the case.
+    pub fn with_cleanup(store: Arc<dyn Store>, cleanup: Cleanup) -> Self {
+        Fixture {
+            store,
+            cleanup: Some(cleanup),
+        }
+    }
+}
+
+/// Runs `case` on the fixture in its own task, then the clean-up, then
+/// re-raises the case's panic if it had one. `None` (skipped) does nothing.
+pub async fn run_case<F, Fut>(fixture: Option<Fixture>, case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(fixture) = fixture else { return };
+    let outcome = tokio::spawn(case(fixture.store.clone())).await;
+    drop(fixture.store);
+    if let Some(cleanup) = fixture.cleanup {
+        cleanup.await;
+    }
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("case task failed: {e}"),
+        }
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each calling
+/// `$factory().await` for a fresh [`Fixture`]. The calling crate needs
+/// `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($factory:path) => {
+        $crate::conformance_suite!(@cases $factory;
+            users_create_find_list_delete,
+            sessions_create_touch_delete,
+            tokens_create_get_list_update_revoke,
+            token_fields_round_trip,
+            insert_conflicts,
+            rotation_rotates_only_the_current_pair,
+            reuse_detection_revokes_the_chain,
+            unknown_refresh_changes_nothing,
+            expiry_at_the_boundary,
+            legacy_tokens,
+            last_used_events_and_sweep,
+            deleting_a_user_stops_their_tokens,
+            concurrent_renewals_have_one_winner,
+            concurrent_creations_are_distinct,
+        );
+    };
+    (@cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::testkit::run_case($factory().await, $crate::testkit::cases::$case).await;
+            }
+        )*
+    };
+}
+
+/// A fixed "now" for cases (2026-01-01T00:00:00Z).
+pub const T0: i64 = 1_767_225_600;
+
+/// The conformance cases. Each expects a fresh, empty store.
+pub mod cases {
+    use super::*;
+
+    /// Users: create (unique names), find by id and name, list, delete.
+    pub async fn users_create_find_list_delete(store: Arc<dyn Store>) {
+        assert!(!store.has_users().await.unwrap(), "a fresh store has no users");
+        let alice = user(&store, "alice", Role::Admin).await;
+        let bob = user(&store, "bob", Role::User).await;
+        assert_ne!(alice.id, bob.id);
+        assert!(store.has_users().await.unwrap());
+        let svc = store
+            .create_user(NewUser {
+                name: "backup-bot".into(),
+                role: Role::User,
+                kind: UserKind::Service,
+                owner: Some(bob.id),
+                password: None,
+                created_at: T0,
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.user_by_id(svc.id).await.unwrap(), Some(svc.clone()));
+        assert_eq!(store.user_by_name("alice").await.unwrap(), Some(alice.clone()));
+        assert_eq!(store.user_by_name("Alice").await.unwrap(), None, "names are exact");
+        assert_eq!(store.user_by_name("nobody").await.unwrap(), None);
+        let again = store
+            .create_user(NewUser {
+                name: "alice".into(),
+                role: Role::User,
+                kind: UserKind::Person,
+                owner: None,
+                password: None,
+                created_at: T0,
+            })
+            .await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        let all = store.list_users().await.unwrap();
+        assert_eq!(all, vec![alice.clone(), bob.clone(), svc.clone()]);
+        // The stored password hash still verifies.
+        let back = store.user_by_id(alice.id).await.unwrap().unwrap();
+        assert!(secret::password::verify("pw-alice", back.password.as_ref().unwrap()));
+        assert!(store.delete_user(bob.id, T0).await.unwrap());
+        assert!(!store.delete_user(bob.id, T0).await.unwrap());
+        assert_eq!(store.user_by_id(bob.id).await.unwrap(), None);
+        assert_eq!(store.user_by_name("bob").await.unwrap(), None);
+        // The name is free again; ids are not reused.
+        let bob2 = user(&store, "bob", Role::User).await;
+        assert!(bob2.id != bob.id);
+    }
+
+    /// Sessions: create, read, touch (only forward), delete.
+    pub async fn sessions_create_touch_delete(store: Arc<dyn Store>) {
+        let u = user(&store, "alice", Role::User).await;
+        let s = secret::generate(SecretKind::Session, None).unwrap();
+        let rec = SessionRecord {
+            digest: s.digest(),
+            user_id: u.id,
+            created_at: T0,
+            last_seen_at: T0,
+        };
+        store.create_session(rec.clone()).await.unwrap();
+        assert_eq!(store.session(&s.digest()).await.unwrap(), Some(rec.clone()));
+        store.touch_session(&s.digest(), T0 + 100).await.unwrap();
+        store.touch_session(&s.digest(), T0 + 50).await.unwrap();
+        let got = store.session(&s.digest()).await.unwrap().unwrap();
+        assert_eq!(got.last_seen_at, T0 + 100, "touch never moves back");
+        assert_eq!(got.created_at, T0);
+        let other = secret::generate(SecretKind::Session, None).unwrap();
+        assert_eq!(store.session(&other.digest()).await.unwrap(), None);
+        assert!(store.delete_session(&s.digest()).await.unwrap());
+        assert!(!store.delete_session(&s.digest()).await.unwrap());
+        assert_eq!(store.session(&s.digest()).await.unwrap(), None);
+    }
+
+    /// Tokens: ids, insert, get, look-up by access digest, list by user, update, revoke.
+    pub async fn tokens_create_get_list_update_revoke(store: Arc<dyn Store>) {
+        let alice = user(&store, "alice", Role::User).await;
+        let bob = user(&store, "bob", Role::User).await;
+        let (a1, a1_access, _) = new_token(&store, &alice, TokenType::ALL).await;
+        let (a2, _, _) = new_token(&store, &alice, TokenType::SCIM).await;
+        let (b1, _, _) = new_token(&store, &bob, TokenType::ALL).await;
+        assert!(a1.id < a2.id && a2.id < b1.id, "ids increase");
+        assert_eq!(store.token(a1.id).await.unwrap(), Some(a1.clone()));
+        assert_eq!(store.token(TokenId(999_999)).await.unwrap(), None);
+        assert_eq!(store.token_by_access(&access_key(&a1_access)).await.unwrap(), Some(a1.clone()));
+        let stranger = secret::generate(SecretKind::Access, Some(a1.id)).unwrap();
+        assert_eq!(store.token_by_access(&access_key(&stranger)).await.unwrap(), None);
+        assert_eq!(store.tokens_of_user(alice.id).await.unwrap(), vec![a1.clone(), a2.clone()]);
+        assert_eq!(store.tokens_of_user(bob.id).await.unwrap(), vec![b1.clone()]);
+
+        let changes = TokenChanges {
+            id: a1.id,
+            name: "renamed".into(),
+            scope: Scope::new(TokenType::CUSTOM, parse_endpoints(&["GET /Client".into(), "/Job".into()]).unwrap()),
+            allowed_ips: IpAllowList::parse(["10.0.0.0/8"]).unwrap(),
+            access_expires_at: a1.access_expires_at,
+            renewable_until: Some(T0 + 1000),
+            ends_at: T0 + 1000,
+        };
+        assert!(store.update_token(&changes).await.unwrap());
+        let got = store.token(a1.id).await.unwrap().unwrap();
+        assert_eq!(got.name, "renamed");
+        assert_eq!(got.scope, changes.scope);
+        assert_eq!(got.allowed_ips, changes.allowed_ips);
+        assert_eq!(got.renewable_until, Some(T0 + 1000));
+        assert_eq!(got.access_digest, a1.access_digest, "an edit keeps the secrets");
+
+        assert!(store.revoke_token(a1.id, T0 + 5).await.unwrap());
+        assert!(!store.revoke_token(a1.id, T0 + 6).await.unwrap(), "revoking twice says so");
+        assert!(!store.revoke_token(TokenId(999_999), T0).await.unwrap());
+        let revoked = store.token_by_access(&access_key(&a1_access)).await.unwrap().unwrap();
+        assert_eq!(revoked.revoked_at, Some(T0 + 5), "the check still finds it, to say why");
+        assert_eq!(store.tokens_of_user(alice.id).await.unwrap(), vec![a2.clone()]);
+        assert!(!store.update_token(&changes).await.unwrap(), "a revoked token is not edited");
+    }
+
+    /// Every field of a token reads back exactly as written.
+    pub async fn token_fields_round_trip(store: Arc<dyn Store>) {
+        let u = user(&store, "ünïcødé user", Role::User).await;
+        let id = store.next_token_id().await.unwrap();
+        let access = secret::generate(SecretKind::Access, Some(id)).unwrap();
+        let refresh = secret::generate(SecretKind::Refresh, Some(id)).unwrap();
+        let t = TokenRecord {
+            id,
+            user_id: u.id,
+            user_name: u.name.clone(),
+            name: "Ünïcødé \"quoted\" 'name' ✓".into(),
+            scope: Scope::new(
+                TokenType::CUSTOM,
+                parse_endpoints(&["GET /Client".into(), "/V4/ServerGroup".into(), "post /Job/".into()]).unwrap(),
+            ),
+            allowed_ips: IpAllowList::parse(["10.0.0.0/8", "2001:db8::/32", "192.168.1.1-192.168.1.9", "::1"]).unwrap(),
+            created_at: T0,
+            access_expires_at: T0 + 1800,
+            renewable_until: Some(T0 + 90 * 86_400),
+            ends_at: T0 + 90 * 86_400,
+            access_digest: access.digest(),
+            refresh_digest: Some(refresh.digest()),
+            legacy: false,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        store.insert_token(&t).await.unwrap();
+        assert_eq!(store.token(id).await.unwrap(), Some(t.clone()));
+        // Both All numbers are kept as sent.
+        for n in [0, 2] {
+            let (rec, _, _) = new_token(&store, &u, TokenType::from_number(n).unwrap()).await;
+            assert_eq!(store.token(rec.id).await.unwrap().unwrap().scope.token_type().number(), n as u8);
+        }
+        // A token without refresh (SCIM) keeps `None`s.
+        let (scim, _, r) = new_token(&store, &u, TokenType::SCIM).await;
+        assert!(r.is_none());
+        let back = store.token(scim.id).await.unwrap().unwrap();
+        assert_eq!(back.refresh_digest, None);
+        assert_eq!(back.renewable_until, None);
+        assert_eq!(back, scim);
+    }
+
+    /// A duplicate id or digest is refused with `Conflict` and changes nothing.
+    pub async fn insert_conflicts(store: Arc<dyn Store>) {
+        let u = user(&store, "alice", Role::User).await;
+        let (t, _, _) = new_token(&store, &u, TokenType::ALL).await;
+        let mut dup_id = t.clone();
+        dup_id.access_digest = Digest::of("other");
+        dup_id.refresh_digest = Some(Digest::of("other-r"));
+        assert!(matches!(store.insert_token(&dup_id).await, Err(StoreError::Conflict(_))));
+        let mut dup_digest = t.clone();
+        dup_digest.id = store.next_token_id().await.unwrap();
+        assert!(matches!(store.insert_token(&dup_digest).await, Err(StoreError::Conflict(_))));
+        assert_eq!(store.token(dup_digest.id).await.unwrap(), None);
+        assert_eq!(store.token(t.id).await.unwrap(), Some(t));
+    }
+
+    /// The atomic rotation: only the current pair rotates; the old one becomes spent.
+    pub async fn rotation_rotates_only_the_current_pair(store: Arc<dyn Store>) {
+        let u = user(&store, "alice", Role::User).await;
+        let (t, access, refresh) = new_token(&store, &u, TokenType::ALL).await;
+        let refresh = refresh.unwrap();
+        assert_eq!(
+            store.refresh_lookup(&refresh_key(&refresh)).await.unwrap(),
+            RefreshLookup::Current(Box::new(t.clone()))
+        );
+        let (rot, new_access, new_refresh) = rotation(&t, &refresh, T0 + 3600);
+        let rotated = match store.rotate(&rot).await.unwrap() {
+            RotateOutcome::Rotated(r) => *r,
+            other => panic!("expected Rotated, got {other:?}"),
+        };
+        assert_eq!(rotated.access_digest, new_access.digest());
+        assert_eq!(rotated.refresh_digest, Some(new_refresh.digest()));
+        assert_eq!(rotated.access_expires_at, T0 + 3600);
+        assert_eq!(rotated.ends_at, rot.ends_at);
+        assert_eq!((rotated.id, &rotated.name, rotated.renewable_until), (t.id, &t.name, t.renewable_until));
+        assert_eq!(store.token(t.id).await.unwrap(), Some(rotated.clone()));
+        assert_eq!(store.token_by_access(&access_key(&access)).await.unwrap(), None, "old access stops at once");
+        assert_eq!(store.token_by_access(&access_key(&new_access)).await.unwrap(), Some(rotated.clone()));
+        assert_eq!(
+            store.refresh_lookup(&refresh_key(&refresh)).await.unwrap(),
+            RefreshLookup::Spent {
+                id: t.id,
+                rotated_at: T0 + 10
+            }
+        );
+        assert_eq!(
+            store.refresh_lookup(&refresh_key(&new_refresh)).await.unwrap(),
+            RefreshLookup::Current(Box::new(rotated.clone()))
+        );
+        // The same rotation again: spent, nothing changes.
+        assert_eq!(
+            store.rotate(&rot).await.unwrap(),
+            RotateOutcome::Spent { rotated_at: T0 + 10 }
+        );
+        assert_eq!(store.token(t.id).await.unwrap(), Some(rotated.clone()));
+        // An unknown digest, or an unknown token: Unknown.
+        let stranger = secret::generate(SecretKind::Refresh, Some(t.id)).unwrap();
+        let (bad, _, _) = rotation(&t, &stranger, T0 + 3600);
+        assert_eq!(store.rotate(&bad).await.unwrap(), RotateOutcome::Unknown);
+        let mut gone = rot.clone();
+        gone.id = TokenId(999_999);
+        assert_eq!(store.rotate(&gone).await.unwrap(), RotateOutcome::Unknown);
+        // A second generation: both earlier refresh digests are spent.
+        let (mut rot2, _, _) = rotation(&rotated, &new_refresh, T0 + 7200);
+        rot2.at = T0 + 20;
+        assert!(matches!(store.rotate(&rot2).await.unwrap(), RotateOutcome::Rotated(_)));
+        assert_eq!(
+            store.refresh_lookup(&refresh_key(&refresh)).await.unwrap(),
+            RefreshLookup::Spent { id: t.id, rotated_at: T0 + 10 }
+        );
+        assert_eq!(
+            store.refresh_lookup(&refresh_key(&new_refresh)).await.unwrap(),
+            RefreshLookup::Spent { id: t.id, rotated_at: T0 + 20 }
+        );
+        // A revoked token never rotates.
+        let (t3, _, r3) = new_token(&store, &u, TokenType::ALL).await;
+        store.revoke_token(t3.id, T0).await.unwrap();
+        let (rot3, _, _) = rotation(&t3, r3.as_ref().unwrap(), T0 + 3600);
+        assert!(!matches!(store.rotate(&rot3).await.unwrap(), RotateOutcome::Rotated(_)));
+    }
+
+    /// Through the service: presenting a rotated-out refresh token revokes
+    /// the whole token, records `token.reuse_detected`, and the newest pair stops too.
+    pub async fn reuse_detection_revokes_the_chain(store: Arc<dyn Store>) {
+        let (svc, clock, caller) = service(&store).await;
+        let issued = svc.create_token(&caller, None, &TokenRequest::named("t")).await.unwrap();
+        let old_refresh = issued.refresh.clone().unwrap();
+        clock.advance(60);
+        let renewed = svc.renew(issued.access.expose(), old_refresh.expose()).await.unwrap();
+        assert_eq!(renewed.token.id, issued.token.id);
+        assert_allowed(&svc, &renewed.access).await;
+        assert_refused(&svc, &issued.access, Refusal::Unknown).await;
+        // Replay of the old pair.
+        let replay = svc.renew(issued.access.expose(), old_refresh.expose()).await;
+        assert!(matches!(replay, Err(crate::Error::Unauthorized(_))), "{replay:?}");
+        assert_refused(&svc, &renewed.access, Refusal::Revoked).await;
+        let again = svc
+            .renew(renewed.access.expose(), renewed.refresh.as_ref().unwrap().expose())
+            .await;
+        assert!(again.is_err(), "the newest refresh token is revoked too");
+        let events = store.recent_events(10).await.unwrap();
+        assert!(
+            events.iter().any(|e| e.kind == EventKind::ReuseDetected && e.token_id == Some(issued.token.id)),
+            "{events:?}"
+        );
+    }
+
+    /// A refresh token that is neither current nor spent (even one naming a
+    /// real token id) is refused and changes nothing.
+    pub async fn unknown_refresh_changes_nothing(store: Arc<dyn Store>) {
+        let (svc, _clock, caller) = service(&store).await;
+        let issued = svc.create_token(&caller, None, &TokenRequest::named("t")).await.unwrap();
+        let forged = secret::generate(SecretKind::Refresh, Some(issued.token.id)).unwrap();
+        assert!(svc.renew(issued.access.expose(), forged.expose()).await.is_err());
+        assert_allowed(&svc, &issued.access).await;
+        assert_eq!(store.token(issued.token.id).await.unwrap(), Some(issued.token.clone()));
+        assert!(store.recent_events(10).await.unwrap().is_empty());
+        // The real pair still renews.
+        assert!(svc.renew(issued.access.expose(), issued.refresh.unwrap().expose()).await.is_ok());
+    }
+
+    /// An access secret works until one second before its expiry, not at it.
+    pub async fn expiry_at_the_boundary(store: Arc<dyn Store>) {
+        let (svc, clock, caller) = service(&store).await;
+        let issued = svc.create_token(&caller, None, &TokenRequest::named("t")).await.unwrap();
+        let exp = issued.token.access_expires_at;
+        assert_eq!(exp, T0 + 1800);
+        clock.set(exp - 1);
+        assert_allowed(&svc, &issued.access).await;
+        clock.set(exp);
+        assert_refused(&svc, &issued.access, Refusal::Expired).await;
+        clock.set(exp + 1);
+        assert_refused(&svc, &issued.access, Refusal::Expired).await;
+        // Expired but within the grace: renewal works and the new secret checks.
+        let renewed = svc
+            .renew(issued.access.expose(), issued.refresh.unwrap().expose())
+            .await
+            .unwrap();
+        assert_eq!(renewed.token.access_expires_at, exp + 1 + 1800);
+        assert_allowed(&svc, &renewed.access).await;
+    }
+
+    /// Legacy tokens: all-or-nothing import, look-up by digest, horizon, revoke.
+    pub async fn legacy_tokens(store: Arc<dyn Store>) {
+        let (svc, clock, caller) = service(&store).await;
+        assert_eq!(store.legacy_horizon().await.unwrap(), None);
+        let line = |n: usize, secret: LegacySecret, exp: i64, token_type: i64| LegacyImport {
+            line: n,
+            user_name: caller.user.name.clone(),
+            token_name: format!("legacy {n}"),
+            token_type,
+            api_endpoints: if token_type == 3 { vec!["GET /Client".into()] } else { vec![] },
+            allowed_ips: vec![],
+            expires_at: exp,
+            secret,
+        };
+        let clear = Secret::from_presented("OLD-FORMAT-TOKEN-0123456789");
+        let hashed = "another-old-token";
+        let lines = vec![
+            line(1, LegacySecret::Clear(clear.clone()), T0 + 1000, 3),
+            line(2, LegacySecret::Sha256(Digest::of(hashed)), T0 + 2000, 2),
+        ];
+        assert_eq!(svc.import_legacy(&lines).await.unwrap(), 2);
+        assert_eq!(store.legacy_horizon().await.unwrap(), Some(T0 + 2000));
+        let key = SecretKey {
+            kind: SecretKind::Access,
+            token_id: None,
+            digest: clear.digest(),
+        };
+        let rec = store.token_by_access(&key).await.unwrap().unwrap();
+        assert!(rec.legacy && rec.refresh_digest.is_none() && rec.renewable_until.is_none());
+        assert_eq!(rec.access_expires_at, T0 + 1000);
+        // Checks: scope honoured, expiry honoured.
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let ok = svc.checker().check(clear.expose(), "GET", "/Client/5", ip).await;
+        assert!(ok.is_ok(), "{ok:?}");
+        let scope = svc.checker().check(clear.expose(), "POST", "/Client/5", ip).await;
+        assert_eq!(scope, Err(CheckError::Refused(Refusal::Scope)));
+        let all = svc.checker().check(hashed, "DELETE", "/Anything", ip).await;
+        assert!(all.is_ok(), "{all:?}");
+        clock.set(T0 + 1000);
+        let expired = svc.checker().check(clear.expose(), "GET", "/Client/5", ip).await;
+        assert_eq!(expired, Err(CheckError::Refused(Refusal::Expired)));
+        // Editing is refused with the exact message.
+        let edit = svc.edit_token(&caller, rec.id, &TokenRequest::named("x")).await;
+        assert_eq!(
+            edit,
+            Err(crate::Error::Conflict(crate::policy::LEGACY_EDIT_MESSAGE.into()))
+        );
+        // A file with a clash imports nothing.
+        let clash = vec![
+            line(1, LegacySecret::Sha256(Digest::of("fresh-one")), T0 + 5000, 2),
+            line(2, LegacySecret::Clear(clear.clone()), T0 + 5000, 2),
+        ];
+        assert!(svc.import_legacy(&clash).await.is_err());
+        let fresh = SecretKey {
+            kind: SecretKind::Access,
+            token_id: None,
+            digest: Digest::of("fresh-one"),
+        };
+        assert_eq!(store.token_by_access(&fresh).await.unwrap(), None, "all or nothing");
+        assert_eq!(store.legacy_horizon().await.unwrap(), Some(T0 + 2000));
+        // Revoked: gone from listing and from the horizon.
+        svc.revoke_token(&caller, rec.id).await.unwrap();
+        let other = store.token_by_access(&SecretKey { digest: Digest::of(hashed), ..key }).await.unwrap().unwrap();
+        svc.revoke_token(&caller, other.id).await.unwrap();
+        assert_eq!(store.legacy_horizon().await.unwrap(), None);
+        assert!(store.tokens_of_user(caller.user.id).await.unwrap().is_empty());
+    }
+
+    /// Last-used times, audit events, and the sweep of dead records.
+    pub async fn last_used_events_and_sweep(store: Arc<dyn Store>) {
+        let u = user(&store, "alice", Role::User).await;
+        let (t1, _, _) = new_token(&store, &u, TokenType::ALL).await;
+        let (t2, _, _) = new_token(&store, &u, TokenType::SCIM).await;
+        store.record_last_used(&[(t1.id, T0 + 10), (t2.id, T0 + 20)]).await.unwrap();
+        store.record_last_used(&[(t1.id, T0 + 5)]).await.unwrap();
+        assert_eq!(store.token(t1.id).await.unwrap().unwrap().last_used_at, Some(T0 + 10), "never moves back");
+        assert_eq!(store.token(t2.id).await.unwrap().unwrap().last_used_at, Some(T0 + 20));
+        store.record_last_used(&[(TokenId(999_999), T0)]).await.unwrap();
+
+        for (i, kind) in [EventKind::TokenRevoked, EventKind::ReuseDetected, EventKind::UserDeleted].into_iter().enumerate() {
+            store
+                .record_event(&Event {
+                    at: T0 + i as i64,
+                    kind,
+                    token_id: Some(t1.id),
+                    user_id: Some(u.id),
+                })
+                .await
+                .unwrap();
+        }
+        let events = store.recent_events(2).await.unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].kind, EventKind::UserDeleted, "newest first");
+        assert_eq!(events[1].kind, EventKind::ReuseDetected);
+        assert_eq!(events[0].token_id, Some(t1.id));
+
+        // Sweep: t1 revoked at T0+100; t2 (SCIM) ends at T0+200; t3 lives on.
+        let (t3, _, _) = new_token(&store, &u, TokenType::ALL).await;
+        let t2_end = TokenChanges {
+            id: t2.id,
+            name: t2.name.clone(),
+            scope: t2.scope.clone(),
+            allowed_ips: t2.allowed_ips.clone(),
+            access_expires_at: T0 + 200,
+            renewable_until: None,
+            ends_at: T0 + 200,
+        };
+        assert!(store.update_token(&t2_end).await.unwrap());
+        store.revoke_token(t1.id, T0 + 100).await.unwrap();
+        let s_old = secret::generate(SecretKind::Session, None).unwrap();
+        let s_new = secret::generate(SecretKind::Session, None).unwrap();
+        for (s, seen) in [(&s_old, T0), (&s_new, T0 + 500)] {
+            store
+                .create_session(SessionRecord {
+                    digest: s.digest(),
+                    user_id: u.id,
+                    created_at: T0,
+                    last_seen_at: seen,
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.sweep(T0 + 100, T0).await.unwrap(), 0, "nothing is dead before its time");
+        assert!(store.token(t1.id).await.unwrap().is_some());
+        let removed = store.sweep(T0 + 201, T0 + 1).await.unwrap();
+        assert_eq!(removed, 3, "t1, t2 and one session");
+        assert_eq!(store.token(t1.id).await.unwrap(), None);
+        assert_eq!(store.token(t2.id).await.unwrap(), None);
+        assert!(store.token(t3.id).await.unwrap().is_some());
+        assert!(store.session(&s_old.digest()).await.unwrap().is_none());
+        assert!(store.session(&s_new.digest()).await.unwrap().is_some());
+    }
+
+    /// Deleting a user ends their sessions and stops every token they own.
+    pub async fn deleting_a_user_stops_their_tokens(store: Arc<dyn Store>) {
+        let (svc, _clock, admin) = service(&store).await;
+        let bob = svc.add_user("bob", "pw-bob", Role::User).await.unwrap();
+        let (session, _) = svc.login("bob", "pw-bob").await.unwrap();
+        let bob_caller = Caller {
+            user: bob.clone(),
+            credential: Credential::Session,
+        };
+        let t1 = svc.create_token(&bob_caller, None, &TokenRequest::named("a")).await.unwrap();
+        let t2 = svc.create_token(&bob_caller, None, &TokenRequest::named("b")).await.unwrap();
+        let mine = svc.create_token(&admin, None, &TokenRequest::named("admin's")).await.unwrap();
+        assert_allowed(&svc, &t1.access).await;
+        svc.delete_user(&admin, bob.id).await.unwrap();
+        assert_refused(&svc, &t1.access, Refusal::Revoked).await;
+        assert_refused(&svc, &t2.access, Refusal::Revoked).await;
+        assert!(svc.session_user(session.expose()).await.is_err());
+        assert!(svc.renew(t1.access.expose(), t1.refresh.unwrap().expose()).await.is_err());
+        assert_allowed(&svc, &mine.access).await;
+    }
+
+    /// 64 tasks renew one pair at once, 50 times over: exactly one wins each
+    /// time. With the default policy the losers' presentations are replays
+    /// and revoke the token; with a reuse grace the winner's pair keeps working.
+    pub async fn concurrent_renewals_have_one_winner(store: Arc<dyn Store>) {
+        let (strict, _clock, caller) = service(&store).await;
+        let graceful = PolicyConfig {
+            reuse_grace: 60,
+            ..PolicyConfig::default()
+        };
+        let clock = Arc::new(ManualClock::new(T0));
+        let graceful = Tessera::new(store.clone(), Policy::new(graceful).unwrap(), clock as Arc<dyn Clock>);
+        let (strict, graceful) = (Arc::new(strict), Arc::new(graceful));
+        for round in 0..50 {
+            let svc = if round % 2 == 0 { &strict } else { &graceful };
+            let issued = svc
+                .create_token(&caller, None, &TokenRequest::named(&format!("race {round}")))
+                .await
+                .unwrap();
+            let access = issued.access.expose().to_string();
+            let refresh = issued.refresh.unwrap().expose().to_string();
+            let mut tasks = Vec::new();
+            for _ in 0..64 {
+                let (svc, a, r) = (svc.clone(), access.clone(), refresh.clone());
+                tasks.push(tokio::spawn(async move { svc.renew(&a, &r).await }));
+            }
+            let mut winners = Vec::new();
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(issued) => winners.push(issued),
+                    Err(crate::Error::Unauthorized(_)) => {}
+                    Err(e) => panic!("round {round}: unexpected error {e:?}"),
+                }
+            }
+            assert_eq!(winners.len(), 1, "round {round}: exactly one renewal wins");
+            if round % 2 == 0 {
+                assert_refused(svc, &winners[0].access, Refusal::Revoked).await;
+            } else {
+                assert_allowed(svc, &winners[0].access).await;
+            }
+        }
+    }
+
+    /// 64 tasks create tokens at once: all succeed with distinct ids and all are listed.
+    pub async fn concurrent_creations_are_distinct(store: Arc<dyn Store>) {
+        let (svc, _clock, caller) = service(&store).await;
+        let svc = Arc::new(svc);
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let (svc, caller) = (svc.clone(), caller.clone());
+            tasks.push(tokio::spawn(async move {
+                svc.create_token(&caller, None, &TokenRequest::named(&format!("t{i}"))).await
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap().unwrap().token.id);
+        }
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 64, "all ids distinct");
+        let listed: Vec<TokenId> = svc
+            .list_tokens(&caller, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(listed, ids, "all listed, by id");
+    }
+}
+
+// ---- helpers -----------------------------------------------------------------
+
+/// Creates a person with password `pw-<name>`.
+pub async fn user(store: &Arc<dyn Store>, name: &str, role: Role) -> User {
+    store
+        .create_user(NewUser {
+            name: name.into(),
+            role,
+            kind: UserKind::Person,
+            owner: None,
+            password: Some(secret::password::hash(&format!("pw-{name}")).unwrap()),
+            created_at: T0,
+        })
+        .await
+        .unwrap()
+}
+
+/// Inserts a token of `token_type` for `owner` directly (no policy), with its secrets.
+pub async fn new_token(store: &Arc<dyn Store>, owner: &User, token_type: TokenType) -> (TokenRecord, Secret, Option<Secret>) {
+    let id = store.next_token_id().await.unwrap();
+    let access = secret::generate(SecretKind::Access, Some(id)).unwrap();
+    let refreshable = token_type.kind().refreshable();
+    let refresh = refreshable.then(|| secret::generate(SecretKind::Refresh, Some(id)).unwrap());
+    let endpoints = if token_type == TokenType::CUSTOM {
+        parse_endpoints(&["/Client".into()]).unwrap()
+    } else {
+        Vec::new()
+    };
+    let t = TokenRecord {
+        id,
+        user_id: owner.id,
+        user_name: owner.name.clone(),
+        name: format!("token {}", id.0),
+        scope: Scope::new(token_type, endpoints),
+        allowed_ips: IpAllowList::default(),
+        created_at: T0,
+        access_expires_at: if refreshable { T0 + 1800 } else { T0 + 30 * 86_400 },
+        renewable_until: refreshable.then_some(T0 + 90 * 86_400),
+        ends_at: if refreshable { T0 + 1800 + 14 * 86_400 } else { T0 + 30 * 86_400 },
+        access_digest: access.digest(),
+        refresh_digest: refresh.as_ref().map(Secret::digest),
+        legacy: false,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    store.insert_token(&t).await.unwrap();
+    (t, access, refresh)
+}
+
+/// A rotation of `t`'s pair presenting `refresh`, with fresh secrets.
+pub fn rotation(t: &TokenRecord, refresh: &Secret, expires: i64) -> (Rotation, Secret, Secret) {
+    let a = secret::generate(SecretKind::Access, Some(t.id)).unwrap();
+    let r = secret::generate(SecretKind::Refresh, Some(t.id)).unwrap();
+    let rot = Rotation {
+        id: t.id,
+        presented_refresh: refresh.digest(),
+        at: T0 + 10,
+        new_access: a.digest(),
+        new_refresh: r.digest(),
+        access_expires_at: expires,
+        ends_at: expires + 14 * 86_400,
+    };
+    (rot, a, r)
+}
+
+fn access_key(s: &Secret) -> SecretKey {
+    secret::parse(s.expose(), SecretKind::Access).unwrap()
+}
+
+fn refresh_key(s: &Secret) -> SecretKey {
+    secret::parse(s.expose(), SecretKind::Refresh).unwrap()
+}
+
+/// A service over `store` with a manual clock at [`T0`] and an admin caller.
+pub async fn service(store: &Arc<dyn Store>) -> (Tessera, Arc<ManualClock>, Caller) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let policy = Policy::new(PolicyConfig::default()).unwrap();
+    let svc = Tessera::new(store.clone(), policy, clock.clone() as Arc<dyn Clock>);
+    let admin = svc.add_user("admin", "pw-admin", Role::Admin).await.unwrap();
+    svc.checker().refresh_legacy_horizon().await.unwrap();
+    let caller = Caller {
+        user: admin,
+        credential: Credential::Session,
+    };
+    (svc, clock, caller)
+}
+
+async fn assert_allowed(svc: &Tessera, access: &Secret) {
+    let r = svc
+        .checker()
+        .check(access.expose(), "GET", "/Client/1", IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .await;
+    assert!(r.is_ok(), "expected allowed, got {r:?}");
+}
+
+async fn assert_refused(svc: &Tessera, access: &Secret, why: Refusal) {
+    let r = svc
+        .checker()
+        .check(access.expose(), "GET", "/Client/1", IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .await;
+    assert_eq!(r, Err(CheckError::Refused(why)));
+}
