@@ -26,19 +26,43 @@ use crate::store::TokenStore;
 /// Longest legacy token text looked up; longer is malformed at once.
 const MAX_LEGACY_LEN: usize = 512;
 
-/// A request the check allowed: who is calling, with which token.
+/// A request the check allowed: who is calling, with which token. Holds the
+/// shared record the store returned, so allowing copies nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allowed {
-    /// The token's owner.
-    pub user_id: UserId,
+    token: Arc<TokenRecord>,
+}
+
+impl Allowed {
+    /// The token's owner (`X-Tessera-User-Id`).
+    pub fn user_id(&self) -> UserId {
+        self.token.user_id
+    }
+
     /// The owner's name (`X-Tessera-User`).
-    pub user_name: String,
+    pub fn user_name(&self) -> &str {
+        &self.token.user_name
+    }
+
     /// The token (`X-Tessera-Token-Id`).
-    pub token_id: TokenId,
+    pub fn token_id(&self) -> TokenId {
+        self.token.id
+    }
+
     /// The token's scope number.
-    pub token_type: TokenType,
+    pub fn token_type(&self) -> TokenType {
+        self.token.scope.token_type()
+    }
+
     /// The token's current access expiry (RFC 7662 `exp`).
-    pub expires_at: i64,
+    pub fn expires_at(&self) -> i64 {
+        self.token.access_expires_at
+    }
+
+    /// The whole record (RFC 7662 introspection shows more of it).
+    pub fn token(&self) -> &TokenRecord {
+        &self.token
+    }
 }
 
 /// Why the check refused. [`Refusal::insufficient_scope`] sorts them into
@@ -154,18 +178,32 @@ impl Checker {
 
     /// Checks `presented` (the bare token, without `Bearer `) for `method`
     /// on `raw_path` (as sent, query included) from `client`.
-    pub async fn check(&self, presented: &str, method: &str, raw_path: &str, client: IpAddr) -> Result<Allowed, CheckError> {
+    pub async fn check(
+        &self,
+        presented: &str,
+        method: &str,
+        raw_path: &str,
+        client: IpAddr,
+    ) -> Result<Allowed, CheckError> {
         let now = self.clock.now();
         let key = self.recognise(presented, now)?;
-        let path = self.policy.normaliser().normalise(raw_path).map_err(Refusal::Path)?;
-        let token = self.store.token_by_access(&key).await?.ok_or(Refusal::Unknown)?;
-        self.decide(&token, &key, method, &path, client, now)
+        let path = self
+            .policy
+            .normaliser()
+            .normalise(raw_path)
+            .map_err(Refusal::Path)?;
+        let token = self
+            .store
+            .token_by_access(&key)
+            .await?
+            .ok_or(Refusal::Unknown)?;
+        self.decide(token, &key, method, &path, client, now)
     }
 
     /// The in-memory part of the check, after the one look-up.
     fn decide(
         &self,
-        token: &TokenRecord,
+        token: Arc<TokenRecord>,
         key: &SecretKey,
         method: &str,
         path: &crate::path::NormalPath,
@@ -180,7 +218,7 @@ impl Checker {
         if token.revoked_at.is_some() {
             return Err(Refusal::Revoked.into());
         }
-        if !self.policy.access_valid(token, now) {
+        if !self.policy.access_valid(&token, now) {
             return Err(Refusal::Expired.into());
         }
         if !token.allowed_ips.allows(client) {
@@ -189,12 +227,6 @@ impl Checker {
         if !token.scope.allows(self.policy.rules(), method, path) {
             return Err(Refusal::Scope.into());
         }
-        Ok(Allowed {
-            user_id: token.user_id,
-            user_name: token.user_name.clone(),
-            token_id: token.id,
-            token_type: token.scope.token_type(),
-            expires_at: token.access_expires_at,
-        })
+        Ok(Allowed { token })
     }
 }

@@ -5,7 +5,7 @@
 //! a read lock; writes (rotation, revocation, …) take the write lock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
@@ -14,7 +14,7 @@ use crate::model::{
     Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp, TokenChanges,
     TokenId, TokenRecord, User, UserId,
 };
-use crate::secret::{Digest, SecretKey};
+use crate::secret::{Digest, DigestBuildHasher, SecretKey};
 use crate::store::{SessionStore, Store, StoreResult, TokenStore, UserStore};
 
 /// The in-memory store.
@@ -32,14 +32,16 @@ struct Inner {
     users: BTreeMap<UserId, User>,
     /// Unique index of user names.
     user_names: HashMap<String, UserId>,
-    sessions: HashMap<Digest, SessionRecord>,
-    tokens: BTreeMap<TokenId, TokenRecord>,
+    sessions: HashMap<Digest, SessionRecord, DigestBuildHasher>,
+    /// Every token by id. Records are shared with `by_access` and replaced
+    /// whole on change, so the check hands one out without copying.
+    tokens: BTreeMap<TokenId, Arc<TokenRecord>>,
     /// Current access digest → token (the check's index).
-    by_access: HashMap<Digest, TokenId>,
+    by_access: HashMap<Digest, Arc<TokenRecord>, DigestBuildHasher>,
     /// Current refresh digest → token.
-    by_refresh: HashMap<Digest, TokenId>,
+    by_refresh: HashMap<Digest, TokenId, DigestBuildHasher>,
     /// Rotated-out refresh digests → (token, when rotated out), for reuse detection.
-    spent: HashMap<Digest, (TokenId, Timestamp)>,
+    spent: HashMap<Digest, (TokenId, Timestamp), DigestBuildHasher>,
     /// Audit events, oldest first.
     events: Vec<Event>,
 }
@@ -63,35 +65,60 @@ impl MemoryStore {
 
 impl Inner {
     fn revoke(&mut self, id: TokenId, now: Timestamp) -> bool {
-        let Some(t) = self.tokens.get_mut(&id) else {
-            return false;
-        };
-        if t.revoked_at.is_some() {
-            return false;
+        match self.tokens.get(&id) {
+            Some(t) if t.revoked_at.is_none() => {
+                let mut t = TokenRecord::clone(t);
+                t.revoked_at = Some(now);
+                self.put(t);
+                true
+            }
+            _ => false,
         }
-        t.revoked_at = Some(now);
-        true
     }
 
-    fn digest_taken(&self, d: &Digest) -> bool {
-        self.by_access.contains_key(d) || self.by_refresh.contains_key(d) || self.spent.contains_key(d)
-    }
-
-    fn insert(&mut self, token: &TokenRecord) {
-        self.by_access.insert(token.access_digest, token.id);
+    /// Stores `token`, replacing any earlier version and its index entries.
+    fn put(&mut self, token: TokenRecord) {
+        self.unindex(token.id);
+        let token = Arc::new(token);
+        self.by_access.insert(token.access_digest, token.clone());
         if let Some(r) = token.refresh_digest {
             self.by_refresh.insert(r, token.id);
         }
         self.last_token = self.last_token.max(token.id.0);
-        self.tokens.insert(token.id, token.clone());
+        self.tokens.insert(token.id, token);
+    }
+
+    /// Removes a token's current digests from the indexes.
+    fn unindex(&mut self, id: TokenId) {
+        if let Some(old) = self.tokens.get(&id) {
+            self.by_access.remove(&old.access_digest);
+            if let Some(r) = old.refresh_digest {
+                self.by_refresh.remove(&r);
+            }
+        }
+    }
+
+    /// Applies `change` to a copy of the token and stores it; false when absent.
+    fn modify(
+        &mut self,
+        id: TokenId,
+        change: impl FnOnce(&mut TokenRecord),
+    ) -> Option<Arc<TokenRecord>> {
+        let mut t = TokenRecord::clone(self.tokens.get(&id)?);
+        change(&mut t);
+        self.put(t);
+        self.tokens.get(&id).cloned()
+    }
+
+    fn digest_taken(&self, d: &Digest) -> bool {
+        self.by_access.contains_key(d)
+            || self.by_refresh.contains_key(d)
+            || self.spent.contains_key(d)
     }
 
     fn remove_token(&mut self, id: TokenId) {
-        if let Some(t) = self.tokens.remove(&id) {
-            self.by_access.remove(&t.access_digest);
-            if let Some(r) = t.refresh_digest {
-                self.by_refresh.remove(&r);
-            }
+        self.unindex(id);
+        if self.tokens.remove(&id).is_some() {
             self.spent.retain(|_, (owner, _)| *owner != id);
         }
     }
@@ -102,7 +129,10 @@ impl UserStore for MemoryStore {
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
         let mut g = self.write();
         if g.user_names.contains_key(&new.name) {
-            return Err(StoreError::Conflict(format!("user name {:?} is taken", new.name)));
+            return Err(StoreError::Conflict(format!(
+                "user name {:?} is taken",
+                new.name
+            )));
         }
         g.last_user += 1;
         let user = User {
@@ -125,7 +155,10 @@ impl UserStore for MemoryStore {
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
         let g = self.read();
-        Ok(g.user_names.get(name).and_then(|id| g.users.get(id)).cloned())
+        Ok(g.user_names
+            .get(name)
+            .and_then(|id| g.users.get(id))
+            .cloned())
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
@@ -143,7 +176,12 @@ impl UserStore for MemoryStore {
         };
         g.user_names.remove(&user.name);
         g.sessions.retain(|_, s| s.user_id != id);
-        let owned: Vec<TokenId> = g.tokens.values().filter(|t| t.user_id == id).map(|t| t.id).collect();
+        let owned: Vec<TokenId> = g
+            .tokens
+            .values()
+            .filter(|t| t.user_id == id)
+            .map(|t| t.id)
+            .collect();
         for t in owned {
             g.revoke(t, now);
         }
@@ -192,19 +230,21 @@ impl TokenStore for MemoryStore {
             || g.digest_taken(&token.access_digest)
             || token.refresh_digest.is_some_and(|r| g.digest_taken(&r))
         {
-            return Err(StoreError::Conflict(format!("token {} or a digest is taken", token.id.0)));
+            return Err(StoreError::Conflict(format!(
+                "token {} or a digest is taken",
+                token.id.0
+            )));
         }
-        g.insert(token);
+        g.put(token.clone());
         Ok(())
     }
 
     async fn token(&self, id: TokenId) -> StoreResult<Option<TokenRecord>> {
-        Ok(self.read().tokens.get(&id).cloned())
+        Ok(self.read().tokens.get(&id).map(|t| TokenRecord::clone(t)))
     }
 
-    async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<TokenRecord>> {
-        let g = self.read();
-        Ok(g.by_access.get(&key.digest).and_then(|id| g.tokens.get(id)).cloned())
+    async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<Arc<TokenRecord>>> {
+        Ok(self.read().by_access.get(&key.digest).cloned())
     }
 
     async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>> {
@@ -213,30 +253,34 @@ impl TokenStore for MemoryStore {
             .tokens
             .values()
             .filter(|t| t.user_id == user && t.revoked_at.is_none())
-            .cloned()
+            .map(|t| TokenRecord::clone(t))
             .collect())
     }
 
     async fn update_token(&self, c: &TokenChanges) -> StoreResult<bool> {
         let mut g = self.write();
-        match g.tokens.get_mut(&c.id) {
-            Some(t) if t.revoked_at.is_none() => {
-                t.name.clone_from(&c.name);
-                t.scope = c.scope.clone();
-                t.allowed_ips = c.allowed_ips.clone();
-                t.access_expires_at = c.access_expires_at;
-                t.renewable_until = c.renewable_until;
-                t.ends_at = c.ends_at;
-                Ok(true)
-            }
-            _ => Ok(false),
+        if !g.tokens.get(&c.id).is_some_and(|t| t.revoked_at.is_none()) {
+            return Ok(false);
         }
+        g.modify(c.id, |t| {
+            t.name.clone_from(&c.name);
+            t.scope = c.scope.clone();
+            t.allowed_ips = c.allowed_ips.clone();
+            t.access_expires_at = c.access_expires_at;
+            t.renewable_until = c.renewable_until;
+            t.ends_at = c.ends_at;
+        });
+        Ok(true)
     }
 
     async fn refresh_lookup(&self, key: &SecretKey) -> StoreResult<RefreshLookup> {
         let g = self.read();
-        if let Some(t) = g.by_refresh.get(&key.digest).and_then(|id| g.tokens.get(id)) {
-            return Ok(RefreshLookup::Current(Box::new(t.clone())));
+        if let Some(t) = g
+            .by_refresh
+            .get(&key.digest)
+            .and_then(|id| g.tokens.get(id))
+        {
+            return Ok(RefreshLookup::Current(Box::new(TokenRecord::clone(t))));
         }
         Ok(match g.spent.get(&key.digest) {
             Some((id, rotated_at)) => RefreshLookup::Spent {
@@ -263,20 +307,17 @@ impl TokenStore for MemoryStore {
         if g.digest_taken(&r.new_access) || g.digest_taken(&r.new_refresh) {
             return Err(StoreError::Conflict("new digest is taken".into()));
         }
-        let old_access = t.access_digest;
-        g.by_access.remove(&old_access);
-        g.by_refresh.remove(&r.presented_refresh);
         g.spent.insert(r.presented_refresh, (r.id, r.at));
-        g.by_access.insert(r.new_access, r.id);
-        g.by_refresh.insert(r.new_refresh, r.id);
-        let Some(t) = g.tokens.get_mut(&r.id) else {
-            return Ok(RotateOutcome::Unknown);
-        };
-        t.access_digest = r.new_access;
-        t.refresh_digest = Some(r.new_refresh);
-        t.access_expires_at = r.access_expires_at;
-        t.ends_at = r.ends_at;
-        Ok(RotateOutcome::Rotated(Box::new(t.clone())))
+        let rotated = g.modify(r.id, |t| {
+            t.access_digest = r.new_access;
+            t.refresh_digest = Some(r.new_refresh);
+            t.access_expires_at = r.access_expires_at;
+            t.ends_at = r.ends_at;
+        });
+        Ok(match rotated {
+            Some(t) => RotateOutcome::Rotated(Box::new(TokenRecord::clone(&t))),
+            None => RotateOutcome::Unknown,
+        })
     }
 
     async fn revoke_token(&self, id: TokenId, now: Timestamp) -> StoreResult<bool> {
@@ -287,12 +328,18 @@ impl TokenStore for MemoryStore {
         let mut g = self.write();
         let mut seen = std::collections::HashSet::new();
         for t in tokens {
-            if g.tokens.contains_key(&t.id) || g.digest_taken(&t.access_digest) || !seen.insert(t.access_digest) {
-                return Err(StoreError::Conflict(format!("legacy token {:?} is already stored", t.name)));
+            if g.tokens.contains_key(&t.id)
+                || g.digest_taken(&t.access_digest)
+                || !seen.insert(t.access_digest)
+            {
+                return Err(StoreError::Conflict(format!(
+                    "legacy token {:?} is already stored",
+                    t.name
+                )));
             }
         }
         for t in tokens {
-            g.insert(t);
+            g.put(t.clone());
         }
         Ok(())
     }
@@ -310,9 +357,9 @@ impl TokenStore for MemoryStore {
     async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
         let mut g = self.write();
         for (id, at) in uses {
-            if let Some(t) = g.tokens.get_mut(id) {
-                t.last_used_at = Some(t.last_used_at.map_or(*at, |prev| prev.max(*at)));
-            }
+            g.modify(*id, |t| {
+                t.last_used_at = Some(t.last_used_at.map_or(*at, |prev| prev.max(*at)))
+            });
         }
         Ok(())
     }
@@ -323,7 +370,14 @@ impl TokenStore for MemoryStore {
     }
 
     async fn recent_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
-        Ok(self.read().events.iter().rev().take(limit).cloned().collect())
+        Ok(self
+            .read()
+            .events
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn sweep(&self, before: Timestamp, sessions_before: Timestamp) -> StoreResult<u64> {

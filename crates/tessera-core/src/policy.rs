@@ -22,7 +22,8 @@ const MINUTE: i64 = 60;
 const DAY: i64 = 24 * 60 * MINUTE;
 
 /// The message of SPEC §3 for any edit of a legacy token, exactly.
-pub const LEGACY_EDIT_MESSAGE: &str = "This token was upgraded from an older format and cannot be edited.";
+pub const LEGACY_EDIT_MESSAGE: &str =
+    "This token was upgraded from an older format and cannot be edited.";
 
 /// Every figure of the policy, in seconds where it is a duration. Defaults are SPEC §2's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +86,13 @@ impl Default for PolicyConfig {
             max_name_chars: 255,
             web_roots: strings(&["/commandcenter/api", "/webconsole/api"]),
             scim_prefixes: strings(&["/scim"]),
-            one_touch_paths: strings(&["/Client", "/MediaAgent", "/ClientGroup", "/V4/ServerGroup", "/FirewallSummary"]),
+            one_touch_paths: strings(&[
+                "/Client",
+                "/MediaAgent",
+                "/ClientGroup",
+                "/V4/ServerGroup",
+                "/FirewallSummary",
+            ]),
             hyperscale_prefixes: strings(&["/V4/Hyperscale"]),
         }
     }
@@ -158,7 +165,11 @@ impl Policy {
     /// Checks and parses a configuration.
     pub fn new(config: PolicyConfig) -> std::result::Result<Self, PathError> {
         let normaliser = Normaliser::new(&config.web_roots)?;
-        let rules = ScopeRules::new(&config.scim_prefixes, &config.one_touch_paths, &config.hyperscale_prefixes)?;
+        let rules = ScopeRules::new(
+            &config.scim_prefixes,
+            &config.one_touch_paths,
+            &config.hyperscale_prefixes,
+        )?;
         Ok(Policy {
             config,
             normaliser,
@@ -188,8 +199,9 @@ impl Policy {
         let name = self.check_name(req.name.as_deref())?;
         let token_type = match req.token_type {
             None => TokenType::ALL,
-            Some(n) => TokenType::from_number(n)
-                .ok_or_else(|| Error::invalid("tokenType", format!("{n} is not a token type (0 to 5)")))?,
+            Some(n) => TokenType::from_number(n).ok_or_else(|| {
+                Error::invalid("tokenType", format!("{n} is not a token type (0 to 5)"))
+            })?,
         };
         let kind = token_type.kind();
         let scope = self.check_scope(token_type, req.api_endpoints.as_deref())?;
@@ -198,7 +210,13 @@ impl Policy {
             reject_field("tokenExpiryTimestamp", req.token_expiry, kind)?;
             let until = match given(req.renewable_until) {
                 None => now + self.config.renewable_default,
-                Some(v) => self.check_limit("renewableUntilTimestamp", v, now, now, self.config.renewable_max)?,
+                Some(v) => self.check_limit(
+                    "renewableUntilTimestamp",
+                    v,
+                    now,
+                    now,
+                    self.config.renewable_max,
+                )?,
             };
             (now + self.config.access_lifetime, Some(until))
         } else {
@@ -222,12 +240,20 @@ impl Policy {
 
     /// Validates an edit of `token` at `now`. Absent fields keep their value;
     /// limits count from the token's creation. A legacy token is never edited.
-    pub fn plan_edit(&self, token: &TokenRecord, req: &TokenRequest, now: Timestamp) -> Result<TokenChanges> {
+    pub fn plan_edit(
+        &self,
+        token: &TokenRecord,
+        req: &TokenRequest,
+        now: Timestamp,
+    ) -> Result<TokenChanges> {
         if token.legacy {
             return Err(Error::Conflict(LEGACY_EDIT_MESSAGE.to_string()));
         }
         if token.revoked_at.is_some() {
-            return Err(Error::NotFound(format!("token {} does not exist", token.id.0)));
+            return Err(Error::NotFound(format!(
+                "token {} does not exist",
+                token.id.0
+            )));
         }
         let name = match req.name.as_deref() {
             None => token.name.clone(),
@@ -236,8 +262,9 @@ impl Policy {
         let old_kind = token.scope.kind();
         let token_type = match req.token_type {
             None => token.scope.token_type(),
-            Some(n) => TokenType::from_number(n)
-                .ok_or_else(|| Error::invalid("tokenType", format!("{n} is not a token type (0 to 5)")))?,
+            Some(n) => TokenType::from_number(n).ok_or_else(|| {
+                Error::invalid("tokenType", format!("{n} is not a token type (0 to 5)"))
+            })?,
         };
         let kind = token_type.kind();
         if kind != old_kind && !(kind.refreshable() && old_kind.refreshable()) {
@@ -266,7 +293,13 @@ impl Policy {
             reject_field("tokenExpiryTimestamp", req.token_expiry, kind)?;
             let until = match given(req.renewable_until) {
                 None => token.renewable_until,
-                Some(v) => Some(self.check_limit("renewableUntilTimestamp", v, now, created, self.config.renewable_max)?),
+                Some(v) => Some(self.check_limit(
+                    "renewableUntilTimestamp",
+                    v,
+                    now,
+                    created,
+                    self.config.renewable_max,
+                )?),
             };
             (token.access_expires_at, until)
         } else {
@@ -294,8 +327,13 @@ impl Policy {
         if token.revoked_at.is_some() {
             return Err(Error::Unauthorized("this token was revoked".into()));
         }
-        let Some(until) = token.renewable_until.filter(|_| !token.legacy && token.scope.kind().refreshable()) else {
-            return Err(Error::Unauthorized("this token cannot be renewed; create a new token".into()));
+        let Some(until) = token
+            .renewable_until
+            .filter(|_| !token.legacy && token.scope.kind().refreshable())
+        else {
+            return Err(Error::Unauthorized(
+                "this token cannot be renewed; create a new token".into(),
+            ));
         };
         if now >= until {
             return Err(Error::Unauthorized(format!(
@@ -325,9 +363,15 @@ impl Policy {
     }
 
     /// End of life of a token (see [`TokenRecord::ends_at`]).
-    pub fn ends_at(&self, access_expires_at: Timestamp, renewable_until: Option<Timestamp>) -> Timestamp {
+    pub fn ends_at(
+        &self,
+        access_expires_at: Timestamp,
+        renewable_until: Option<Timestamp>,
+    ) -> Timestamp {
         match renewable_until {
-            Some(until) => until.min(access_expires_at + self.config.renewal_grace).max(access_expires_at),
+            Some(until) => until
+                .min(access_expires_at + self.config.renewal_grace)
+                .max(access_expires_at),
             None => access_expires_at,
         }
     }
@@ -362,7 +406,9 @@ impl Policy {
             return Ok(());
         }
         match owner.kind {
-            UserKind::Service if caller.role == Role::Admin || owner.owner == Some(caller.id) => Ok(()),
+            UserKind::Service if caller.role == Role::Admin || owner.owner == Some(caller.id) => {
+                Ok(())
+            }
             UserKind::Service => Err(Error::Forbidden(format!(
                 "service account {} belongs to another user",
                 owner.id.0
@@ -376,7 +422,9 @@ impl Policy {
     /// May `caller` list, edit or revoke the tokens of `owner`? Their own,
     /// those of service accounts they own, and anyone's for an admin.
     pub fn may_manage(&self, caller: &User, owner: &User) -> bool {
-        caller.role == Role::Admin || caller.id == owner.id || (owner.kind == UserKind::Service && owner.owner == Some(caller.id))
+        caller.role == Role::Admin
+            || caller.id == owner.id
+            || (owner.kind == UserKind::Service && owner.owner == Some(caller.id))
     }
 
     /// User administration is for admins.
@@ -384,7 +432,9 @@ impl Policy {
         if caller.role == Role::Admin {
             Ok(())
         } else {
-            Err(Error::Forbidden("only an admin may administer users".into()))
+            Err(Error::Forbidden(
+                "only an admin may administer users".into(),
+            ))
         }
     }
 
@@ -402,7 +452,10 @@ impl Policy {
             ));
         }
         if name.chars().any(char::is_control) {
-            return Err(Error::invalid("tokenName", "control characters are not allowed"));
+            return Err(Error::invalid(
+                "tokenName",
+                "control characters are not allowed",
+            ));
         }
         Ok(name.to_string())
     }
@@ -413,7 +466,10 @@ impl Policy {
             if !entries.is_empty() {
                 return Err(Error::invalid(
                     "apiEndpoints",
-                    format!("applies to Custom tokens only, not to {}", token_type.kind().label()),
+                    format!(
+                        "applies to Custom tokens only, not to {}",
+                        token_type.kind().label()
+                    ),
                 ));
             }
             return Ok(Scope::new(token_type, Vec::new()));
@@ -422,10 +478,14 @@ impl Policy {
         if entries.is_empty() || entries.len() > max {
             return Err(Error::invalid(
                 "apiEndpoints",
-                format!("a Custom token needs 1 to {max} entries, got {}", entries.len()),
+                format!(
+                    "a Custom token needs 1 to {max} entries, got {}",
+                    entries.len()
+                ),
             ));
         }
-        let rules = parse_endpoints(entries).map_err(|e| Error::invalid("apiEndpoints", e.to_string()))?;
+        let rules =
+            parse_endpoints(entries).map_err(|e| Error::invalid("apiEndpoints", e.to_string()))?;
         for (i, rule) in rules.iter().enumerate() {
             // A rule written under a web-service root would never match, since
             // request paths lose their root before matching: say so.
@@ -450,22 +510,39 @@ impl Policy {
         if entries.len() > self.config.max_allowed_ips {
             return Err(Error::invalid(
                 "allowedIPs",
-                format!("at most {} entries, got {}", self.config.max_allowed_ips, entries.len()),
+                format!(
+                    "at most {} entries, got {}",
+                    self.config.max_allowed_ips,
+                    entries.len()
+                ),
             ));
         }
         IpAllowList::parse(entries).map_err(|e| Error::invalid("allowedIPs", e.to_string()))
     }
 
     /// A requested instant must lie after `now` and at most `max` after `from`.
-    fn check_limit(&self, field: &str, value: i64, now: Timestamp, from: Timestamp, max: i64) -> Result<Timestamp> {
+    fn check_limit(
+        &self,
+        field: &str,
+        value: i64,
+        now: Timestamp,
+        from: Timestamp,
+        max: i64,
+    ) -> Result<Timestamp> {
         if value <= now {
-            return Err(Error::invalid(field, format!("{value} is not in the future (now is {now})")));
+            return Err(Error::invalid(
+                field,
+                format!("{value} is not in the future (now is {now})"),
+            ));
         }
         let limit = from + max;
         if value > limit {
             return Err(Error::invalid(
                 field,
-                format!("{value} is past the limit {limit} (creation + {} days)", max / DAY),
+                format!(
+                    "{value} is past the limit {limit} (creation + {} days)",
+                    max / DAY
+                ),
             ));
         }
         Ok(value)

@@ -25,7 +25,10 @@ pub enum ScopeKind {
 impl ScopeKind {
     /// Whether tokens of this kind get a refresh token and are renewed.
     pub fn refreshable(self) -> bool {
-        matches!(self, ScopeKind::All | ScopeKind::Custom | ScopeKind::Hyperscale)
+        matches!(
+            self,
+            ScopeKind::All | ScopeKind::Custom | ScopeKind::Hyperscale
+        )
     }
 
     /// A human name, for messages.
@@ -89,7 +92,11 @@ pub struct ScopeRules {
 
 impl ScopeRules {
     /// Parses the SCIM, 1-Touch and Hyperscale path lists.
-    pub fn new(scim: &[String], one_touch: &[String], hyperscale: &[String]) -> Result<Self, PathError> {
+    pub fn new(
+        scim: &[String],
+        one_touch: &[String],
+        hyperscale: &[String],
+    ) -> Result<Self, PathError> {
         let parse = |list: &[String]| -> Result<Vec<PathRule>, PathError> {
             let n = Normaliser::without_roots();
             list.iter().map(|p| PathRule::parse(&n, p)).collect()
@@ -150,7 +157,10 @@ impl Scope {
 
     /// The Custom entries as written, for stores and answers.
     pub fn endpoint_strings(&self) -> Vec<String> {
-        self.endpoints.iter().map(|e| e.original().to_string()).collect()
+        self.endpoints
+            .iter()
+            .map(|e| e.original().to_string())
+            .collect()
     }
 
     /// Whether this scope allows `method` on the normalised `path`.

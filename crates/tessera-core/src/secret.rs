@@ -159,11 +159,37 @@ impl PartialEq for Digest {
 }
 
 impl std::hash::Hash for Digest {
-    /// Consistent with `eq`: equal digests have equal bytes.
+    /// Consistent with `eq`: equal digests have equal bytes. One `write` of
+    /// the 32 bytes, so [`DigestHasher`] can take them as they are.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
+        state.write(&self.0);
     }
 }
+
+/// A `Hasher` for maps keyed by [`Digest`]: a digest is already a uniformly
+/// random 256-bit value, so its first 8 bytes are a perfect hash and SipHash
+/// would only cost time on the hot path. (HashDoS needs attacker-chosen keys
+/// *stored*; stored digests come from server-made random secrets.)
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Fold in whatever comes (only digests should): first 8 bytes, mixed
+        // with any state so far so that other keys still hash sensibly.
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word) ^ bytes.len() as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `BuildHasher` for maps keyed by [`Digest`].
+pub type DigestBuildHasher = std::hash::BuildHasherDefault<DigestHasher>;
 
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -264,35 +290,50 @@ pub fn has_tessera_prefix(text: &str) -> bool {
 /// shape, kind, id, random part and checksum. On success the digest is computed
 /// (the one SHA-256 of the check). On failure nothing is hashed.
 pub fn parse(text: &str, expected: SecretKind) -> Result<SecretKey, Malformed> {
-    if text.len() > MAX_SECRET_LEN {
+    let b = text.as_bytes();
+    if b.len() > MAX_SECRET_LEN || b.len() < PREFIX.len() + 3 + RANDOM_LEN + CHECKSUM_LEN {
         return Err(Malformed::Shape);
     }
-    let rest = text.strip_prefix(PREFIX).ok_or(Malformed::Shape)?;
-    let kind = [SecretKind::Access, SecretKind::Refresh, SecretKind::Session]
-        .into_iter()
-        .find(|k| rest.starts_with(k.tag()))
-        .ok_or(Malformed::Shape)?;
-    let rest = &rest[kind.tag().len()..];
-    let (token_id, tail) = if kind.carries_id() {
-        let (id, tail) = rest.split_once('_').ok_or(Malformed::Shape)?;
-        if id.is_empty()
-            || id.len() > MAX_ID_DIGITS
-            || !id.bytes().all(|b| b.is_ascii_digit())
-            || (id.len() > 1 && id.starts_with('0'))
+    if &b[..PREFIX.len()] != PREFIX.as_bytes() {
+        return Err(Malformed::Shape);
+    }
+    let kind = match &b[PREFIX.len()..PREFIX.len() + 3] {
+        b"at_" => SecretKind::Access,
+        b"rt_" => SecretKind::Refresh,
+        b"ss_" => SecretKind::Session,
+        _ => return Err(Malformed::Shape),
+    };
+    let mut i = PREFIX.len() + 3;
+    let token_id = if kind.carries_id() {
+        // Decimal, no leading zero, at most u64::MAX, then '_'.
+        let start = i;
+        let mut id: u64 = 0;
+        while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            id = id
+                .checked_mul(10)
+                .and_then(|id| id.checked_add(u64::from(d - b'0')))
+                .ok_or(Malformed::Shape)?;
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0
+            || digits > MAX_ID_DIGITS
+            || (digits > 1 && b[start] == b'0')
+            || b.get(i) != Some(&b'_')
         {
             return Err(Malformed::Shape);
         }
-        let id: u64 = id.parse().map_err(|_| Malformed::Shape)?;
-        (Some(TokenId(id)), tail)
+        i += 1;
+        Some(TokenId(id))
     } else {
-        (None, rest)
+        None
     };
-    let tail = tail.as_bytes();
-    if tail.len() != RANDOM_LEN + CHECKSUM_LEN || !tail.iter().all(u8::is_ascii_alphanumeric) {
+    let tail = &b[i..];
+    if tail.len() != RANDOM_LEN + CHECKSUM_LEN || !all_base62(tail) {
         return Err(Malformed::Shape);
     }
-    let split = text.len() - CHECKSUM_LEN;
-    if !checksum_matches(&text.as_bytes()[..split], &text.as_bytes()[split..]) {
+    let split = b.len() - CHECKSUM_LEN;
+    if !checksum_matches(&b[..split], &b[split..]) {
         return Err(Malformed::Checksum);
     }
     if kind != expected {
@@ -302,6 +343,14 @@ pub fn parse(text: &str, expected: SecretKind) -> Result<SecretKey, Malformed> {
         kind,
         token_id,
         digest: Digest::of(text),
+    })
+}
+
+/// Whether every byte is an ASCII letter or digit. Written without early exit
+/// so the compiler can check many bytes at once.
+fn all_base62(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &c| {
+        ok & (c.is_ascii_digit() | ((c | 0x20).wrapping_sub(b'a') < 26))
     })
 }
 
@@ -380,7 +429,10 @@ mod tests {
         );
         let ss = generate(SecretKind::Session, None).unwrap();
         assert!(ss.expose().starts_with("tess_ss_"));
-        assert_eq!(parse(ss.expose(), SecretKind::Session).unwrap().token_id, None);
+        assert_eq!(
+            parse(ss.expose(), SecretKind::Session).unwrap().token_id,
+            None
+        );
     }
 
     #[test]
@@ -436,7 +488,11 @@ mod tests {
             "tess_at_1_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-",
             "Bearer tess_at_1_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         ] {
-            assert_eq!(parse(bad, SecretKind::Access), Err(Malformed::Shape), "{bad}");
+            assert_eq!(
+                parse(bad, SecretKind::Access),
+                Err(Malformed::Shape),
+                "{bad}"
+            );
         }
         let long = "tess_at_1_".to_string() + &"a".repeat(200);
         assert_eq!(parse(&long, SecretKind::Access), Err(Malformed::Shape));
@@ -450,7 +506,11 @@ mod tests {
         let s = generate(SecretKind::Access, Some(TokenId(9))).unwrap();
         let text = s.expose().to_string();
         let random = &text["tess_at_9_".len()..];
-        for shown in [format!("{s:?}"), format!("{s}"), format!("{:?}", s.digest())] {
+        for shown in [
+            format!("{s:?}"),
+            format!("{s}"),
+            format!("{:?}", s.digest()),
+        ] {
             assert!(!shown.contains(random), "{shown}");
             assert!(!shown.contains(&s.digest().to_hex()), "{shown}");
         }
@@ -479,6 +539,9 @@ mod tests {
         let h = password::hash("correct horse").unwrap();
         assert!(password::verify("correct horse", &h));
         assert!(!password::verify("correct horsE", &h));
-        assert!(!password::verify("x", &password::PasswordHash::from_phc("garbage")));
+        assert!(!password::verify(
+            "x",
+            &password::PasswordHash::from_phc("garbage")
+        ));
     }
 }

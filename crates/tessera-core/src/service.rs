@@ -8,8 +8,8 @@ use crate::check::Checker;
 use crate::clock::Clock;
 use crate::error::{Error, Result, StoreError};
 use crate::model::{
-    Event, EventKind, NewUser, RefreshLookup, Role, RotateOutcome, Rotation, SessionRecord, Timestamp,
-    TokenId, TokenRecord, User, UserId, UserKind,
+    Event, EventKind, NewUser, RefreshLookup, Role, RotateOutcome, Rotation, SessionRecord,
+    Timestamp, TokenId, TokenRecord, User, UserId, UserKind,
 };
 use crate::policy::{Credential, Policy, TokenRequest};
 use crate::scope::{parse_endpoints, Scope, TokenType};
@@ -90,7 +90,8 @@ impl Tessera {
     /// The service over `store`.
     pub fn new(store: Arc<dyn Store>, policy: Policy, clock: Arc<dyn Clock>) -> Self {
         let policy = Arc::new(policy);
-        let token_store: Arc<dyn crate::store::TokenStore> = store.clone() as Arc<dyn crate::store::TokenStore>;
+        let token_store: Arc<dyn crate::store::TokenStore> =
+            store.clone() as Arc<dyn crate::store::TokenStore>;
         let checker = Checker::new(token_store, policy.clone(), clock.clone());
         Tessera {
             store,
@@ -125,7 +126,8 @@ impl Tessera {
     /// Creates a user outside any session (the `user add` command, first start).
     pub async fn add_user(&self, name: &str, password: &str, role: Role) -> Result<User> {
         let hash = hash_password(password)?;
-        self.insert_user(name, Some(hash), role, UserKind::Person, None).await
+        self.insert_user(name, Some(hash), role, UserKind::Person, None)
+            .await
     }
 
     /// Creates a user for an admin (`POST /V4/User`). A service account gets
@@ -142,15 +144,20 @@ impl Tessera {
         self.policy.require_admin(&caller.user)?;
         match kind {
             UserKind::Person => {
-                let pw = password.ok_or_else(|| Error::invalid("password", "a person needs a password"))?;
+                let pw = password
+                    .ok_or_else(|| Error::invalid("password", "a person needs a password"))?;
                 let hash = hash_password(pw)?;
                 self.insert_user(name, Some(hash), role, kind, None).await
             }
             UserKind::Service => {
                 if password.is_some_and(|p| !p.is_empty()) {
-                    return Err(Error::invalid("password", "a service account has no password"));
+                    return Err(Error::invalid(
+                        "password",
+                        "a service account has no password",
+                    ));
                 }
-                self.insert_user(name, None, role, kind, Some(caller.user.id)).await
+                self.insert_user(name, None, role, kind, Some(caller.user.id))
+                    .await
             }
         }
     }
@@ -165,7 +172,10 @@ impl Tessera {
     ) -> Result<User> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
-            return Err(Error::invalid("userName", "1 to 255 characters, no control characters"));
+            return Err(Error::invalid(
+                "userName",
+                "1 to 255 characters, no control characters",
+            ));
         }
         let new = NewUser {
             name: name.to_string(),
@@ -193,13 +203,16 @@ impl Tessera {
         self.policy.require_session(caller.credential)?;
         self.policy.require_admin(&caller.user)?;
         if caller.user.id == id {
-            return Err(Error::Forbidden("an admin cannot delete their own account".into()));
+            return Err(Error::Forbidden(
+                "an admin cannot delete their own account".into(),
+            ));
         }
         let now = self.now();
         if !self.store.delete_user(id, now).await? {
             return Err(Error::NotFound(format!("user {} does not exist", id.0)));
         }
-        self.record(EventKind::UserDeleted, None, Some(id), now).await;
+        self.record(EventKind::UserDeleted, None, Some(id), now)
+            .await;
         Ok(())
     }
 
@@ -242,14 +255,19 @@ impl Tessera {
 
     /// The user behind a session secret (sliding: each use extends it).
     pub async fn session_user(&self, session: &str) -> Result<User> {
-        let invalid = || Error::Unauthorized("the session is invalid or has expired; log in again".into());
+        let invalid =
+            || Error::Unauthorized("the session is invalid or has expired; log in again".into());
         let key = secret::parse(session, SecretKind::Session).map_err(|_| invalid())?;
         let s = self.store.session(&key.digest).await?.ok_or_else(invalid)?;
         let now = self.now();
         if !self.policy.session_alive(&s, now) {
             return Err(invalid());
         }
-        let user = self.store.user_by_id(s.user_id).await?.ok_or_else(invalid)?;
+        let user = self
+            .store
+            .user_by_id(s.user_id)
+            .await?
+            .ok_or_else(invalid)?;
         // Coalesce: at most one write a minute per session.
         if now - s.last_seen_at >= 60 {
             self.store.touch_session(&key.digest, now).await?;
@@ -260,7 +278,12 @@ impl Tessera {
     // ---- tokens -------------------------------------------------------------
 
     /// `POST /V4/AccessToken`: a new token for `owner` (default: the caller).
-    pub async fn create_token(&self, caller: &Caller, owner: Option<UserId>, req: &TokenRequest) -> Result<Issued> {
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        req: &TokenRequest,
+    ) -> Result<Issued> {
         self.policy.require_session(caller.credential)?;
         let owner = match owner {
             None => caller.user.clone(),
@@ -299,11 +322,19 @@ impl Tessera {
             last_used_at: None,
         };
         self.store.insert_token(&token).await?;
-        Ok(Issued { token, access, refresh })
+        Ok(Issued {
+            token,
+            access,
+            refresh,
+        })
     }
 
     /// `GET /V4/AccessToken?userId=N`: the tokens of `user` (default: the caller).
-    pub async fn list_tokens(&self, caller: &Caller, user: Option<UserId>) -> Result<Vec<TokenRecord>> {
+    pub async fn list_tokens(
+        &self,
+        caller: &Caller,
+        user: Option<UserId>,
+    ) -> Result<Vec<TokenRecord>> {
         self.policy.require_session(caller.credential)?;
         let owner = match user {
             None => caller.user.clone(),
@@ -325,9 +356,18 @@ impl Tessera {
     async fn managed_token(&self, caller: &Caller, id: TokenId) -> Result<TokenRecord> {
         self.policy.require_session(caller.credential)?;
         let missing = || Error::NotFound(format!("token {} does not exist", id.0));
-        let token = self.store.token(id).await?.filter(|t| t.revoked_at.is_none()).ok_or_else(missing)?;
+        let token = self
+            .store
+            .token(id)
+            .await?
+            .filter(|t| t.revoked_at.is_none())
+            .ok_or_else(missing)?;
         if token.user_id != caller.user.id {
-            let owner = self.store.user_by_id(token.user_id).await?.ok_or_else(missing)?;
+            let owner = self
+                .store
+                .user_by_id(token.user_id)
+                .await?
+                .ok_or_else(missing)?;
             if !self.policy.may_manage(&caller.user, &owner) {
                 return Err(missing());
             }
@@ -336,7 +376,12 @@ impl Tessera {
     }
 
     /// `PUT /V4/AccessToken/{id}`.
-    pub async fn edit_token(&self, caller: &Caller, id: TokenId, req: &TokenRequest) -> Result<TokenRecord> {
+    pub async fn edit_token(
+        &self,
+        caller: &Caller,
+        id: TokenId,
+        req: &TokenRequest,
+    ) -> Result<TokenRecord> {
         let token = self.managed_token(caller, id).await?;
         let changes = self.policy.plan_edit(&token, req, self.now())?;
         if !self.store.update_token(&changes).await? {
@@ -355,7 +400,8 @@ impl Tessera {
         if !self.store.revoke_token(id, now).await? {
             return Err(Error::NotFound(format!("token {} does not exist", id.0)));
         }
-        self.record(EventKind::TokenRevoked, Some(id), Some(token.user_id), now).await;
+        self.record(EventKind::TokenRevoked, Some(id), Some(token.user_id), now)
+            .await;
         Ok(())
     }
 
@@ -370,13 +416,18 @@ impl Tessera {
                 _ => None,
             }
         } else if let Ok(key) = self.checker.recognise(presented, now) {
-            self.store.token_by_access(&key).await?.filter(|t| t.access_digest == key.digest).map(|t| t.id)
+            self.store
+                .token_by_access(&key)
+                .await?
+                .filter(|t| t.access_digest == key.digest)
+                .map(|t| t.id)
         } else {
             None
         };
         if let Some(id) = id {
             if self.store.revoke_token(id, now).await? {
-                self.record(EventKind::TokenRevoked, Some(id), None, now).await;
+                self.record(EventKind::TokenRevoked, Some(id), None, now)
+                    .await;
             }
         }
         Ok(())
@@ -393,24 +444,32 @@ impl Tessera {
     /// refused, and the winner's new pair stays good.
     pub async fn renew(&self, access: &str, refresh: &str) -> Result<Issued> {
         let refused = |why: &str| Error::Unauthorized(why.to_string());
-        let rkey = secret::parse(refresh, SecretKind::Refresh).map_err(|_| refused("the refresh token is malformed"))?;
+        let rkey = secret::parse(refresh, SecretKind::Refresh)
+            .map_err(|_| refused("the refresh token is malformed"))?;
         let now = self.now();
         let token = match self.store.refresh_lookup(&rkey).await? {
             RefreshLookup::Unknown => return Err(refused("the refresh token is not valid")),
-            RefreshLookup::Spent { id, rotated_at } => return Err(self.on_spent(id, rotated_at, now).await),
+            RefreshLookup::Spent { id, rotated_at } => {
+                return Err(self.on_spent(id, rotated_at, now).await)
+            }
             RefreshLookup::Current(t) => *t,
         };
         if rkey.token_id != Some(token.id) {
             return Err(refused("the refresh token is not valid"));
         }
         // The pair must match: the access secret presented must be this token's current one.
-        let akey = secret::parse(access, SecretKind::Access).map_err(|_| refused("the access token is malformed"))?;
+        let akey = secret::parse(access, SecretKind::Access)
+            .map_err(|_| refused("the access token is malformed"))?;
         if akey.digest != token.access_digest {
-            return Err(refused("the access token does not belong to this refresh token"));
+            return Err(refused(
+                "the access token does not belong to this refresh token",
+            ));
         }
         self.policy.check_renewal(&token, now)?;
-        let new_access = secret::generate(SecretKind::Access, Some(token.id)).map_err(rng_failed)?;
-        let new_refresh = secret::generate(SecretKind::Refresh, Some(token.id)).map_err(rng_failed)?;
+        let new_access =
+            secret::generate(SecretKind::Access, Some(token.id)).map_err(rng_failed)?;
+        let new_refresh =
+            secret::generate(SecretKind::Refresh, Some(token.id)).map_err(rng_failed)?;
         let access_expires_at = self.policy.renewed_access_expiry(now);
         let rotation = Rotation {
             id: token.id,
@@ -419,7 +478,9 @@ impl Tessera {
             new_access: new_access.digest(),
             new_refresh: new_refresh.digest(),
             access_expires_at,
-            ends_at: self.policy.ends_at(access_expires_at, token.renewable_until),
+            ends_at: self
+                .policy
+                .ends_at(access_expires_at, token.renewable_until),
         };
         match self.store.rotate(&rotation).await? {
             RotateOutcome::Rotated(token) => Ok(Issued {
@@ -427,7 +488,9 @@ impl Tessera {
                 access: new_access,
                 refresh: Some(new_refresh),
             }),
-            RotateOutcome::Spent { rotated_at } => Err(self.on_spent(token.id, rotated_at, now).await),
+            RotateOutcome::Spent { rotated_at } => {
+                Err(self.on_spent(token.id, rotated_at, now).await)
+            }
             RotateOutcome::Unknown => Err(refused("the refresh token is not valid")),
         }
     }
@@ -451,11 +514,19 @@ impl Tessera {
         if let Err(e) = self.store.record_event(&event).await {
             return e.into();
         }
-        Error::Unauthorized("this refresh token was already used; the token has been revoked".into())
+        Error::Unauthorized(
+            "this refresh token was already used; the token has been revoked".into(),
+        )
     }
 
     /// Records an audit event; a failure here must not undo what was done.
-    async fn record(&self, kind: EventKind, token_id: Option<TokenId>, user_id: Option<UserId>, at: Timestamp) {
+    async fn record(
+        &self,
+        kind: EventKind,
+        token_id: Option<TokenId>,
+        user_id: Option<UserId>,
+        at: Timestamp,
+    ) {
         let _ = self
             .store
             .record_event(&Event {
@@ -485,10 +556,13 @@ impl Tessera {
         if !problems.is_empty() {
             return Err(Error::invalid("import", problems.join("; ")));
         }
-        self.store.import_legacy(&records).await.map_err(|e| match e {
-            StoreError::Conflict(m) => Error::Conflict(format!("nothing imported: {m}")),
-            e => e.into(),
-        })?;
+        self.store
+            .import_legacy(&records)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(m) => Error::Conflict(format!("nothing imported: {m}")),
+                e => e.into(),
+            })?;
         self.checker.refresh_legacy_horizon().await?;
         Ok(records.len())
     }
@@ -499,11 +573,19 @@ impl Tessera {
             .user_by_name(&l.user_name)
             .await?
             .ok_or_else(|| Error::invalid("userName", format!("no user {:?}", l.user_name)))?;
-        let token_type = TokenType::from_number(l.token_type)
-            .ok_or_else(|| Error::invalid("tokenType", format!("{} is not a token type (0 to 5)", l.token_type)))?;
-        let endpoints = parse_endpoints(&l.api_endpoints).map_err(|e| Error::invalid("apiEndpoints", e.to_string()))?;
+        let token_type = TokenType::from_number(l.token_type).ok_or_else(|| {
+            Error::invalid(
+                "tokenType",
+                format!("{} is not a token type (0 to 5)", l.token_type),
+            )
+        })?;
+        let endpoints = parse_endpoints(&l.api_endpoints)
+            .map_err(|e| Error::invalid("apiEndpoints", e.to_string()))?;
         if token_type.kind() == crate::scope::ScopeKind::Custom && endpoints.is_empty() {
-            return Err(Error::invalid("apiEndpoints", "a Custom token needs at least one entry"));
+            return Err(Error::invalid(
+                "apiEndpoints",
+                "a Custom token needs at least one entry",
+            ));
         }
         let allowed_ips = crate::address::IpAllowList::parse(&l.allowed_ips)
             .map_err(|e| Error::invalid("allowedIPs", e.to_string()))?;
@@ -551,5 +633,7 @@ fn hash_password(pw: &str) -> Result<PasswordHash> {
 /// A fixed hash to verify against when the user does not exist.
 fn dummy_hash() -> &'static PasswordHash {
     static DUMMY: std::sync::OnceLock<PasswordHash> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| password::hash("tessera-dummy").unwrap_or_else(|_| PasswordHash::from_phc("")))
+    DUMMY.get_or_init(|| {
+        password::hash("tessera-dummy").unwrap_or_else(|_| PasswordHash::from_phc(""))
+    })
 }

@@ -11,6 +11,8 @@
 //! * Any failure to reach the backend is [`StoreError::Unavailable`], returned
 //!   within the backend's configured timeout, never an empty answer.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::error::StoreError;
@@ -72,7 +74,9 @@ pub trait TokenStore: Send + Sync {
     /// `key.token_id` is the id written in the secret (`None` for legacy
     /// tokens); a backend may use it to find the record, but must still
     /// compare the digest.
-    async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<TokenRecord>>;
+    /// Shared (`Arc`) so that a backend holding records in memory hands one
+    /// out without copying it.
+    async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<Arc<TokenRecord>>>;
 
     /// The user's tokens that are not revoked, by id.
     async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>>;

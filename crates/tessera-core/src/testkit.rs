@@ -23,8 +23,8 @@ use crate::address::IpAllowList;
 use crate::check::{CheckError, Refusal};
 use crate::clock::{Clock, ManualClock};
 use crate::model::{
-    Event, EventKind, NewUser, RefreshLookup, Role, RotateOutcome, Rotation, SessionRecord, TokenChanges, TokenId,
-    TokenRecord, User, UserKind,
+    Event, EventKind, NewUser, RefreshLookup, Role, RotateOutcome, Rotation, SessionRecord,
+    TokenChanges, TokenId, TokenRecord, User, UserKind,
 };
 use crate::policy::{Credential, Policy, PolicyConfig, TokenRequest};
 use crate::scope::{parse_endpoints, Scope, TokenType};
@@ -46,7 +46,10 @@ pub struct Fixture {
 impl Fixture {
     /// A fixture with nothing to clean up.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Fixture { store, cleanup: None }
+        Fixture {
+            store,
+            cleanup: None,
+        }
     }
 
     /// A fixture whose `cleanup` runs after the case.
@@ -121,7 +124,10 @@ pub mod cases {
 
     /// Users: create (unique names), find by id and name, list, delete.
     pub async fn users_create_find_list_delete(store: Arc<dyn Store>) {
-        assert!(!store.has_users().await.unwrap(), "a fresh store has no users");
+        assert!(
+            !store.has_users().await.unwrap(),
+            "a fresh store has no users"
+        );
         let alice = user(&store, "alice", Role::Admin).await;
         let bob = user(&store, "bob", Role::User).await;
         assert_ne!(alice.id, bob.id);
@@ -138,8 +144,15 @@ pub mod cases {
             .await
             .unwrap();
         assert_eq!(store.user_by_id(svc.id).await.unwrap(), Some(svc.clone()));
-        assert_eq!(store.user_by_name("alice").await.unwrap(), Some(alice.clone()));
-        assert_eq!(store.user_by_name("Alice").await.unwrap(), None, "names are exact");
+        assert_eq!(
+            store.user_by_name("alice").await.unwrap(),
+            Some(alice.clone())
+        );
+        assert_eq!(
+            store.user_by_name("Alice").await.unwrap(),
+            None,
+            "names are exact"
+        );
         assert_eq!(store.user_by_name("nobody").await.unwrap(), None);
         let again = store
             .create_user(NewUser {
@@ -156,7 +169,10 @@ pub mod cases {
         assert_eq!(all, vec![alice.clone(), bob.clone(), svc.clone()]);
         // The stored password hash still verifies.
         let back = store.user_by_id(alice.id).await.unwrap().unwrap();
-        assert!(secret::password::verify("pw-alice", back.password.as_ref().unwrap()));
+        assert!(secret::password::verify(
+            "pw-alice",
+            back.password.as_ref().unwrap()
+        ));
         assert!(store.delete_user(bob.id, T0).await.unwrap());
         assert!(!store.delete_user(bob.id, T0).await.unwrap());
         assert_eq!(store.user_by_id(bob.id).await.unwrap(), None);
@@ -200,16 +216,35 @@ pub mod cases {
         assert!(a1.id < a2.id && a2.id < b1.id, "ids increase");
         assert_eq!(store.token(a1.id).await.unwrap(), Some(a1.clone()));
         assert_eq!(store.token(TokenId(999_999)).await.unwrap(), None);
-        assert_eq!(store.token_by_access(&access_key(&a1_access)).await.unwrap(), Some(a1.clone()));
+        assert_eq!(
+            store
+                .token_by_access(&access_key(&a1_access))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&a1)
+        );
         let stranger = secret::generate(SecretKind::Access, Some(a1.id)).unwrap();
-        assert_eq!(store.token_by_access(&access_key(&stranger)).await.unwrap(), None);
-        assert_eq!(store.tokens_of_user(alice.id).await.unwrap(), vec![a1.clone(), a2.clone()]);
-        assert_eq!(store.tokens_of_user(bob.id).await.unwrap(), vec![b1.clone()]);
+        assert_eq!(
+            store.token_by_access(&access_key(&stranger)).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.tokens_of_user(alice.id).await.unwrap(),
+            vec![a1.clone(), a2.clone()]
+        );
+        assert_eq!(
+            store.tokens_of_user(bob.id).await.unwrap(),
+            vec![b1.clone()]
+        );
 
         let changes = TokenChanges {
             id: a1.id,
             name: "renamed".into(),
-            scope: Scope::new(TokenType::CUSTOM, parse_endpoints(&["GET /Client".into(), "/Job".into()]).unwrap()),
+            scope: Scope::new(
+                TokenType::CUSTOM,
+                parse_endpoints(&["GET /Client".into(), "/Job".into()]).unwrap(),
+            ),
             allowed_ips: IpAllowList::parse(["10.0.0.0/8"]).unwrap(),
             access_expires_at: a1.access_expires_at,
             renewable_until: Some(T0 + 1000),
@@ -221,15 +256,35 @@ pub mod cases {
         assert_eq!(got.scope, changes.scope);
         assert_eq!(got.allowed_ips, changes.allowed_ips);
         assert_eq!(got.renewable_until, Some(T0 + 1000));
-        assert_eq!(got.access_digest, a1.access_digest, "an edit keeps the secrets");
+        assert_eq!(
+            got.access_digest, a1.access_digest,
+            "an edit keeps the secrets"
+        );
 
         assert!(store.revoke_token(a1.id, T0 + 5).await.unwrap());
-        assert!(!store.revoke_token(a1.id, T0 + 6).await.unwrap(), "revoking twice says so");
+        assert!(
+            !store.revoke_token(a1.id, T0 + 6).await.unwrap(),
+            "revoking twice says so"
+        );
         assert!(!store.revoke_token(TokenId(999_999), T0).await.unwrap());
-        let revoked = store.token_by_access(&access_key(&a1_access)).await.unwrap().unwrap();
-        assert_eq!(revoked.revoked_at, Some(T0 + 5), "the check still finds it, to say why");
-        assert_eq!(store.tokens_of_user(alice.id).await.unwrap(), vec![a2.clone()]);
-        assert!(!store.update_token(&changes).await.unwrap(), "a revoked token is not edited");
+        let revoked = store
+            .token_by_access(&access_key(&a1_access))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            revoked.revoked_at,
+            Some(T0 + 5),
+            "the check still finds it, to say why"
+        );
+        assert_eq!(
+            store.tokens_of_user(alice.id).await.unwrap(),
+            vec![a2.clone()]
+        );
+        assert!(
+            !store.update_token(&changes).await.unwrap(),
+            "a revoked token is not edited"
+        );
     }
 
     /// Every field of a token reads back exactly as written.
@@ -245,9 +300,20 @@ pub mod cases {
             name: "Ünïcødé \"quoted\" 'name' ✓".into(),
             scope: Scope::new(
                 TokenType::CUSTOM,
-                parse_endpoints(&["GET /Client".into(), "/V4/ServerGroup".into(), "post /Job/".into()]).unwrap(),
+                parse_endpoints(&[
+                    "GET /Client".into(),
+                    "/V4/ServerGroup".into(),
+                    "post /Job/".into(),
+                ])
+                .unwrap(),
             ),
-            allowed_ips: IpAllowList::parse(["10.0.0.0/8", "2001:db8::/32", "192.168.1.1-192.168.1.9", "::1"]).unwrap(),
+            allowed_ips: IpAllowList::parse([
+                "10.0.0.0/8",
+                "2001:db8::/32",
+                "192.168.1.1-192.168.1.9",
+                "::1",
+            ])
+            .unwrap(),
             created_at: T0,
             access_expires_at: T0 + 1800,
             renewable_until: Some(T0 + 90 * 86_400),
@@ -263,7 +329,17 @@ pub mod cases {
         // Both All numbers are kept as sent.
         for n in [0, 2] {
             let (rec, _, _) = new_token(&store, &u, TokenType::from_number(n).unwrap()).await;
-            assert_eq!(store.token(rec.id).await.unwrap().unwrap().scope.token_type().number(), n as u8);
+            assert_eq!(
+                store
+                    .token(rec.id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .scope
+                    .token_type()
+                    .number(),
+                n as u8
+            );
         }
         // A token without refresh (SCIM) keeps `None`s.
         let (scim, _, r) = new_token(&store, &u, TokenType::SCIM).await;
@@ -281,10 +357,16 @@ pub mod cases {
         let mut dup_id = t.clone();
         dup_id.access_digest = Digest::of("other");
         dup_id.refresh_digest = Some(Digest::of("other-r"));
-        assert!(matches!(store.insert_token(&dup_id).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.insert_token(&dup_id).await,
+            Err(StoreError::Conflict(_))
+        ));
         let mut dup_digest = t.clone();
         dup_digest.id = store.next_token_id().await.unwrap();
-        assert!(matches!(store.insert_token(&dup_digest).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.insert_token(&dup_digest).await,
+            Err(StoreError::Conflict(_))
+        ));
         assert_eq!(store.token(dup_digest.id).await.unwrap(), None);
         assert_eq!(store.token(t.id).await.unwrap(), Some(t));
     }
@@ -307,10 +389,24 @@ pub mod cases {
         assert_eq!(rotated.refresh_digest, Some(new_refresh.digest()));
         assert_eq!(rotated.access_expires_at, T0 + 3600);
         assert_eq!(rotated.ends_at, rot.ends_at);
-        assert_eq!((rotated.id, &rotated.name, rotated.renewable_until), (t.id, &t.name, t.renewable_until));
+        assert_eq!(
+            (rotated.id, &rotated.name, rotated.renewable_until),
+            (t.id, &t.name, t.renewable_until)
+        );
         assert_eq!(store.token(t.id).await.unwrap(), Some(rotated.clone()));
-        assert_eq!(store.token_by_access(&access_key(&access)).await.unwrap(), None, "old access stops at once");
-        assert_eq!(store.token_by_access(&access_key(&new_access)).await.unwrap(), Some(rotated.clone()));
+        assert_eq!(
+            store.token_by_access(&access_key(&access)).await.unwrap(),
+            None,
+            "old access stops at once"
+        );
+        assert_eq!(
+            store
+                .token_by_access(&access_key(&new_access))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&rotated)
+        );
         assert_eq!(
             store.refresh_lookup(&refresh_key(&refresh)).await.unwrap(),
             RefreshLookup::Spent {
@@ -319,13 +415,18 @@ pub mod cases {
             }
         );
         assert_eq!(
-            store.refresh_lookup(&refresh_key(&new_refresh)).await.unwrap(),
+            store
+                .refresh_lookup(&refresh_key(&new_refresh))
+                .await
+                .unwrap(),
             RefreshLookup::Current(Box::new(rotated.clone()))
         );
         // The same rotation again: spent, nothing changes.
         assert_eq!(
             store.rotate(&rot).await.unwrap(),
-            RotateOutcome::Spent { rotated_at: T0 + 10 }
+            RotateOutcome::Spent {
+                rotated_at: T0 + 10
+            }
         );
         assert_eq!(store.token(t.id).await.unwrap(), Some(rotated.clone()));
         // An unknown digest, or an unknown token: Unknown.
@@ -338,44 +439,75 @@ pub mod cases {
         // A second generation: both earlier refresh digests are spent.
         let (mut rot2, _, _) = rotation(&rotated, &new_refresh, T0 + 7200);
         rot2.at = T0 + 20;
-        assert!(matches!(store.rotate(&rot2).await.unwrap(), RotateOutcome::Rotated(_)));
+        assert!(matches!(
+            store.rotate(&rot2).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
         assert_eq!(
             store.refresh_lookup(&refresh_key(&refresh)).await.unwrap(),
-            RefreshLookup::Spent { id: t.id, rotated_at: T0 + 10 }
+            RefreshLookup::Spent {
+                id: t.id,
+                rotated_at: T0 + 10
+            }
         );
         assert_eq!(
-            store.refresh_lookup(&refresh_key(&new_refresh)).await.unwrap(),
-            RefreshLookup::Spent { id: t.id, rotated_at: T0 + 20 }
+            store
+                .refresh_lookup(&refresh_key(&new_refresh))
+                .await
+                .unwrap(),
+            RefreshLookup::Spent {
+                id: t.id,
+                rotated_at: T0 + 20
+            }
         );
         // A revoked token never rotates.
         let (t3, _, r3) = new_token(&store, &u, TokenType::ALL).await;
         store.revoke_token(t3.id, T0).await.unwrap();
         let (rot3, _, _) = rotation(&t3, r3.as_ref().unwrap(), T0 + 3600);
-        assert!(!matches!(store.rotate(&rot3).await.unwrap(), RotateOutcome::Rotated(_)));
+        assert!(!matches!(
+            store.rotate(&rot3).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
     }
 
     /// Through the service: presenting a rotated-out refresh token revokes
     /// the whole token, records `token.reuse_detected`, and the newest pair stops too.
     pub async fn reuse_detection_revokes_the_chain(store: Arc<dyn Store>) {
         let (svc, clock, caller) = service(&store).await;
-        let issued = svc.create_token(&caller, None, &TokenRequest::named("t")).await.unwrap();
+        let issued = svc
+            .create_token(&caller, None, &TokenRequest::named("t"))
+            .await
+            .unwrap();
         let old_refresh = issued.refresh.clone().unwrap();
         clock.advance(60);
-        let renewed = svc.renew(issued.access.expose(), old_refresh.expose()).await.unwrap();
+        let renewed = svc
+            .renew(issued.access.expose(), old_refresh.expose())
+            .await
+            .unwrap();
         assert_eq!(renewed.token.id, issued.token.id);
         assert_allowed(&svc, &renewed.access).await;
         assert_refused(&svc, &issued.access, Refusal::Unknown).await;
         // Replay of the old pair.
-        let replay = svc.renew(issued.access.expose(), old_refresh.expose()).await;
-        assert!(matches!(replay, Err(crate::Error::Unauthorized(_))), "{replay:?}");
+        let replay = svc
+            .renew(issued.access.expose(), old_refresh.expose())
+            .await;
+        assert!(
+            matches!(replay, Err(crate::Error::Unauthorized(_))),
+            "{replay:?}"
+        );
         assert_refused(&svc, &renewed.access, Refusal::Revoked).await;
         let again = svc
-            .renew(renewed.access.expose(), renewed.refresh.as_ref().unwrap().expose())
+            .renew(
+                renewed.access.expose(),
+                renewed.refresh.as_ref().unwrap().expose(),
+            )
             .await;
         assert!(again.is_err(), "the newest refresh token is revoked too");
         let events = store.recent_events(10).await.unwrap();
         assert!(
-            events.iter().any(|e| e.kind == EventKind::ReuseDetected && e.token_id == Some(issued.token.id)),
+            events
+                .iter()
+                .any(|e| e.kind == EventKind::ReuseDetected && e.token_id == Some(issued.token.id)),
             "{events:?}"
         );
     }
@@ -384,20 +516,35 @@ pub mod cases {
     /// real token id) is refused and changes nothing.
     pub async fn unknown_refresh_changes_nothing(store: Arc<dyn Store>) {
         let (svc, _clock, caller) = service(&store).await;
-        let issued = svc.create_token(&caller, None, &TokenRequest::named("t")).await.unwrap();
+        let issued = svc
+            .create_token(&caller, None, &TokenRequest::named("t"))
+            .await
+            .unwrap();
         let forged = secret::generate(SecretKind::Refresh, Some(issued.token.id)).unwrap();
-        assert!(svc.renew(issued.access.expose(), forged.expose()).await.is_err());
+        assert!(svc
+            .renew(issued.access.expose(), forged.expose())
+            .await
+            .is_err());
         assert_allowed(&svc, &issued.access).await;
-        assert_eq!(store.token(issued.token.id).await.unwrap(), Some(issued.token.clone()));
+        assert_eq!(
+            store.token(issued.token.id).await.unwrap(),
+            Some(issued.token.clone())
+        );
         assert!(store.recent_events(10).await.unwrap().is_empty());
         // The real pair still renews.
-        assert!(svc.renew(issued.access.expose(), issued.refresh.unwrap().expose()).await.is_ok());
+        assert!(svc
+            .renew(issued.access.expose(), issued.refresh.unwrap().expose())
+            .await
+            .is_ok());
     }
 
     /// An access secret works until one second before its expiry, not at it.
     pub async fn expiry_at_the_boundary(store: Arc<dyn Store>) {
         let (svc, clock, caller) = service(&store).await;
-        let issued = svc.create_token(&caller, None, &TokenRequest::named("t")).await.unwrap();
+        let issued = svc
+            .create_token(&caller, None, &TokenRequest::named("t"))
+            .await
+            .unwrap();
         let exp = issued.token.access_expires_at;
         assert_eq!(exp, T0 + 1800);
         clock.set(exp - 1);
@@ -424,7 +571,11 @@ pub mod cases {
             user_name: caller.user.name.clone(),
             token_name: format!("legacy {n}"),
             token_type,
-            api_endpoints: if token_type == 3 { vec!["GET /Client".into()] } else { vec![] },
+            api_endpoints: if token_type == 3 {
+                vec!["GET /Client".into()]
+            } else {
+                vec![]
+            },
             allowed_ips: vec![],
             expires_at: exp,
             secret,
@@ -447,24 +598,42 @@ pub mod cases {
         assert_eq!(rec.access_expires_at, T0 + 1000);
         // Checks: scope honoured, expiry honoured.
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let ok = svc.checker().check(clear.expose(), "GET", "/Client/5", ip).await;
+        let ok = svc
+            .checker()
+            .check(clear.expose(), "GET", "/Client/5", ip)
+            .await;
         assert!(ok.is_ok(), "{ok:?}");
-        let scope = svc.checker().check(clear.expose(), "POST", "/Client/5", ip).await;
+        let scope = svc
+            .checker()
+            .check(clear.expose(), "POST", "/Client/5", ip)
+            .await;
         assert_eq!(scope, Err(CheckError::Refused(Refusal::Scope)));
         let all = svc.checker().check(hashed, "DELETE", "/Anything", ip).await;
         assert!(all.is_ok(), "{all:?}");
         clock.set(T0 + 1000);
-        let expired = svc.checker().check(clear.expose(), "GET", "/Client/5", ip).await;
+        let expired = svc
+            .checker()
+            .check(clear.expose(), "GET", "/Client/5", ip)
+            .await;
         assert_eq!(expired, Err(CheckError::Refused(Refusal::Expired)));
         // Editing is refused with the exact message.
-        let edit = svc.edit_token(&caller, rec.id, &TokenRequest::named("x")).await;
+        let edit = svc
+            .edit_token(&caller, rec.id, &TokenRequest::named("x"))
+            .await;
         assert_eq!(
             edit,
-            Err(crate::Error::Conflict(crate::policy::LEGACY_EDIT_MESSAGE.into()))
+            Err(crate::Error::Conflict(
+                crate::policy::LEGACY_EDIT_MESSAGE.into()
+            ))
         );
         // A file with a clash imports nothing.
         let clash = vec![
-            line(1, LegacySecret::Sha256(Digest::of("fresh-one")), T0 + 5000, 2),
+            line(
+                1,
+                LegacySecret::Sha256(Digest::of("fresh-one")),
+                T0 + 5000,
+                2,
+            ),
             line(2, LegacySecret::Clear(clear.clone()), T0 + 5000, 2),
         ];
         assert!(svc.import_legacy(&clash).await.is_err());
@@ -473,14 +642,29 @@ pub mod cases {
             token_id: None,
             digest: Digest::of("fresh-one"),
         };
-        assert_eq!(store.token_by_access(&fresh).await.unwrap(), None, "all or nothing");
+        assert_eq!(
+            store.token_by_access(&fresh).await.unwrap(),
+            None,
+            "all or nothing"
+        );
         assert_eq!(store.legacy_horizon().await.unwrap(), Some(T0 + 2000));
         // Revoked: gone from listing and from the horizon.
         svc.revoke_token(&caller, rec.id).await.unwrap();
-        let other = store.token_by_access(&SecretKey { digest: Digest::of(hashed), ..key }).await.unwrap().unwrap();
+        let other = store
+            .token_by_access(&SecretKey {
+                digest: Digest::of(hashed),
+                ..key
+            })
+            .await
+            .unwrap()
+            .unwrap();
         svc.revoke_token(&caller, other.id).await.unwrap();
         assert_eq!(store.legacy_horizon().await.unwrap(), None);
-        assert!(store.tokens_of_user(caller.user.id).await.unwrap().is_empty());
+        assert!(store
+            .tokens_of_user(caller.user.id)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     /// Last-used times, audit events, and the sweep of dead records.
@@ -488,13 +672,33 @@ pub mod cases {
         let u = user(&store, "alice", Role::User).await;
         let (t1, _, _) = new_token(&store, &u, TokenType::ALL).await;
         let (t2, _, _) = new_token(&store, &u, TokenType::SCIM).await;
-        store.record_last_used(&[(t1.id, T0 + 10), (t2.id, T0 + 20)]).await.unwrap();
+        store
+            .record_last_used(&[(t1.id, T0 + 10), (t2.id, T0 + 20)])
+            .await
+            .unwrap();
         store.record_last_used(&[(t1.id, T0 + 5)]).await.unwrap();
-        assert_eq!(store.token(t1.id).await.unwrap().unwrap().last_used_at, Some(T0 + 10), "never moves back");
-        assert_eq!(store.token(t2.id).await.unwrap().unwrap().last_used_at, Some(T0 + 20));
-        store.record_last_used(&[(TokenId(999_999), T0)]).await.unwrap();
+        assert_eq!(
+            store.token(t1.id).await.unwrap().unwrap().last_used_at,
+            Some(T0 + 10),
+            "never moves back"
+        );
+        assert_eq!(
+            store.token(t2.id).await.unwrap().unwrap().last_used_at,
+            Some(T0 + 20)
+        );
+        store
+            .record_last_used(&[(TokenId(999_999), T0)])
+            .await
+            .unwrap();
 
-        for (i, kind) in [EventKind::TokenRevoked, EventKind::ReuseDetected, EventKind::UserDeleted].into_iter().enumerate() {
+        for (i, kind) in [
+            EventKind::TokenRevoked,
+            EventKind::ReuseDetected,
+            EventKind::UserDeleted,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             store
                 .record_event(&Event {
                     at: T0 + i as i64,
@@ -537,7 +741,11 @@ pub mod cases {
                 .await
                 .unwrap();
         }
-        assert_eq!(store.sweep(T0 + 100, T0).await.unwrap(), 0, "nothing is dead before its time");
+        assert_eq!(
+            store.sweep(T0 + 100, T0).await.unwrap(),
+            0,
+            "nothing is dead before its time"
+        );
         assert!(store.token(t1.id).await.unwrap().is_some());
         let removed = store.sweep(T0 + 201, T0 + 1).await.unwrap();
         assert_eq!(removed, 3, "t1, t2 and one session");
@@ -557,15 +765,27 @@ pub mod cases {
             user: bob.clone(),
             credential: Credential::Session,
         };
-        let t1 = svc.create_token(&bob_caller, None, &TokenRequest::named("a")).await.unwrap();
-        let t2 = svc.create_token(&bob_caller, None, &TokenRequest::named("b")).await.unwrap();
-        let mine = svc.create_token(&admin, None, &TokenRequest::named("admin's")).await.unwrap();
+        let t1 = svc
+            .create_token(&bob_caller, None, &TokenRequest::named("a"))
+            .await
+            .unwrap();
+        let t2 = svc
+            .create_token(&bob_caller, None, &TokenRequest::named("b"))
+            .await
+            .unwrap();
+        let mine = svc
+            .create_token(&admin, None, &TokenRequest::named("admin's"))
+            .await
+            .unwrap();
         assert_allowed(&svc, &t1.access).await;
         svc.delete_user(&admin, bob.id).await.unwrap();
         assert_refused(&svc, &t1.access, Refusal::Revoked).await;
         assert_refused(&svc, &t2.access, Refusal::Revoked).await;
         assert!(svc.session_user(session.expose()).await.is_err());
-        assert!(svc.renew(t1.access.expose(), t1.refresh.unwrap().expose()).await.is_err());
+        assert!(svc
+            .renew(t1.access.expose(), t1.refresh.unwrap().expose())
+            .await
+            .is_err());
         assert_allowed(&svc, &mine.access).await;
     }
 
@@ -579,12 +799,20 @@ pub mod cases {
             ..PolicyConfig::default()
         };
         let clock = Arc::new(ManualClock::new(T0));
-        let graceful = Tessera::new(store.clone(), Policy::new(graceful).unwrap(), clock as Arc<dyn Clock>);
+        let graceful = Tessera::new(
+            store.clone(),
+            Policy::new(graceful).unwrap(),
+            clock as Arc<dyn Clock>,
+        );
         let (strict, graceful) = (Arc::new(strict), Arc::new(graceful));
         for round in 0..50 {
             let svc = if round % 2 == 0 { &strict } else { &graceful };
             let issued = svc
-                .create_token(&caller, None, &TokenRequest::named(&format!("race {round}")))
+                .create_token(
+                    &caller,
+                    None,
+                    &TokenRequest::named(&format!("race {round}")),
+                )
                 .await
                 .unwrap();
             let access = issued.access.expose().to_string();
@@ -619,7 +847,8 @@ pub mod cases {
         for i in 0..64 {
             let (svc, caller) = (svc.clone(), caller.clone());
             tasks.push(tokio::spawn(async move {
-                svc.create_token(&caller, None, &TokenRequest::named(&format!("t{i}"))).await
+                svc.create_token(&caller, None, &TokenRequest::named(&format!("t{i}")))
+                    .await
             }));
         }
         let mut ids = Vec::new();
@@ -658,7 +887,11 @@ pub async fn user(store: &Arc<dyn Store>, name: &str, role: Role) -> User {
 }
 
 /// Inserts a token of `token_type` for `owner` directly (no policy), with its secrets.
-pub async fn new_token(store: &Arc<dyn Store>, owner: &User, token_type: TokenType) -> (TokenRecord, Secret, Option<Secret>) {
+pub async fn new_token(
+    store: &Arc<dyn Store>,
+    owner: &User,
+    token_type: TokenType,
+) -> (TokenRecord, Secret, Option<Secret>) {
     let id = store.next_token_id().await.unwrap();
     let access = secret::generate(SecretKind::Access, Some(id)).unwrap();
     let refreshable = token_type.kind().refreshable();
@@ -676,9 +909,17 @@ pub async fn new_token(store: &Arc<dyn Store>, owner: &User, token_type: TokenTy
         scope: Scope::new(token_type, endpoints),
         allowed_ips: IpAllowList::default(),
         created_at: T0,
-        access_expires_at: if refreshable { T0 + 1800 } else { T0 + 30 * 86_400 },
+        access_expires_at: if refreshable {
+            T0 + 1800
+        } else {
+            T0 + 30 * 86_400
+        },
         renewable_until: refreshable.then_some(T0 + 90 * 86_400),
-        ends_at: if refreshable { T0 + 1800 + 14 * 86_400 } else { T0 + 30 * 86_400 },
+        ends_at: if refreshable {
+            T0 + 1800 + 14 * 86_400
+        } else {
+            T0 + 30 * 86_400
+        },
         access_digest: access.digest(),
         refresh_digest: refresh.as_ref().map(Secret::digest),
         legacy: false,
@@ -718,7 +959,10 @@ pub async fn service(store: &Arc<dyn Store>) -> (Tessera, Arc<ManualClock>, Call
     let clock = Arc::new(ManualClock::new(T0));
     let policy = Policy::new(PolicyConfig::default()).unwrap();
     let svc = Tessera::new(store.clone(), policy, clock.clone() as Arc<dyn Clock>);
-    let admin = svc.add_user("admin", "pw-admin", Role::Admin).await.unwrap();
+    let admin = svc
+        .add_user("admin", "pw-admin", Role::Admin)
+        .await
+        .unwrap();
     svc.checker().refresh_legacy_horizon().await.unwrap();
     let caller = Caller {
         user: admin,
@@ -730,7 +974,12 @@ pub async fn service(store: &Arc<dyn Store>) -> (Tessera, Arc<ManualClock>, Call
 async fn assert_allowed(svc: &Tessera, access: &Secret) {
     let r = svc
         .checker()
-        .check(access.expose(), "GET", "/Client/1", IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .check(
+            access.expose(),
+            "GET",
+            "/Client/1",
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        )
         .await;
     assert!(r.is_ok(), "expected allowed, got {r:?}");
 }
@@ -738,7 +987,130 @@ async fn assert_allowed(svc: &Tessera, access: &Secret) {
 async fn assert_refused(svc: &Tessera, access: &Secret, why: Refusal) {
     let r = svc
         .checker()
-        .check(access.expose(), "GET", "/Client/1", IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .check(
+            access.expose(),
+            "GET",
+            "/Client/1",
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        )
         .await;
     assert_eq!(r, Err(CheckError::Refused(why)));
+}
+
+/// A store whose backend is down: every call fails with
+/// [`StoreError::Unavailable`]. For testing that callers fail closed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DownStore;
+
+mod down {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+
+    use super::DownStore;
+    use crate::model::{
+        Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp,
+        TokenChanges, TokenId, TokenRecord, User, UserId,
+    };
+    use crate::secret::{Digest, SecretKey};
+    use crate::store::{SessionStore, Store, StoreResult, TokenStore, UserStore};
+    use crate::StoreError;
+
+    fn down<T>() -> StoreResult<T> {
+        Err(StoreError::Unavailable("the test store is down".into()))
+    }
+
+    #[async_trait]
+    impl UserStore for DownStore {
+        async fn create_user(&self, _: NewUser) -> StoreResult<User> {
+            down()
+        }
+        async fn user_by_id(&self, _: UserId) -> StoreResult<Option<User>> {
+            down()
+        }
+        async fn user_by_name(&self, _: &str) -> StoreResult<Option<User>> {
+            down()
+        }
+        async fn list_users(&self) -> StoreResult<Vec<User>> {
+            down()
+        }
+        async fn has_users(&self) -> StoreResult<bool> {
+            down()
+        }
+        async fn delete_user(&self, _: UserId, _: Timestamp) -> StoreResult<bool> {
+            down()
+        }
+    }
+
+    #[async_trait]
+    impl SessionStore for DownStore {
+        async fn create_session(&self, _: SessionRecord) -> StoreResult<()> {
+            down()
+        }
+        async fn session(&self, _: &Digest) -> StoreResult<Option<SessionRecord>> {
+            down()
+        }
+        async fn touch_session(&self, _: &Digest, _: Timestamp) -> StoreResult<()> {
+            down()
+        }
+        async fn delete_session(&self, _: &Digest) -> StoreResult<bool> {
+            down()
+        }
+    }
+
+    #[async_trait]
+    impl TokenStore for DownStore {
+        async fn next_token_id(&self) -> StoreResult<TokenId> {
+            down()
+        }
+        async fn insert_token(&self, _: &TokenRecord) -> StoreResult<()> {
+            down()
+        }
+        async fn token(&self, _: TokenId) -> StoreResult<Option<TokenRecord>> {
+            down()
+        }
+        async fn token_by_access(&self, _: &SecretKey) -> StoreResult<Option<Arc<TokenRecord>>> {
+            down()
+        }
+        async fn tokens_of_user(&self, _: UserId) -> StoreResult<Vec<TokenRecord>> {
+            down()
+        }
+        async fn update_token(&self, _: &TokenChanges) -> StoreResult<bool> {
+            down()
+        }
+        async fn refresh_lookup(&self, _: &SecretKey) -> StoreResult<RefreshLookup> {
+            down()
+        }
+        async fn rotate(&self, _: &Rotation) -> StoreResult<RotateOutcome> {
+            down()
+        }
+        async fn revoke_token(&self, _: TokenId, _: Timestamp) -> StoreResult<bool> {
+            down()
+        }
+        async fn import_legacy(&self, _: &[TokenRecord]) -> StoreResult<()> {
+            down()
+        }
+        async fn legacy_horizon(&self) -> StoreResult<Option<Timestamp>> {
+            down()
+        }
+        async fn record_last_used(&self, _: &[(TokenId, Timestamp)]) -> StoreResult<()> {
+            down()
+        }
+        async fn record_event(&self, _: &Event) -> StoreResult<()> {
+            down()
+        }
+        async fn recent_events(&self, _: usize) -> StoreResult<Vec<Event>> {
+            down()
+        }
+        async fn sweep(&self, _: Timestamp, _: Timestamp) -> StoreResult<u64> {
+            down()
+        }
+    }
+
+    #[async_trait]
+    impl Store for DownStore {
+        async fn ping(&self) -> StoreResult<()> {
+            down()
+        }
+    }
 }
