@@ -1,1 +1,226 @@
-fn main() {}
+//! Project tasks, run as `cargo xtask <task>`:
+//!
+//! * `test` — the whole test suite, as CI runs it (`cargo test --workspace`
+//!   with every backend feature), then a summary line;
+//! * `bench [--quick]` — the criterion benchmarks, then a table of medians
+//!   against the project's targets, also written as JSON under `target/bench/`.
+//!   Benchmarks measure; nothing here fails because of a figure.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use serde_json::{json, Value};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask test [-- <cargo test args>]\n       cargo xtask bench [--quick]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(Path::to_path_buf).unwrap_or(here)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(mut c: Command) -> Result<(), String> {
+    eprintln!("xtask: running {c:?}");
+    let status = c.status().map_err(|e| format!("cannot start {c:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{c:?} failed with {status}"))
+    }
+}
+
+/// `cargo xtask test`: every crate's tests with every backend compiled in.
+fn test(extra: &[String]) -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["test", "--workspace", "--all-features"]);
+    c.args(extra);
+    run(c)
+}
+
+/// One benchmark figure and the target it is held against.
+struct Figure {
+    /// Criterion's id: `group/name`.
+    id: &'static str,
+    /// What it measures, for the table.
+    what: &'static str,
+    /// Target median in nanoseconds, if there is one.
+    target_ns: Option<f64>,
+}
+
+const FIGURES: &[Figure] = &[
+    Figure {
+        id: "check/valid_all",
+        what: "check, valid All token (MemoryStore)",
+        target_ns: Some(1000.0),
+    },
+    Figure {
+        id: "check/valid_custom_11_rules_2_ips",
+        what: "check, valid Custom token, 11 rules, 2 IP entries",
+        target_ns: None,
+    },
+    Figure {
+        id: "check/malformed",
+        what: "check, malformed token (no store)",
+        target_ns: Some(100.0),
+    },
+    Figure {
+        id: "check/unknown",
+        what: "check, well-formed unknown token",
+        target_ns: None,
+    },
+    Figure {
+        id: "parts/parse_and_digest",
+        what: "part: parse + SHA-256",
+        target_ns: None,
+    },
+    Figure {
+        id: "parts/parse_malformed",
+        what: "part: parse, refused by checksum",
+        target_ns: None,
+    },
+    Figure {
+        id: "parts/sha256_of_secret",
+        what: "part: SHA-256 of a secret",
+        target_ns: None,
+    },
+    Figure {
+        id: "parts/normalise_path",
+        what: "part: path normalisation",
+        target_ns: None,
+    },
+    Figure {
+        id: "parts/store_lookup",
+        what: "part: MemoryStore look-up",
+        target_ns: None,
+    },
+];
+
+/// `cargo xtask bench [--quick]`.
+fn bench(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut c = cargo();
+    c.args([
+        "bench",
+        "--workspace",
+        "--all-features",
+        "--bench",
+        "check",
+        "--",
+    ]);
+    if quick {
+        c.args([
+            "--warm-up-time",
+            "0.2",
+            "--measurement-time",
+            "0.5",
+            "--sample-size",
+            "10",
+        ]);
+    } else {
+        c.args(["--warm-up-time", "2", "--measurement-time", "5"]);
+    }
+    run(c)?;
+
+    let criterion = root().join("target").join("criterion");
+    let mut rows = Vec::new();
+    println!();
+    println!(
+        "{:<52} {:>12} {:>10} {:>6}",
+        "case", "median", "target", "met"
+    );
+    for f in FIGURES {
+        let median = read_median(&criterion, f.id);
+        let shown = median.map_or("n/a".to_string(), format_ns);
+        let target = f
+            .target_ns
+            .map_or("-".to_string(), |t| format!("≤ {}", format_ns(t)));
+        let met = match (median, f.target_ns) {
+            (Some(m), Some(t)) => {
+                if m <= t {
+                    "yes"
+                } else {
+                    "NO"
+                }
+            }
+            _ => "",
+        };
+        println!("{:<52} {:>12} {:>10} {:>6}", f.what, shown, target, met);
+        rows.push(
+            json!({"id": f.id, "what": f.what, "median_ns": median, "target_ns": f.target_ns}),
+        );
+    }
+    let out_dir = root().join("target").join("bench");
+    fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let report = json!({
+        "quick": quick,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "git_revision": git_revision(),
+        "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "criterion": rows,
+    });
+    let path = out_dir.join("report.json");
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!(
+        "\nwritten to {}{}",
+        path.display(),
+        if quick {
+            " (quick run: figures are rough)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// Criterion's median point estimate for `id`, in nanoseconds.
+fn read_median(criterion: &Path, id: &str) -> Option<f64> {
+    let text = fs::read_to_string(criterion.join(id).join("new").join("estimates.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn format_ns(ns: f64) -> String {
+    if ns >= 1000.0 {
+        format!("{:.2} µs", ns / 1000.0)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn git_revision() -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
