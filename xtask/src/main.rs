@@ -8,8 +8,9 @@
 
 use std::env;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 use serde_json::{json, Value};
 
@@ -54,12 +55,47 @@ fn run(mut c: Command) -> Result<(), String> {
     }
 }
 
-/// `cargo xtask test`: every crate's tests with every backend compiled in.
+/// `cargo xtask test`: every crate's tests with every backend compiled in,
+/// then one closing line adding up every `test result:` line of the run.
 fn test(extra: &[String]) -> Result<(), String> {
     let mut c = cargo();
     c.args(["test", "--workspace", "--all-features"]);
     c.args(extra);
-    run(c)
+    c.stdout(Stdio::piped());
+    eprintln!("xtask: running {c:?}");
+    let mut child = c
+        .spawn()
+        .map_err(|e| format!("cannot start cargo test: {e}"))?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                passed += count(rest, "passed");
+                failed += count(rest, "failed");
+                ignored += count(rest, "ignored");
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    println!();
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo test failed with {status}"))
+    }
+}
+
+/// The number before `label` in the rest of a `test result:` line
+/// (`ok. 12 passed; 0 failed; 1 ignored; …`).
+fn count(rest: &str, label: &str) -> u64 {
+    let rest = rest.split_once(". ").map_or(rest, |(_, r)| r);
+    rest.split(';')
+        .find_map(|part| part.trim().strip_suffix(label))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// One benchmark figure and the target it is held against.

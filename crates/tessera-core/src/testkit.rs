@@ -4,7 +4,7 @@
 //! store and panics on any deviation from the contract in [`crate::store`].
 //! A backend runs them all with one line in a test file:
 //!
-//! ```ignore
+//! ```text
 //! tessera_core::conformance_suite!(my_backend_tests::fresh_store);
 //! ```
 //!
