@@ -63,7 +63,9 @@ pub trait TokenStore: Send + Sync {
     /// into the token's secrets, so it is allocated before the record exists.
     async fn next_token_id(&self) -> StoreResult<TokenId>;
 
-    /// Stores a new token; `Conflict` when its id or a digest is taken.
+    /// Stores a new token; `Conflict` when its id is taken. (Its digests are
+    /// of fresh 256-bit random secrets: a clash cannot happen, and a store
+    /// sharded by token need not keep a global index to rule it out.)
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
 
     /// The token with this id, revoked or not.
@@ -100,7 +102,9 @@ pub trait TokenStore: Send + Sync {
     /// it was already revoked or does not exist.
     async fn revoke_token(&self, id: TokenId, now: Timestamp) -> StoreResult<bool>;
 
-    /// Stores imported legacy tokens, all or none (`Conflict` if any digest is taken).
+    /// Stores imported legacy tokens, all or none (`Conflict` if any id, or
+    /// any access digest of a stored or listed legacy token, is taken: an
+    /// import run twice imports nothing the second time).
     async fn import_legacy(&self, tokens: &[TokenRecord]) -> StoreResult<()>;
 
     /// The latest expiry among unrevoked legacy tokens, if any. While it lies

@@ -115,6 +115,92 @@ macro_rules! conformance_suite {
     };
 }
 
+/// Whether backend suites must run (`CI=true` or `TESSERA_REQUIRE_BACKENDS=1`):
+/// then an unreachable server fails the suite instead of skipping it.
+pub fn backends_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("TESSERA_REQUIRE_BACKENDS").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// What a backend's fixture factory does when its server is unreachable:
+/// prints `SKIPPED: <reason>` loudly and returns `None`, or panics when
+/// backends are required (see [`backends_required`]).
+pub fn skip(reason: &str) -> Option<Fixture> {
+    if backends_required() {
+        panic!(
+            "backend required (CI=true or TESSERA_REQUIRE_BACKENDS=1) but unavailable: {reason}"
+        );
+    }
+    eprintln!("SKIPPED: {reason}");
+    println!("SKIPPED: {reason}");
+    None
+}
+
+/// Fills `store` through the service with everything that has a secret:
+/// users with passwords, a session, tokens of every type (one renewed, so a
+/// spent refresh digest exists), and a legacy token imported in clear.
+/// Returns every secret and password in clear, for a backend test that dumps
+/// its raw contents and checks with [`assert_no_secrets`] that none appears.
+pub async fn plant_secrets(store: &Arc<dyn Store>) -> Vec<String> {
+    let (svc, _clock, admin) = service(store).await;
+    let mut secrets = vec!["pw-admin".to_string()];
+    let (session, _) = svc.login("admin", "pw-admin").await.unwrap();
+    secrets.push(session.expose().to_string());
+    for t in 0..=5 {
+        let req = TokenRequest {
+            name: Some(format!("type {t}")),
+            token_type: Some(t),
+            api_endpoints: (t == 3).then(|| vec!["/Client".to_string()]),
+            ..TokenRequest::default()
+        };
+        let issued = svc.create_token(&admin, None, &req).await.unwrap();
+        secrets.push(issued.access.expose().to_string());
+        if let Some(r) = &issued.refresh {
+            secrets.push(r.expose().to_string());
+            let renewed = svc.renew(issued.access.expose(), r.expose()).await.unwrap();
+            secrets.push(renewed.access.expose().to_string());
+            secrets.push(renewed.refresh.unwrap().expose().to_string());
+        }
+    }
+    let legacy = "LEGACY-SECRET-IN-CLEAR-0123456789abcdef";
+    svc.import_legacy(&[LegacyImport {
+        line: 1,
+        user_name: "admin".into(),
+        token_name: "old".into(),
+        token_type: 2,
+        api_endpoints: vec![],
+        allowed_ips: vec![],
+        expires_at: T0 + 86_400,
+        secret: LegacySecret::Clear(Secret::from_presented(legacy)),
+    }])
+    .await
+    .unwrap();
+    secrets.push(legacy.to_string());
+    secrets
+}
+
+/// Panics if `dump` (a store's raw contents as text) contains any of
+/// `secrets`, or the random part of any Tessera secret among them.
+pub fn assert_no_secrets(dump: &str, secrets: &[String]) {
+    assert!(
+        !dump.is_empty(),
+        "the dump is empty: the test would prove nothing"
+    );
+    for s in secrets {
+        assert!(
+            !dump.contains(s.as_str()),
+            "a secret appears in clear in the store"
+        );
+        if secret::has_tessera_prefix(s) {
+            let tail = &s[s.len() - 49..];
+            assert!(
+                !dump.contains(tail),
+                "a secret's random part appears in the store"
+            );
+        }
+    }
+}
+
 /// A fixed "now" for cases (2026-01-01T00:00:00Z).
 pub const T0: i64 = 1_767_225_600;
 
@@ -350,25 +436,31 @@ pub mod cases {
         assert_eq!(back, scim);
     }
 
-    /// A duplicate id or digest is refused with `Conflict` and changes nothing.
+    /// A duplicate token id is refused with `Conflict` and changes nothing.
     pub async fn insert_conflicts(store: Arc<dyn Store>) {
         let u = user(&store, "alice", Role::User).await;
-        let (t, _, _) = new_token(&store, &u, TokenType::ALL).await;
+        let (t, access, _) = new_token(&store, &u, TokenType::ALL).await;
         let mut dup_id = t.clone();
+        dup_id.name = "impostor".into();
         dup_id.access_digest = Digest::of("other");
         dup_id.refresh_digest = Some(Digest::of("other-r"));
-        assert!(matches!(
-            store.insert_token(&dup_id).await,
-            Err(StoreError::Conflict(_))
-        ));
-        let mut dup_digest = t.clone();
-        dup_digest.id = store.next_token_id().await.unwrap();
-        assert!(matches!(
-            store.insert_token(&dup_digest).await,
-            Err(StoreError::Conflict(_))
-        ));
-        assert_eq!(store.token(dup_digest.id).await.unwrap(), None);
-        assert_eq!(store.token(t.id).await.unwrap(), Some(t));
+        let r = store.insert_token(&dup_id).await;
+        assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+        assert_eq!(store.token(t.id).await.unwrap(), Some(t.clone()));
+        assert_eq!(
+            store
+                .token_by_access(&access_key(&access))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&t)
+        );
+        let other = SecretKey {
+            kind: SecretKind::Access,
+            token_id: Some(t.id),
+            digest: Digest::of("other"),
+        };
+        assert_eq!(store.token_by_access(&other).await.unwrap(), None);
     }
 
     /// The atomic rotation: only the current pair rotates; the old one becomes spent.
