@@ -9,7 +9,8 @@
 //! * [`path`], [`scope`], [`address`] — what a token may call, from where;
 //! * [`check`] — the hot-path check;
 //! * [`service`] — every operation, composed from the above over a store;
-//! * [`store`] — the storage traits; [`memory`] — the in-memory store;
+//! * [`store`] — the storage traits; [`stored`] — the flat form backends keep;
+//!   [`memory`] — the in-memory store;
 //! * [`clock`] — injected time; [`error`] — the crate's errors;
 //! * `testkit` (feature) — the conformance suite every backend runs.
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod scope;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod stored;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

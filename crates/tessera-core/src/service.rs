@@ -538,6 +538,16 @@ impl Tessera {
             .await;
     }
 
+    /// Deletes what can no longer be used: tokens revoked, or past their end
+    /// of life, more than `retention` seconds ago (an expired token stays
+    /// listable until then) and
+    /// sessions idle past the policy's limit. The server calls it periodically.
+    pub async fn sweep(&self, retention: i64) -> Result<u64> {
+        let now = self.now();
+        let sessions_before = now - self.policy.config().session_idle;
+        Ok(self.store.sweep(now - retention, sessions_before).await?)
+    }
+
     // ---- legacy -----------------------------------------------------------
 
     /// Imports legacy tokens, all or nothing. Every bad line is reported with

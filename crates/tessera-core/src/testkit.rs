@@ -201,6 +201,13 @@ pub fn assert_no_secrets(dump: &str, secrets: &[String]) {
     }
 }
 
+/// 16 random hex digits, for names that must not clash between test runs
+/// (a database schema, a key prefix, a temporary file).
+pub fn unique_suffix() -> String {
+    use rand::RngCore;
+    format!("{:016x}", rand::rngs::OsRng.next_u64())
+}
+
 /// A fixed "now" for cases (2026-01-01T00:00:00Z).
 pub const T0: i64 = 1_767_225_600;
 

@@ -1,0 +1,288 @@
+//! The flat form of the model that storage backends keep: integers, strings
+//! and 32-byte digests, as a table row or a Redis hash holds them. Every
+//! backend converts through here, so the encoding of scopes, address lists,
+//! roles and digests exists once, and a record that does not decode back is
+//! refused as [`StoreError::Corrupt`] (fail closed) in one place.
+
+use crate::address::IpAllowList;
+use crate::error::StoreError;
+use crate::model::{Event, EventKind, Role, TokenId, TokenRecord, User, UserId, UserKind};
+use crate::scope::Scope;
+use crate::secret::password::PasswordHash;
+use crate::secret::Digest;
+
+/// A token as columns. Ids are `i64` because SQL integers are signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    /// [`TokenRecord::id`].
+    pub id: i64,
+    /// [`TokenRecord::user_id`].
+    pub user_id: i64,
+    /// [`TokenRecord::user_name`].
+    pub user_name: String,
+    /// [`TokenRecord::name`].
+    pub name: String,
+    /// The `tokenType` wire number.
+    pub token_type: i64,
+    /// Custom entries as written, one per line (see [`join_list`]).
+    pub api_endpoints: String,
+    /// `allowedIPs` entries as written, one per line.
+    pub allowed_ips: String,
+    /// [`TokenRecord::created_at`].
+    pub created_at: i64,
+    /// [`TokenRecord::access_expires_at`].
+    pub access_expires_at: i64,
+    /// [`TokenRecord::renewable_until`].
+    pub renewable_until: Option<i64>,
+    /// [`TokenRecord::ends_at`].
+    pub ends_at: i64,
+    /// SHA-256 of the current access secret.
+    pub access_digest: [u8; 32],
+    /// SHA-256 of the current refresh secret.
+    pub refresh_digest: Option<[u8; 32]>,
+    /// [`TokenRecord::legacy`].
+    pub legacy: bool,
+    /// [`TokenRecord::revoked_at`].
+    pub revoked_at: Option<i64>,
+    /// [`TokenRecord::last_used_at`].
+    pub last_used_at: Option<i64>,
+}
+
+/// A user as columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredUser {
+    /// [`User::id`].
+    pub id: i64,
+    /// [`User::name`].
+    pub name: String,
+    /// `admin` or `user`.
+    pub role: String,
+    /// `person` or `service`.
+    pub kind: String,
+    /// [`User::owner`].
+    pub owner_id: Option<i64>,
+    /// Argon2id PHC string.
+    pub password_hash: Option<String>,
+    /// [`User::created_at`].
+    pub created_at: i64,
+}
+
+/// An event as columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// [`Event::at`].
+    pub at: i64,
+    /// [`EventKind::as_str`].
+    pub kind: String,
+    /// [`Event::token_id`].
+    pub token_id: Option<i64>,
+    /// [`Event::user_id`].
+    pub user_id: Option<i64>,
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+/// An id as a signed column value (ids beyond `i64::MAX` are never made).
+pub fn id_to_i64(id: u64) -> Result<i64, StoreError> {
+    i64::try_from(id).map_err(|_| corrupt("id out of range"))
+}
+
+/// A signed column value as an id.
+pub fn id_from_i64(id: i64) -> Result<u64, StoreError> {
+    u64::try_from(id).map_err(|_| corrupt("negative id"))
+}
+
+/// Joins list entries one per line. Entries never hold a line break: the
+/// parsers of endpoints and addresses refuse any whitespace inside an entry
+/// other than the single separator of `METHOD /path`.
+pub fn join_list(entries: &[String]) -> String {
+    entries.join("\n")
+}
+
+/// Splits what [`join_list`] made (the empty string is the empty list).
+pub fn split_list(text: &str) -> Vec<String> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\n').map(str::to_string).collect()
+    }
+}
+
+/// A digest from a column of bytes (exactly 32).
+pub fn digest_from_slice(bytes: &[u8]) -> Result<Digest, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(Digest::from_bytes)
+        .map_err(|_| corrupt("a digest is not 32 bytes"))
+}
+
+impl StoredToken {
+    /// The columns of `t`.
+    pub fn from_record(t: &TokenRecord) -> Result<Self, StoreError> {
+        Ok(StoredToken {
+            id: id_to_i64(t.id.0)?,
+            user_id: id_to_i64(t.user_id.0)?,
+            user_name: t.user_name.clone(),
+            name: t.name.clone(),
+            token_type: i64::from(t.scope.token_type().number()),
+            api_endpoints: join_list(&t.scope.endpoint_strings()),
+            allowed_ips: join_list(t.allowed_ips.entries()),
+            created_at: t.created_at,
+            access_expires_at: t.access_expires_at,
+            renewable_until: t.renewable_until,
+            ends_at: t.ends_at,
+            access_digest: *t.access_digest.as_bytes(),
+            refresh_digest: t.refresh_digest.map(|d| *d.as_bytes()),
+            legacy: t.legacy,
+            revoked_at: t.revoked_at,
+            last_used_at: t.last_used_at,
+        })
+    }
+
+    /// Back to the model; a record that does not parse is `Corrupt`.
+    pub fn into_record(self) -> Result<TokenRecord, StoreError> {
+        let scope = Scope::from_stored(self.token_type, &split_list(&self.api_endpoints))
+            .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", self.id)))?;
+        let allowed_ips = IpAllowList::parse(split_list(&self.allowed_ips))
+            .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", self.id)))?;
+        Ok(TokenRecord {
+            id: TokenId(id_from_i64(self.id)?),
+            user_id: UserId(id_from_i64(self.user_id)?),
+            user_name: self.user_name,
+            name: self.name,
+            scope,
+            allowed_ips,
+            created_at: self.created_at,
+            access_expires_at: self.access_expires_at,
+            renewable_until: self.renewable_until,
+            ends_at: self.ends_at,
+            access_digest: Digest::from_bytes(self.access_digest),
+            refresh_digest: self.refresh_digest.map(Digest::from_bytes),
+            legacy: self.legacy,
+            revoked_at: self.revoked_at,
+            last_used_at: self.last_used_at,
+        })
+    }
+}
+
+impl StoredUser {
+    /// The columns of `u`.
+    pub fn from_user(u: &User) -> Result<Self, StoreError> {
+        Ok(StoredUser {
+            id: id_to_i64(u.id.0)?,
+            name: u.name.clone(),
+            role: u.role.as_str().to_string(),
+            kind: u.kind.as_str().to_string(),
+            owner_id: u.owner.map(|o| id_to_i64(o.0)).transpose()?,
+            password_hash: u.password.as_ref().map(|p| p.as_phc().to_string()),
+            created_at: u.created_at,
+        })
+    }
+
+    /// Back to the model; unknown roles or kinds are `Corrupt`.
+    pub fn into_user(self) -> Result<User, StoreError> {
+        Ok(User {
+            id: UserId(id_from_i64(self.id)?),
+            role: Role::parse(&self.role).ok_or_else(|| corrupt("unknown role"))?,
+            kind: UserKind::parse(&self.kind).ok_or_else(|| corrupt("unknown user kind"))?,
+            owner: self.owner_id.map(id_from_i64).transpose()?.map(UserId),
+            password: self.password_hash.map(PasswordHash::from_phc),
+            name: self.name,
+            created_at: self.created_at,
+        })
+    }
+}
+
+impl StoredEvent {
+    /// The columns of `e`.
+    pub fn from_event(e: &Event) -> Result<Self, StoreError> {
+        Ok(StoredEvent {
+            at: e.at,
+            kind: e.kind.as_str().to_string(),
+            token_id: e.token_id.map(|t| id_to_i64(t.0)).transpose()?,
+            user_id: e.user_id.map(|u| id_to_i64(u.0)).transpose()?,
+        })
+    }
+
+    /// Back to the model.
+    pub fn into_event(self) -> Result<Event, StoreError> {
+        Ok(Event {
+            at: self.at,
+            kind: EventKind::parse(&self.kind).ok_or_else(|| corrupt("unknown event kind"))?,
+            token_id: self.token_id.map(id_from_i64).transpose()?.map(TokenId),
+            user_id: self.user_id.map(id_from_i64).transpose()?.map(UserId),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::{parse_endpoints, TokenType};
+
+    #[test]
+    fn a_token_round_trips_through_columns() {
+        let t = TokenRecord {
+            id: TokenId(7),
+            user_id: UserId(3),
+            user_name: "alice".into(),
+            name: "n".into(),
+            scope: Scope::new(
+                TokenType::CUSTOM,
+                parse_endpoints(&["GET /Client".into(), "/Job".into()]).unwrap(),
+            ),
+            allowed_ips: IpAllowList::parse(["10.0.0.0/8", "::1"]).unwrap(),
+            created_at: 1,
+            access_expires_at: 2,
+            renewable_until: Some(3),
+            ends_at: 4,
+            access_digest: Digest::of("a"),
+            refresh_digest: None,
+            legacy: false,
+            revoked_at: Some(5),
+            last_used_at: None,
+        };
+        let cols = StoredToken::from_record(&t).unwrap();
+        assert_eq!(cols.api_endpoints, "GET /Client\n/Job");
+        assert_eq!(cols.into_record().unwrap(), t);
+    }
+
+    #[test]
+    fn bad_columns_are_corrupt() {
+        let mut cols = StoredToken::from_record(&TokenRecord {
+            id: TokenId(1),
+            user_id: UserId(1),
+            user_name: "a".into(),
+            name: "n".into(),
+            scope: Scope::new(TokenType::ALL, vec![]),
+            allowed_ips: IpAllowList::default(),
+            created_at: 0,
+            access_expires_at: 0,
+            renewable_until: None,
+            ends_at: 0,
+            access_digest: Digest::of("a"),
+            refresh_digest: None,
+            legacy: false,
+            revoked_at: None,
+            last_used_at: None,
+        })
+        .unwrap();
+        cols.allowed_ips = "not an address".into();
+        assert!(matches!(
+            cols.clone().into_record(),
+            Err(StoreError::Corrupt(_))
+        ));
+        cols.allowed_ips = String::new();
+        cols.token_type = 9;
+        assert!(matches!(
+            cols.clone().into_record(),
+            Err(StoreError::Corrupt(_))
+        ));
+        cols.token_type = 2;
+        cols.id = -1;
+        assert!(matches!(cols.into_record(), Err(StoreError::Corrupt(_))));
+        assert!(digest_from_slice(&[0u8; 31]).is_err());
+        assert_eq!(split_list(""), Vec::<String>::new());
+    }
+}

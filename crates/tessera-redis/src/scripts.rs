@@ -1,0 +1,321 @@
+//! The Lua scripts: every operation that must be atomic runs as one script
+//! on keys of one hash slot (except the legacy import, see the crate docs).
+//!
+//! Conventions: `KEYS` are named in each script's comment; numbers arrive as
+//! decimal text and are stored as given (Lua only compares them); a record
+//! that cannot be read raises an error whose code is `CORRUPT`, which the
+//! client maps to `StoreError::Corrupt`. Key expiry always comes from
+//! `expire_at`: never sooner than `retention` after the write, whatever the
+//! record's timestamps say (see the crate docs, "Expiry").
+
+use redis::Script;
+
+use crate::codec::TOKEN_FIELDS;
+
+/// Helpers shared by the scripts that write token or session records.
+const PRELUDE: &str = r#"
+local function expire_at(deadline, retention)
+  local now = tonumber(redis.call('TIME')[1])
+  local base = deadline
+  if base == nil or base < now then base = now end
+  local at = base + retention
+  if at > 253402300799 then at = 253402300799 end
+  return string.format('%.0f', at)
+end
+local function token_deadline(key)
+  local f = redis.call('HMGET', key, 'ends', 'rev')
+  local ends = tonumber(f[1])
+  if ends == nil then error({err = 'CORRUPT token record without a readable end of life'}) end
+  local rev = tonumber(f[2])
+  if rev ~= nil and rev < ends then return rev end
+  return ends
+end
+local function set_token_expiry(rec, spent, retention)
+  local at = expire_at(token_deadline(rec), retention)
+  redis.call('EXPIREAT', rec, at)
+  if spent then redis.call('EXPIREAT', spent, at) end
+  return at
+end
+"#;
+
+/// KEYS: rec, ptr, spent. ARGV: retention, then field/value pairs.
+/// Reply: `{'ok'}` or `{'conflict', owner-or-''}`.
+const INSERT_TOKEN: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {'conflict', redis.call('HGET', KEYS[1], 'user') or ''}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'conflict', ''} end
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+set_token_expiry(KEYS[1], nil, tonumber(ARGV[1]))
+return {'ok'}
+"#;
+
+/// KEYS: rec, spent. ARGV: presented refresh digest.
+/// Reply: `{'current', fields}`, `{'spent', rotated_at}` or `{'unknown'}`.
+const LOOKUP_REFRESH: &str = r#"
+local rd = redis.call('HGET', KEYS[1], 'rd')
+if rd and rd == ARGV[1] then
+  return {'current', redis.call('HMGET', KEYS[1], unpack(FIELDS))}
+end
+local s = redis.call('HGET', KEYS[2], ARGV[1])
+if s then return {'spent', s} end
+return {'unknown'}
+"#;
+
+/// KEYS: rec, spent. ARGV: presented, at, new access, new refresh,
+/// access expiry, ends_at, retention.
+/// Reply: `{'rotated', fields}`, `{'spent', rotated_at}`, `{'unknown'}` or `{'conflict'}`.
+const ROTATE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown'} end
+local f = redis.call('HMGET', KEYS[1], 'rev', 'rd', 'ad')
+if (not f[1]) and f[2] == ARGV[1] then
+  if ARGV[3] == ARGV[4] or ARGV[3] == f[3] or ARGV[3] == ARGV[1] or ARGV[4] == ARGV[1]
+    or redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1
+    or redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then
+    return {'conflict'}
+  end
+  redis.call('HSET', KEYS[1], 'ad', ARGV[3], 'rd', ARGV[4], 'exp', ARGV[5], 'ends', ARGV[6])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  set_token_expiry(KEYS[1], KEYS[2], tonumber(ARGV[7]))
+  return {'rotated', redis.call('HMGET', KEYS[1], unpack(FIELDS))}
+end
+local s = redis.call('HGET', KEYS[2], ARGV[1])
+if s then return {'spent', s} end
+return {'unknown'}
+"#;
+
+/// The by-id preamble: a missing record under a `{t<id>}` tag may be a
+/// legacy token, found through its pointer. KEYS: rec, ptr.
+const BY_ID: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local p = redis.call('GET', KEYS[2])
+  if p then return {'moved', p} end
+  return {'none'}
+end
+"#;
+
+/// KEYS: rec, ptr, spent. ARGV: now, retention, owner-or-''.
+/// Reply: `{'moved', hex}`, `{'none'}`, or
+/// `{'revoked'|'already', expire_at-or-'', legacy, id}`.
+const REVOKE: &str = r#"
+local f = redis.call('HMGET', KEYS[1], 'user', 'rev', 'legacy', 'id')
+if ARGV[3] ~= '' and f[1] ~= ARGV[3] then return {'none'} end
+if f[2] then return {'already', '', f[3] or '0', f[4] or ''} end
+redis.call('HSET', KEYS[1], 'rev', ARGV[1])
+local at = set_token_expiry(KEYS[1], KEYS[3], tonumber(ARGV[2]))
+return {'revoked', at, f[3] or '0', f[4] or ''}
+"#;
+
+/// KEYS: rec, ptr, spent. ARGV: retention, name, type, endpoints, ips,
+/// access expiry, renewable until (or ''), ends_at.
+/// Reply: `{'moved', hex}`, `{'none'}`, `{'revoked'}` or `{'updated', expire_at, legacy, id}`.
+const UPDATE: &str = r#"
+local f = redis.call('HMGET', KEYS[1], 'rev', 'legacy', 'id')
+if f[1] then return {'revoked'} end
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'type', ARGV[3], 'eps', ARGV[4], 'ips', ARGV[5],
+  'exp', ARGV[6], 'ends', ARGV[8])
+if ARGV[7] == '' then
+  redis.call('HDEL', KEYS[1], 'ren')
+else
+  redis.call('HSET', KEYS[1], 'ren', ARGV[7])
+end
+local at = set_token_expiry(KEYS[1], KEYS[3], tonumber(ARGV[1]))
+return {'updated', at, f[2] or '0', f[3] or ''}
+"#;
+
+/// KEYS: rec, ptr. ARGV: when used. Keeps the latest time.
+/// Reply: `{'moved', hex}`, `{'none'}` or `{'ok'}`.
+const LAST_USED: &str = r#"
+local prev = tonumber(redis.call('HGET', KEYS[1], 'used'))
+if prev == nil or prev < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'used', ARGV[1])
+end
+return {'ok'}
+"#;
+
+/// KEYS: horizon, token-id counter, users-indexed, then per token
+/// `{t<id>}:rec`, `{t<id>}:ptr`, `{l<hex>}:rec`, user token index.
+/// ARGV: retention, count, then per token: id, hex, access expiry, user id,
+/// revoked ('' or not), number of field/value items, the items.
+/// Reply: `{'ok'}` or `{'conflict', index}`.
+const IMPORT_LEGACY: &str = r#"
+local n = tonumber(ARGV[2])
+local retention = tonumber(ARGV[1])
+for i = 0, n - 1 do
+  local k = 4 + 4 * i
+  if redis.call('EXISTS', KEYS[k]) == 1 or redis.call('EXISTS', KEYS[k + 1]) == 1
+    or redis.call('EXISTS', KEYS[k + 2]) == 1 then
+    return {'conflict', tostring(i)}
+  end
+end
+local a = 3
+for i = 0, n - 1 do
+  local k = 4 + 4 * i
+  local id, hex, exp, uid, rev = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local nf = tonumber(ARGV[a + 5])
+  a = a + 6
+  redis.call('HSET', KEYS[k + 2], unpack(ARGV, a, a + nf - 1))
+  a = a + nf
+  local at = set_token_expiry(KEYS[k + 2], nil, retention)
+  redis.call('SET', KEYS[k + 1], hex)
+  redis.call('EXPIREAT', KEYS[k + 1], at)
+  if rev == '' then redis.call('ZADD', KEYS[1], exp, id) end
+  redis.call('ZADD', KEYS[k + 3], id, 'l' .. hex)
+  redis.call('ZADD', KEYS[3], 'NX', uid, uid)
+  local c = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+  if c < tonumber(id) then redis.call('SET', KEYS[2], id) end
+end
+return {'ok'}
+"#;
+
+/// KEYS: counter. ARGV: id. Moves the counter up to `id` (never down).
+const BUMP_COUNTER: &str = r#"
+local c = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"#;
+
+/// KEYS: rec, spent. ARGV: before. Reply: 'gone', 'swept' or 'live'.
+const SWEEP_TOKEN: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  return 'gone'
+end
+local f = redis.call('HMGET', KEYS[1], 'rev', 'ends')
+local before = tonumber(ARGV[1])
+local rev = tonumber(f[1])
+local ends = tonumber(f[2])
+if (rev ~= nil and rev < before) or (ends ~= nil and ends < before) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 'swept'
+end
+return 'live'
+"#;
+
+/// KEYS: session. ARGV: user, created, last seen, retention. Reply: 1, or 0 when taken.
+const CREATE_SESSION: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'user', ARGV[1], 'created', ARGV[2], 'seen', ARGV[3])
+redis.call('EXPIREAT', KEYS[1], expire_at(tonumber(ARGV[3]), tonumber(ARGV[4])))
+return 1
+"#;
+
+/// KEYS: session. ARGV: now, retention. Keeps the latest time. Reply: 1, or 0 when absent.
+const TOUCH_SESSION: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local seen = tonumber(redis.call('HGET', KEYS[1], 'seen'))
+local now = tonumber(ARGV[1])
+if seen == nil or seen < now then
+  redis.call('HSET', KEYS[1], 'seen', ARGV[1])
+  seen = now
+end
+redis.call('EXPIREAT', KEYS[1], expire_at(seen, tonumber(ARGV[2])))
+return 1
+"#;
+
+/// KEYS: session. ARGV: owner-or-''. Reply: `{'deleted', user}` or `{'none'}`.
+const DELETE_SESSION: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'none'} end
+local u = redis.call('HGET', KEYS[1], 'user') or ''
+if ARGV[1] ~= '' and u ~= ARGV[1] then return {'none'} end
+redis.call('DEL', KEYS[1])
+return {'deleted', u}
+"#;
+
+/// KEYS: session. ARGV: before. Reply: 'gone', 'swept' or 'live'.
+const SWEEP_SESSION: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
+local seen = tonumber(redis.call('HGET', KEYS[1], 'seen'))
+if seen ~= nil and seen < tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 'swept'
+end
+return 'live'
+"#;
+
+/// KEYS: user, name, all users, users-indexed. ARGV: id, then field/value pairs.
+/// Reply: 1, or 0 when the name (or id) is taken.
+const CREATE_USER: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[1])
+redis.call('ZADD', KEYS[4], 'NX', ARGV[1], ARGV[1])
+return 1
+"#;
+
+/// KEYS: user, name, all users. ARGV: id. Reply: 1, or 0 when already gone.
+const DELETE_USER: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"#;
+
+/// Every script, compiled once per store (a `Script` knows its SHA-1 and
+/// loads itself on `NOSCRIPT`).
+pub(crate) struct Scripts {
+    /// See [`INSERT_TOKEN`].
+    pub insert_token: Script,
+    /// See [`LOOKUP_REFRESH`].
+    pub lookup_refresh: Script,
+    /// See [`ROTATE`].
+    pub rotate: Script,
+    /// See [`REVOKE`].
+    pub revoke: Script,
+    /// See [`UPDATE`].
+    pub update: Script,
+    /// See [`LAST_USED`].
+    pub last_used: Script,
+    /// See [`IMPORT_LEGACY`].
+    pub import_legacy: Script,
+    /// See [`BUMP_COUNTER`].
+    pub bump_counter: Script,
+    /// See [`SWEEP_TOKEN`].
+    pub sweep_token: Script,
+    /// See [`CREATE_SESSION`].
+    pub create_session: Script,
+    /// See [`TOUCH_SESSION`].
+    pub touch_session: Script,
+    /// See [`DELETE_SESSION`].
+    pub delete_session: Script,
+    /// See [`SWEEP_SESSION`].
+    pub sweep_session: Script,
+    /// See [`CREATE_USER`].
+    pub create_user: Script,
+    /// See [`DELETE_USER`].
+    pub delete_user: Script,
+}
+
+impl Scripts {
+    /// Assembles every script with the shared prelude and field list.
+    pub(crate) fn new() -> Self {
+        let fields = TOKEN_FIELDS
+            .iter()
+            .map(|f| format!("'{f}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let head = format!("local FIELDS = {{{fields}}}\n{PRELUDE}");
+        let with = |body: &str| Script::new(&format!("{head}{body}"));
+        let by_id = |body: &str| Script::new(&format!("{head}{BY_ID}{body}"));
+        Scripts {
+            insert_token: with(INSERT_TOKEN),
+            lookup_refresh: with(LOOKUP_REFRESH),
+            rotate: with(ROTATE),
+            revoke: by_id(REVOKE),
+            update: by_id(UPDATE),
+            last_used: by_id(LAST_USED),
+            import_legacy: with(IMPORT_LEGACY),
+            bump_counter: Script::new(BUMP_COUNTER),
+            sweep_token: Script::new(SWEEP_TOKEN),
+            create_session: with(CREATE_SESSION),
+            touch_session: with(TOUCH_SESSION),
+            delete_session: Script::new(DELETE_SESSION),
+            sweep_session: Script::new(SWEEP_SESSION),
+            create_user: Script::new(CREATE_USER),
+            delete_user: Script::new(DELETE_USER),
+        }
+    }
+}
