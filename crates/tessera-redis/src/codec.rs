@@ -76,9 +76,7 @@ pub(crate) fn texts(v: Value) -> Result<Vec<Option<String>>, StoreError> {
 pub(crate) fn tagged(v: Value) -> Result<(String, Vec<Value>), StoreError> {
     let mut items = array(v)?.into_iter();
     let tag = required(
-        items
-            .next()
-            .ok_or_else(|| corrupt("empty script reply"))?,
+        items.next().ok_or_else(|| corrupt("empty script reply"))?,
         "script status",
     )?;
     Ok((tag, items.collect()))
@@ -171,7 +169,9 @@ pub(crate) fn decode_token(values: Vec<Option<String>>) -> Result<Option<TokenRe
     }
     let mut it = values.into_iter();
     let mut next = || it.next().flatten();
-    let need = |v: Option<String>, what: &str| v.ok_or_else(|| corrupt(format!("token {what} is missing")));
+    let need = |v: Option<String>, what: &str| {
+        v.ok_or_else(|| corrupt(format!("token {what} is missing")))
+    };
     let id = TokenId(int(&need(next(), "id")?, "token id")?);
     let user_id = UserId(int(&need(next(), "user")?, "token user")?);
     let user_name = need(next(), "user name")?;
@@ -186,9 +186,7 @@ pub(crate) fn decode_token(values: Vec<Option<String>>) -> Result<Option<TokenRe
     let renewable_until = opt_int(next(), "token renewable until")?;
     let ends_at = int(&need(next(), "end of life")?, "token end of life")?;
     let access_digest = digest(&need(next(), "access digest")?, "access digest")?;
-    let refresh_digest = next()
-        .map(|d| digest(&d, "refresh digest"))
-        .transpose()?;
+    let refresh_digest = next().map(|d| digest(&d, "refresh digest")).transpose()?;
     let legacy = match need(next(), "legacy flag")?.as_str() {
         "1" => true,
         "0" => false,
@@ -245,10 +243,12 @@ pub(crate) fn decode_user(values: Vec<Option<String>>) -> Result<Option<User>, S
     }
     let mut it = values.into_iter();
     let mut next = || it.next().flatten();
-    let need = |v: Option<String>, what: &str| v.ok_or_else(|| corrupt(format!("user {what} is missing")));
+    let need =
+        |v: Option<String>, what: &str| v.ok_or_else(|| corrupt(format!("user {what} is missing")));
     let id = UserId(int(&need(next(), "id")?, "user id")?);
     let name = need(next(), "name")?;
-    let role = Role::parse(&need(next(), "role")?).ok_or_else(|| corrupt("user role is unknown"))?;
+    let role =
+        Role::parse(&need(next(), "role")?).ok_or_else(|| corrupt("user role is unknown"))?;
     let kind =
         UserKind::parse(&need(next(), "kind")?).ok_or_else(|| corrupt("user kind is unknown"))?;
     let owner = opt_int(next(), "user owner")?.map(UserId);
@@ -331,7 +331,10 @@ mod tests {
         for list in [
             vec![],
             vec![String::new()],
-            vec!["GET /Client".to_string(), "10.0.0.5\n-\n10.0.0.9".to_string()],
+            vec![
+                "GET /Client".to_string(),
+                "10.0.0.5\n-\n10.0.0.9".to_string(),
+            ],
             vec!["3:abc".to_string(), "ünï:cødé".to_string(), ":".to_string()],
         ] {
             assert_eq!(decode_list(&encode_list(&list)), Some(list));

@@ -1,1 +1,531 @@
-//! Redis store (in progress).
+//! Tessera's Redis token store: [`RedisStore`] implements the core's storage
+//! traits ([`UserStore`](tessera_core::store::UserStore),
+//! [`SessionStore`](tessera_core::store::SessionStore),
+//! [`TokenStore`](tessera_core::store::TokenStore),
+//! [`Store`](tessera_core::store::Store)) over one Redis server, with a key
+//! layout ready for Redis Cluster (SPEC §8).
+//!
+//! The store decides nothing: it stores what the core hands it and applies
+//! it atomically. Only digests of secrets (lower-case hex SHA-256) are ever
+//! written; passwords only as their Argon2id PHC string.
+//!
+//! # Key layout
+//!
+//! Every key starts with the configured prefix `P` (default `tessera:`; it
+//! may not contain `{` or `}`, so the hash tag is always the one below).
+//! `<id>` is a decimal token id, `<uid>` a user id, `<hex>` a digest.
+//!
+//! | key | type | holds | expires |
+//! |---|---|---|---|
+//! | `P{t<id>}:rec` | hash | a token record (fields below) | `min(ends_at, revoked_at) + retention` |
+//! | `P{t<id>}:spent` | hash | rotated-out refresh digest → `rotated_at` | with the record |
+//! | `P{t<id>}:ptr` | string | a legacy token's access digest (id → record) | with the legacy record |
+//! | `P{l<hex>}:rec` | hash | a legacy token record, found by its access digest | as a token record |
+//! | `P{s<hex>}:session` | hash | a session: `user`, `created`, `seen` | `last_seen_at + retention` |
+//! | `P{users}:u:<uid>` | hash | a user: `id`, `name`, `role`, `kind`, `owner`?, `pw`?, `created` | never |
+//! | `P{users}:name:<name>` | string | user name → id (uniqueness) | never |
+//! | `P{users}:all` | sorted set | user ids (score = id), for listing | never |
+//! | `P{users}:next` | string | last user id handed out (`INCR`) | never |
+//! | `P{users}:indexed` | sorted set | ids of users that may own index entries (the sweep walks it) | never |
+//! | `P{u<uid>}:tokens` | sorted set | the user's tokens: `t<id>` or `l<id>:<hex>`, score = id | never (pruned by the sweep) |
+//! | `P{u<uid>}:sessions` | set | the user's session digests | never (pruned by the sweep) |
+//! | `Ptoken-id` | string | last token id handed out (`INCR`) | never |
+//! | `Plegacy-horizon` | sorted set | unrevoked legacy token id → access expiry | never (pruned) |
+//! | `Pevents` | list | audit events, newest first, capped at [`EVENTS_KEPT`] | never |
+//!
+//! Token record fields: `id`, `user`, `uname`, `name`, `type` (the wire
+//! `tokenType`), `eps` (Custom endpoints as written), `ips` (allowed-IP
+//! entries as written), `created`, `exp` (access expiry), `ren`? (renewable
+//! until), `ends`, `ad` (access digest), `rd`? (refresh digest), `legacy`
+//! (`0`/`1`), `rev`? (revoked at), `used`? (last used). `?` marks a field
+//! that is absent when the value is `None`. Lists are length-prefixed
+//! (`<bytes>:<entry>` repeated), so no entry can be split or merged.
+//!
+//! # One round trip for the check
+//!
+//! A Tessera access secret carries its token id, so `token_by_access` is one
+//! `HMGET` of `P{t<id>}:rec`; the digest is compared here and again (in
+//! constant time) by the core. A legacy secret has no id: its record lives
+//! under a key derived from its digest, `P{l<hex>}:rec`, so its check is one
+//! `HMGET` too. By-id operations on a legacy token (`token`, `revoke_token`,
+//! …) first meet the small pointer `P{t<id>}:ptr` in the token's own slot
+//! and follow it (a second round trip, legacy tokens only).
+//!
+//! # Atomic operations (Lua scripts)
+//!
+//! Each runs as one script on keys of **one hash slot**: `insert_token`
+//! (`Conflict` if the id is taken, as a record or as a legacy pointer),
+//! `refresh_lookup`, `rotate` (only if the presented refresh digest is the
+//! current one and the token is not revoked; else `Spent(rotated_at)` if it is
+//! in this token's spent hash, else `Unknown`), `revoke_token` (only if not
+//! revoked; says whether it changed), `update_token` (only if present and not
+//! revoked), `record_last_used` and `touch_session` (keep the later time),
+//! `create_session`, `delete_session`, `create_user` (the name key is set
+//! only if free; all user keys share the `{users}` tag) and the last step of
+//! `delete_user`. Everything else is a single command or a read.
+//!
+//! Index entries (a user's token and session sets, the legacy horizon) live
+//! in other slots, so they are written by separate commands, in an order
+//! that keeps them safe: an index entry is added *before* its record (so a
+//! listing or a user deletion never misses a record that exists) and removed
+//! *after* it; every reader checks the record itself (owner, revocation), so
+//! a stale entry is only skipped, and the sweep prunes it.
+//!
+//! # Multi-slot operations
+//!
+//! * `import_legacy` is one Lua script over every key of the batch (records,
+//!   pointers, user indexes, horizon, id counter): all or nothing on a single
+//!   Redis (and on a Redis with replicas). **On a Redis Cluster the batch spans
+//!   slots and Redis refuses the script (`CROSSSLOT`)**; a Cluster deployment
+//!   would need a claim-then-write sequence with compensation, which this
+//!   crate does not implement (its client, `ConnectionManager`, talks to one
+//!   server). Imports are a rare admin command; everything else is
+//!   Cluster-ready.
+//! * `delete_user` is a sequence, safe to retry, because the user record is
+//!   deleted *last*: (1) revoke every token in the user's index (a script per
+//!   token, which also checks the owner), (2) delete every session in the
+//!   user's session set (a script per session, checking the owner), then the
+//!   set, (3) delete the user, their name key and listing entry (one script in
+//!   the `{users}` slot). If it stops half-way, the user still exists and a
+//!   retry redoes what is left; revocation and deletion are idempotent. A
+//!   token inserted for the user *while* they are being deleted may survive
+//!   (the core checks the owner exists just before creating one).
+//! * `tokens_of_user`, `list_users` and `sweep` read across slots (allowed
+//!   by SPEC §8); `legacy_horizon` reads one key.
+//!
+//! On a Cluster the per-token scripts run on the token's node, so a renewal
+//! race between any number of Tessera nodes still has exactly one winner.
+//!
+//! # Expiry
+//!
+//! Dead records leave by themselves: a token's keys expire (`EXPIREAT`) at
+//! `min(ends_at, revoked_at) + retention`, re-set on every change (rotation,
+//! edit, revocation); a session's at `last_seen_at + retention`, re-set on
+//! each touch. The times come from the records, that is from the core's
+//! clock; so that a clock disagreement (or a test's manual clock) can never
+//! make a live record vanish, a key never expires sooner than `retention`
+//! after its last write by the Redis server's clock. [`TokenStore::sweep`]
+//! still removes, on demand, what is dead by the cut-offs it is given, walking
+//! the per-user indexes, and prunes index entries whose records already
+//! expired. Key expiry is garbage collection only: whether a token or a
+//! session is valid is always decided by the core from the record's times.
+//!
+//! # Failures
+//!
+//! Every call is bounded by [`RedisConfig::command_timeout`] per round trip
+//! (and by the connection's response timeout); an unreachable server, a
+//! dropped connection or a late answer is `StoreError::Unavailable`, never an
+//! empty answer. The `ConnectionManager` reconnects by itself. A record that
+//! does not parse (or a key of the wrong type) is `StoreError::Corrupt`.
+//!
+//! Requires Redis 5 or later (scripts read `TIME`, which needs the
+//! effects replication that is the default since 5.0); tested on 7.0.
+//!
+//! [`TokenStore::sweep`]: tessera_core::store::TokenStore::sweep
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod codec;
+mod scripts;
+mod store;
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Pipeline, RedisError, Script, ScriptInvocation, Value};
+use tessera_core::model::{TokenId, UserId};
+use tessera_core::secret::Digest;
+use tessera_core::StoreError;
+
+use crate::scripts::Scripts;
+
+/// How many audit events the capped list keeps (older ones are trimmed).
+pub const EVENTS_KEPT: usize = 10_000;
+
+/// Where and how to reach Redis.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS
+    /// if redis-rs is built with it). May hold a password, so it is never
+    /// printed (the `Debug` form hides it).
+    pub url: String,
+    /// Prefix of every key, so that several Tessera deployments (or test
+    /// runs) can share one Redis. Must not contain `{` or `}`, which would
+    /// change the hash tags the layout relies on.
+    pub prefix: String,
+    /// Bound on establishing a connection (each attempt, and `connect` as a
+    /// whole), so an unreachable server fails fast instead of hanging.
+    pub connect_timeout: Duration,
+    /// Bound on each round trip: past it a call fails with
+    /// `StoreError::Unavailable` (the check then answers 503).
+    pub command_timeout: Duration,
+    /// How long dead records (ended, revoked, idle sessions) stay readable
+    /// and listable before Redis expires them: the grace in which the check
+    /// can still say "revoked" rather than "unknown", and audits can look.
+    pub retention: Duration,
+}
+
+impl Default for RedisConfig {
+    /// A local Redis, prefix `tessera:`, 2 s to connect, 1 s per command,
+    /// dead records kept 7 days.
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "tessera:".into(),
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(1),
+            retention: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &"<hidden>")
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("retention", &self.retention)
+            .finish()
+    }
+}
+
+impl RedisConfig {
+    /// The defaults with another URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            ..RedisConfig::default()
+        }
+    }
+
+    /// Refuses settings the store cannot work with.
+    fn validate(&self) -> Result<(), RedisStoreError> {
+        if self.prefix.contains(['{', '}']) {
+            return Err(RedisStoreError::Config(
+                "prefix: must not contain '{' or '}' (they would change the keys' hash tags)"
+                    .into(),
+            ));
+        }
+        if self.connect_timeout.is_zero() || self.command_timeout.is_zero() {
+            return Err(RedisStoreError::Config(
+                "connect_timeout and command_timeout must be more than zero".into(),
+            ));
+        }
+        if self.retention < Duration::from_secs(1) {
+            return Err(RedisStoreError::Config(
+                "retention: must be at least one second".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`RedisStore`] could not be made. (Calls on a made store report the
+/// core's `StoreError`.)
+#[derive(Debug, thiserror::Error)]
+pub enum RedisStoreError {
+    /// The URL does not parse. The URL itself is not repeated: it may hold a password.
+    #[error("the Redis URL is not valid: {0}")]
+    Url(String),
+    /// A setting is out of range; names the setting.
+    #[error("invalid Redis store configuration: {0}")]
+    Config(String),
+    /// The server could not be reached, or did not answer, within the timeout.
+    #[error("Redis is unreachable: {0}")]
+    Connect(String),
+}
+
+impl From<RedisStoreError> for StoreError {
+    /// A store that cannot be made is, to a caller, an unavailable store.
+    fn from(e: RedisStoreError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// The Redis store. Cheap to share behind an `Arc`; one multiplexed
+/// connection serves every concurrent call and is re-established by itself
+/// after a failure.
+pub struct RedisStore {
+    /// The connection; cloned per call (a handle, not a new connection).
+    conn: ConnectionManager,
+    /// Key names under the configured prefix.
+    keys: Keys,
+    /// The compiled Lua scripts.
+    scripts: Scripts,
+    /// Bound on each round trip.
+    command_timeout: Duration,
+    /// `RedisConfig::retention` in whole seconds, as the scripts take it.
+    retention_secs: u64,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.keys.prefix)
+            .field("command_timeout", &self.command_timeout)
+            .field("retention_secs", &self.retention_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects (bounded by `connect_timeout`) and checks that the server
+    /// answers a `PING` (bounded by `command_timeout`).
+    pub async fn connect(config: RedisConfig) -> Result<Self, RedisStoreError> {
+        config.validate()?;
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| RedisStoreError::Url(format!("{:?}", e.kind())))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.command_timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = tokio::time::timeout(
+            config.connect_timeout,
+            ConnectionManager::new_with_config(client, manager_config),
+        )
+        .await
+        .map_err(|_| {
+            RedisStoreError::Connect(format!(
+                "no connection within {} ms",
+                config.connect_timeout.as_millis()
+            ))
+        })?
+        .map_err(|e| RedisStoreError::Connect(e.to_string()))?;
+        let store = RedisStore {
+            conn,
+            keys: Keys {
+                prefix: config.prefix,
+            },
+            scripts: Scripts::new(),
+            command_timeout: config.command_timeout,
+            retention_secs: config.retention.as_secs(),
+        };
+        store
+            .cmd(&redis::cmd("PING"))
+            .await
+            .map_err(|e| RedisStoreError::Connect(e.to_string()))?;
+        Ok(store)
+    }
+
+    /// The key prefix this store writes under.
+    pub fn prefix(&self) -> &str {
+        &self.keys.prefix
+    }
+
+    /// The server-side id (`CLIENT ID`) of the store's current connection,
+    /// for operators matching it in `CLIENT LIST` (and for fault tests that
+    /// kill it). Changes when the connection is re-established.
+    pub async fn client_id(&self) -> Result<i64, StoreError> {
+        let v = self.cmd(&redis::cmd("CLIENT").arg("ID")).await?;
+        codec::int(&codec::required(v, "client id")?, "client id")
+    }
+
+    // ---- round trips, each bounded by the command timeout -----------------
+
+    /// Runs `fut` within the command timeout, mapping errors to `StoreError`.
+    async fn bounded<T>(
+        &self,
+        fut: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.command_timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(redis_error(&e)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "Redis did not answer within {} ms",
+                self.command_timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// One command.
+    async fn cmd(&self, cmd: &redis::Cmd) -> Result<Value, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(cmd.query_async::<Value>(&mut conn)).await
+    }
+
+    /// One pipeline (one round trip); the replies of commands not ignored.
+    async fn pipe(&self, pipe: &Pipeline) -> Result<Vec<Value>, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(pipe.query_async::<Vec<Value>>(&mut conn))
+            .await
+    }
+
+    /// One script (loaded on `NOSCRIPT` and run again).
+    async fn script(&self, inv: &ScriptInvocation<'_>) -> Result<Value, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(inv.invoke_async::<Value>(&mut conn)).await
+    }
+
+    /// A pipeline that first (re)loads `scripts`, whose replies are ignored,
+    /// so that the `EVALSHA`s queued after them cannot meet `NOSCRIPT`.
+    fn pipe_with(scripts: &[&Script]) -> Pipeline {
+        let mut p = redis::pipe();
+        for s in scripts {
+            p.load_script(s).ignore();
+        }
+        p
+    }
+}
+
+/// Maps a client error: a `CORRUPT` script error, `WRONGTYPE` or an
+/// unparsable reply is corrupt data; anything else (I/O, timeouts, dropped
+/// connections, a loading or read-only server, …) is unavailability.
+fn redis_error(e: &RedisError) -> StoreError {
+    let corrupt = matches!(e.code(), Some("CORRUPT" | "WRONGTYPE"))
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType
+        );
+    if corrupt {
+        StoreError::Corrupt(e.to_string())
+    } else {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// Maps an error reply met inside an array reply, as [`redis_error`] does.
+fn server_error(e: &redis::ServerError) -> StoreError {
+    if matches!(e.code(), "CORRUPT" | "WRONGTYPE") {
+        StoreError::Corrupt(e.to_string())
+    } else {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// Where a token record lives: under its id, or (legacy) under its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Loc {
+    /// `P{t<id>}:…`
+    Token(TokenId),
+    /// `P{l<hex>}:…`, with the token's id (known from the index or pointer).
+    Legacy(TokenId, String),
+}
+
+impl Loc {
+    /// The member naming this record in a user's token index.
+    fn member(&self) -> String {
+        match self {
+            Loc::Token(id) => format!("t{}", id.0),
+            Loc::Legacy(id, hex) => format!("l{}:{hex}", id.0),
+        }
+    }
+
+    /// Reads a member written by [`Loc::member`].
+    fn from_member(m: &str) -> Option<Loc> {
+        if let Some(id) = m.strip_prefix('t') {
+            return id.parse().ok().map(|id| Loc::Token(TokenId(id)));
+        }
+        let (id, hex) = m.strip_prefix('l')?.split_once(':')?;
+        let hex = Digest::from_hex(hex)?.to_hex();
+        Some(Loc::Legacy(TokenId(id.parse().ok()?), hex))
+    }
+}
+
+/// Key names (see the layout table in the crate docs).
+#[derive(Debug, Clone)]
+struct Keys {
+    /// Every key starts with this.
+    prefix: String,
+}
+
+impl Keys {
+    /// `P{t<id>}:<part>` or `P{l<hex>}:<part>`.
+    fn at(&self, loc: &Loc, part: &str) -> String {
+        match loc {
+            Loc::Token(id) => format!("{}{{t{}}}:{part}", self.prefix, id.0),
+            Loc::Legacy(_, hex) => format!("{}{{l{hex}}}:{part}", self.prefix),
+        }
+    }
+    /// A token record.
+    fn rec(&self, loc: &Loc) -> String {
+        self.at(loc, "rec")
+    }
+    /// A token's spent refresh digests.
+    fn spent(&self, loc: &Loc) -> String {
+        self.at(loc, "spent")
+    }
+    /// The legacy pointer in a token id's slot (never exists under `{l…}`).
+    fn ptr(&self, loc: &Loc) -> String {
+        self.at(loc, "ptr")
+    }
+    /// A legacy record, by digest.
+    fn legacy_rec(&self, d: &Digest) -> String {
+        format!("{}{{l{}}}:rec", self.prefix, d.to_hex())
+    }
+    /// A session.
+    fn session(&self, d: &Digest) -> String {
+        format!("{}{{s{}}}:session", self.prefix, d.to_hex())
+    }
+    /// A user record.
+    fn user(&self, id: UserId) -> String {
+        format!("{}{{users}}:u:{}", self.prefix, id.0)
+    }
+    /// A user-name key.
+    fn user_name(&self, name: &str) -> String {
+        format!("{}{{users}}:name:{name}", self.prefix)
+    }
+    /// All user ids.
+    fn users_all(&self) -> String {
+        format!("{}{{users}}:all", self.prefix)
+    }
+    /// User ids that may own index entries.
+    fn users_indexed(&self) -> String {
+        format!("{}{{users}}:indexed", self.prefix)
+    }
+    /// The user id counter.
+    fn user_counter(&self) -> String {
+        format!("{}{{users}}:next", self.prefix)
+    }
+    /// A user's token index.
+    fn user_tokens(&self, id: UserId) -> String {
+        format!("{}{{u{}}}:tokens", self.prefix, id.0)
+    }
+    /// A user's session index.
+    fn user_sessions(&self, id: UserId) -> String {
+        format!("{}{{u{}}}:sessions", self.prefix, id.0)
+    }
+    /// The token id counter.
+    fn token_counter(&self) -> String {
+        format!("{}token-id", self.prefix)
+    }
+    /// The legacy horizon.
+    fn horizon(&self) -> String {
+        format!("{}legacy-horizon", self.prefix)
+    }
+    /// The event list.
+    fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_members_round_trip() {
+        let hex = Digest::of("x").to_hex();
+        for loc in [Loc::Token(TokenId(42)), Loc::Legacy(TokenId(7), hex)] {
+            assert_eq!(Loc::from_member(&loc.member()), Some(loc));
+        }
+        for bad in ["", "t", "tx", "l7", "l7:zz", "x1"] {
+            assert_eq!(Loc::from_member(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn prefixes_with_braces_are_refused() {
+        let c = RedisConfig {
+            prefix: "a{b}:".into(),
+            ..RedisConfig::default()
+        };
+        assert!(matches!(c.validate(), Err(RedisStoreError::Config(_))));
+        assert!(RedisConfig::default().validate().is_ok());
+        assert!(!format!("{:?}", RedisConfig::new("redis://:hunter2@h/")).contains("hunter2"));
+    }
+}

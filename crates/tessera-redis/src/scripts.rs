@@ -161,7 +161,7 @@ for i = 0, n - 1 do
   redis.call('SET', KEYS[k + 1], hex)
   redis.call('EXPIREAT', KEYS[k + 1], at)
   if rev == '' then redis.call('ZADD', KEYS[1], exp, id) end
-  redis.call('ZADD', KEYS[k + 3], id, 'l' .. hex)
+  redis.call('ZADD', KEYS[k + 3], id, 'l' .. id .. ':' .. hex)
   redis.call('ZADD', KEYS[3], 'NX', uid, uid)
   local c = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
   if c < tonumber(id) then redis.call('SET', KEYS[2], id) end

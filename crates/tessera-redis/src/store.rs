@@ -1,0 +1,871 @@
+//! The core's storage traits over Redis (layout and guarantees: crate docs).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redis::{Script, Value};
+use tessera_core::model::{
+    Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp, TokenChanges,
+    TokenId, TokenRecord, User, UserId,
+};
+use tessera_core::secret::{Digest, SecretKey};
+use tessera_core::store::{SessionStore, Store, StoreResult, TokenStore, UserStore};
+use tessera_core::StoreError;
+
+use crate::codec::{
+    self, array, corrupt, decode_token, int, required, tagged, text, texts, SESSION_FIELDS,
+    TOKEN_FIELDS, USER_FIELDS,
+};
+use crate::{Loc, RedisStore, EVENTS_KEPT};
+
+/// What a by-id script said, and where the record was.
+struct ById {
+    /// The script's status word (`none` when there is no such token).
+    tag: String,
+    /// The rest of the reply.
+    rest: Vec<Value>,
+    /// Where the record was found (a legacy token is reached through its pointer).
+    loc: Loc,
+}
+
+impl RedisStore {
+    /// `HMGET` of a token record's fields.
+    fn hmget_token(&self, loc: &Loc) -> redis::Cmd {
+        let mut c = redis::cmd("HMGET");
+        c.arg(self.keys.rec(loc)).arg(&TOKEN_FIELDS[..]);
+        c
+    }
+
+    /// Reads the token record at `loc`.
+    async fn read_token(&self, loc: &Loc) -> StoreResult<Option<TokenRecord>> {
+        decode_token(texts(self.cmd(&self.hmget_token(loc)).await?)?)
+    }
+
+    /// Runs a by-id script (`KEYS`: rec, ptr, spent) on the token's slot,
+    /// following a legacy pointer once if the script meets one.
+    async fn by_id(&self, script: &Script, id: TokenId, args: &[String]) -> StoreResult<ById> {
+        let mut loc = Loc::Token(id);
+        for _ in 0..2 {
+            let mut inv = script.prepare_invoke();
+            inv.key(self.keys.rec(&loc))
+                .key(self.keys.ptr(&loc))
+                .key(self.keys.spent(&loc));
+            for a in args {
+                inv.arg(a);
+            }
+            let (tag, mut rest) = tagged(self.script(&inv).await?)?;
+            if tag != "moved" {
+                return Ok(ById { tag, rest, loc });
+            }
+            let hex = required(rest.pop().unwrap_or_default(), "legacy pointer")?;
+            let hex = codec::digest(&hex, "legacy pointer")?.to_hex();
+            loc = Loc::Legacy(id, hex);
+        }
+        Err(corrupt("a legacy pointer leads to another pointer"))
+    }
+
+    /// After a legacy record changed: keep its pointer's expiry with the
+    /// record's, and the legacy horizon in step (`expiry` = `Some` to list it
+    /// at that access expiry, `None` to drop it).
+    async fn legacy_follow_up(
+        &self,
+        id: TokenId,
+        expire_at: Option<String>,
+        expiry: Option<Timestamp>,
+    ) -> StoreResult<()> {
+        let mut p = redis::pipe();
+        if let Some(at) = expire_at.filter(|a| !a.is_empty()) {
+            p.cmd("EXPIREAT")
+                .arg(self.keys.ptr(&Loc::Token(id)))
+                .arg(at)
+                .ignore();
+        }
+        match expiry {
+            Some(exp) => p.cmd("ZADD").arg(self.keys.horizon()).arg(exp).arg(id.0),
+            None => p.cmd("ZREM").arg(self.keys.horizon()).arg(id.0),
+        }
+        .ignore();
+        self.pipe(&p).await.map(drop)
+    }
+
+    /// Reads a sorted set of index members (a user's tokens, in id order).
+    async fn index_members(&self, key: String) -> StoreResult<Vec<String>> {
+        let v = self
+            .cmd(redis::cmd("ZRANGE").arg(key).arg(0).arg(-1))
+            .await?;
+        array(v)?
+            .into_iter()
+            .map(|m| required(m, "index member"))
+            .collect()
+    }
+
+    /// Reads a set's members.
+    async fn set_members(&self, key: String) -> StoreResult<Vec<String>> {
+        let v = self.cmd(redis::cmd("SMEMBERS").arg(key)).await?;
+        array(v)?
+            .into_iter()
+            .map(|m| required(m, "set member"))
+            .collect()
+    }
+
+    /// Revokes the tokens named by `members` (of a user's index) at `now`,
+    /// each only if `owner` owns it. Idempotent.
+    async fn revoke_members(
+        &self,
+        members: &[String],
+        now: Timestamp,
+        owner: UserId,
+    ) -> StoreResult<()> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let locs: Vec<Loc> = members
+            .iter()
+            .map(|m| Loc::from_member(m).ok_or_else(|| corrupt("a token index entry is malformed")))
+            .collect::<StoreResult<_>>()?;
+        let mut p = Self::pipe_with(&[&self.scripts.revoke]);
+        for loc in &locs {
+            let mut inv = self.scripts.revoke.prepare_invoke();
+            inv.key(self.keys.rec(loc))
+                .key(self.keys.ptr(loc))
+                .key(self.keys.spent(loc))
+                .arg(now)
+                .arg(self.retention_secs)
+                .arg(owner.0);
+            p.invoke_script(&inv);
+        }
+        let replies = self.pipe(&p).await?;
+        for (loc, reply) in locs.iter().zip(replies) {
+            let (tag, mut rest) = tagged(reply)?;
+            if let Loc::Legacy(id, _) = loc {
+                if tag == "revoked" || tag == "already" {
+                    let at = rest.drain(..).next().map(text).transpose()?.flatten();
+                    self.legacy_follow_up(*id, at, None).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sweeps one user's indexes; returns how many records left.
+    async fn sweep_user(
+        &self,
+        uid: UserId,
+        before: Timestamp,
+        sessions_before: Timestamp,
+    ) -> StoreResult<u64> {
+        let mut removed = 0;
+        let tokens_key = self.keys.user_tokens(uid);
+        let members = self.index_members(tokens_key.clone()).await?;
+        if !members.is_empty() {
+            let mut p = Self::pipe_with(&[&self.scripts.sweep_token]);
+            let locs: Vec<Option<Loc>> = members.iter().map(|m| Loc::from_member(m)).collect();
+            for loc in locs.iter().flatten() {
+                let mut inv = self.scripts.sweep_token.prepare_invoke();
+                inv.key(self.keys.rec(loc))
+                    .key(self.keys.spent(loc))
+                    .arg(before);
+                p.invoke_script(&inv);
+            }
+            let mut replies = self.pipe(&p).await?.into_iter();
+            let mut follow = redis::pipe();
+            for (member, loc) in members.iter().zip(&locs) {
+                let Some(loc) = loc else {
+                    // An entry nobody could have written: drop it.
+                    follow.cmd("ZREM").arg(&tokens_key).arg(member).ignore();
+                    continue;
+                };
+                let status = required(
+                    replies
+                        .next()
+                        .ok_or_else(|| corrupt("sweep reply is short"))?,
+                    "sweep status",
+                )?;
+                if status == "live" {
+                    continue;
+                }
+                if status == "swept" {
+                    removed += 1;
+                }
+                follow.cmd("ZREM").arg(&tokens_key).arg(member).ignore();
+                if let Loc::Legacy(id, _) = loc {
+                    follow
+                        .cmd("DEL")
+                        .arg(self.keys.ptr(&Loc::Token(*id)))
+                        .ignore();
+                    follow
+                        .cmd("ZREM")
+                        .arg(self.keys.horizon())
+                        .arg(id.0)
+                        .ignore();
+                }
+            }
+            if !follow.is_empty() {
+                self.pipe(&follow).await?;
+            }
+        }
+        let sessions_key = self.keys.user_sessions(uid);
+        let digests = self.set_members(sessions_key.clone()).await?;
+        if !digests.is_empty() {
+            let mut p = Self::pipe_with(&[&self.scripts.sweep_session]);
+            let parsed: Vec<Option<Digest>> = digests.iter().map(|h| Digest::from_hex(h)).collect();
+            for d in parsed.iter().flatten() {
+                let mut inv = self.scripts.sweep_session.prepare_invoke();
+                inv.key(self.keys.session(d)).arg(sessions_before);
+                p.invoke_script(&inv);
+            }
+            let mut replies = self.pipe(&p).await?.into_iter();
+            let mut follow = redis::pipe();
+            for (hex, d) in digests.iter().zip(&parsed) {
+                if d.is_some() {
+                    let status = required(
+                        replies
+                            .next()
+                            .ok_or_else(|| corrupt("sweep reply is short"))?,
+                        "sweep status",
+                    )?;
+                    if status == "live" {
+                        continue;
+                    }
+                    if status == "swept" {
+                        removed += 1;
+                    }
+                }
+                follow.cmd("SREM").arg(&sessions_key).arg(hex).ignore();
+            }
+            if !follow.is_empty() {
+                self.pipe(&follow).await?;
+            }
+        }
+        // A deleted user whose indexes are now empty needs no more visits.
+        let mut p = redis::pipe();
+        p.cmd("EXISTS").arg(self.keys.user(uid));
+        p.cmd("ZCARD").arg(&tokens_key);
+        p.cmd("SCARD").arg(&sessions_key);
+        let counts: Vec<i64> = self
+            .pipe(&p)
+            .await?
+            .into_iter()
+            .map(|v| int(&required(v, "count")?, "count"))
+            .collect::<StoreResult<_>>()?;
+        if counts.iter().all(|c| *c == 0) {
+            self.cmd(redis::cmd("ZREM").arg(self.keys.users_indexed()).arg(uid.0))
+                .await?;
+        }
+        Ok(removed)
+    }
+}
+
+#[async_trait]
+impl UserStore for RedisStore {
+    async fn create_user(&self, new: NewUser) -> StoreResult<User> {
+        let id = required(
+            self.cmd(redis::cmd("INCR").arg(self.keys.user_counter()))
+                .await?,
+            "user id",
+        )?;
+        let user = User {
+            id: UserId(int(&id, "user id")?),
+            name: new.name,
+            role: new.role,
+            kind: new.kind,
+            owner: new.owner,
+            password: new.password,
+            created_at: new.created_at,
+        };
+        let mut inv = self.scripts.create_user.prepare_invoke();
+        inv.key(self.keys.user(user.id))
+            .key(self.keys.user_name(&user.name))
+            .key(self.keys.users_all())
+            .key(self.keys.users_indexed())
+            .arg(user.id.0);
+        for (f, v) in codec::user_fields(&user) {
+            inv.arg(f).arg(v);
+        }
+        match self.script(&inv).await? {
+            Value::Int(1) => Ok(user),
+            Value::Int(0) => Err(StoreError::Conflict(format!(
+                "user name {:?} is taken",
+                user.name
+            ))),
+            _ => Err(corrupt("unexpected reply to create_user")),
+        }
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        let v = self
+            .cmd(
+                redis::cmd("HMGET")
+                    .arg(self.keys.user(id))
+                    .arg(&USER_FIELDS[..]),
+            )
+            .await?;
+        let user = codec::decode_user(texts(v)?)?;
+        match user {
+            Some(u) if u.id != id => Err(corrupt("a user record holds another id")),
+            u => Ok(u),
+        }
+    }
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
+        let Some(id) = text(
+            self.cmd(redis::cmd("GET").arg(self.keys.user_name(name)))
+                .await?,
+        )?
+        else {
+            return Ok(None);
+        };
+        let user = self.user_by_id(UserId(int(&id, "user id")?)).await?;
+        // Deleted (or recreated) in between: the name no longer leads here.
+        Ok(user.filter(|u| u.name == name))
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let ids = self.index_members(self.keys.users_all()).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = redis::pipe();
+        for id in &ids {
+            let id = UserId(int(id, "user id")?);
+            p.cmd("HMGET").arg(self.keys.user(id)).arg(&USER_FIELDS[..]);
+        }
+        let mut users = Vec::with_capacity(ids.len());
+        for v in self.pipe(&p).await? {
+            // A user deleted since the listing was read is skipped.
+            if let Some(u) = codec::decode_user(texts(v)?)? {
+                users.push(u);
+            }
+        }
+        users.sort_by_key(|u| u.id);
+        Ok(users)
+    }
+
+    async fn has_users(&self) -> StoreResult<bool> {
+        let v = self
+            .cmd(redis::cmd("EXISTS").arg(self.keys.users_all()))
+            .await?;
+        Ok(matches!(v, Value::Int(n) if n > 0))
+    }
+
+    async fn delete_user(&self, id: UserId, now: Timestamp) -> StoreResult<bool> {
+        let Some(user) = self.user_by_id(id).await? else {
+            return Ok(false);
+        };
+        // 1. Tokens (the user record still exists, so a retry gets here again).
+        let members = self.index_members(self.keys.user_tokens(id)).await?;
+        self.revoke_members(&members, now, id).await?;
+        // 2. Sessions, then their index.
+        let sessions_key = self.keys.user_sessions(id);
+        let digests = self.set_members(sessions_key.clone()).await?;
+        let mut p = Self::pipe_with(&[&self.scripts.delete_session]);
+        for hex in &digests {
+            if let Some(d) = Digest::from_hex(hex) {
+                let mut inv = self.scripts.delete_session.prepare_invoke();
+                inv.key(self.keys.session(&d)).arg(id.0);
+                p.invoke_script(&inv).ignore();
+            }
+        }
+        p.cmd("DEL").arg(&sessions_key).ignore();
+        self.pipe(&p).await?;
+        // 3. The user, last.
+        let mut inv = self.scripts.delete_user.prepare_invoke();
+        inv.key(self.keys.user(id))
+            .key(self.keys.user_name(&user.name))
+            .key(self.keys.users_all())
+            .arg(id.0);
+        Ok(matches!(self.script(&inv).await?, Value::Int(1)))
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create_session(&self, s: SessionRecord) -> StoreResult<()> {
+        // The index entry first, so a user deletion never misses the session.
+        let mut p = Self::pipe_with(&[&self.scripts.create_session]);
+        p.cmd("SADD")
+            .arg(self.keys.user_sessions(s.user_id))
+            .arg(s.digest.to_hex())
+            .ignore();
+        p.cmd("ZADD")
+            .arg(self.keys.users_indexed())
+            .arg("NX")
+            .arg(s.user_id.0)
+            .arg(s.user_id.0)
+            .ignore();
+        let mut inv = self.scripts.create_session.prepare_invoke();
+        inv.key(self.keys.session(&s.digest))
+            .arg(s.user_id.0)
+            .arg(s.created_at)
+            .arg(s.last_seen_at)
+            .arg(self.retention_secs);
+        p.invoke_script(&inv);
+        let reply = self.pipe(&p).await?.into_iter().next();
+        match reply {
+            Some(Value::Int(1)) => Ok(()),
+            Some(Value::Int(0)) => Err(StoreError::Conflict("session digest is taken".into())),
+            _ => Err(corrupt("unexpected reply to create_session")),
+        }
+    }
+
+    async fn session(&self, digest: &Digest) -> StoreResult<Option<SessionRecord>> {
+        let v = self
+            .cmd(
+                redis::cmd("HMGET")
+                    .arg(self.keys.session(digest))
+                    .arg(&SESSION_FIELDS[..]),
+            )
+            .await?;
+        codec::decode_session(*digest, texts(v)?)
+    }
+
+    async fn touch_session(&self, digest: &Digest, now: Timestamp) -> StoreResult<()> {
+        let mut inv = self.scripts.touch_session.prepare_invoke();
+        inv.key(self.keys.session(digest))
+            .arg(now)
+            .arg(self.retention_secs);
+        self.script(&inv).await.map(drop)
+    }
+
+    async fn delete_session(&self, digest: &Digest) -> StoreResult<bool> {
+        let mut inv = self.scripts.delete_session.prepare_invoke();
+        inv.key(self.keys.session(digest)).arg("");
+        let (tag, rest) = tagged(self.script(&inv).await?)?;
+        if tag != "deleted" {
+            return Ok(false);
+        }
+        // Tidy the user's session index. The session is gone already; a
+        // failure here leaves a stale entry that the sweep prunes.
+        if let Some(Ok(Some(uid))) = rest.into_iter().next().map(text) {
+            if let Ok(uid) = uid.parse::<u64>() {
+                let _ = self
+                    .cmd(
+                        redis::cmd("SREM")
+                            .arg(self.keys.user_sessions(UserId(uid)))
+                            .arg(digest.to_hex()),
+                    )
+                    .await;
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl TokenStore for RedisStore {
+    async fn next_token_id(&self) -> StoreResult<TokenId> {
+        let v = self
+            .cmd(redis::cmd("INCR").arg(self.keys.token_counter()))
+            .await?;
+        Ok(TokenId(int(&required(v, "token id")?, "token id")?))
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        if token.legacy {
+            // A legacy record lives under its digest: the import path stores it.
+            return self.import_legacy(std::slice::from_ref(token)).await;
+        }
+        let loc = Loc::Token(token.id);
+        let index = self.keys.user_tokens(token.user_id);
+        // One round trip, in order: index entries first, the id counter kept
+        // ahead of any inserted id, then the record itself (atomic, one slot).
+        let mut p = Self::pipe_with(&[&self.scripts.bump_counter, &self.scripts.insert_token]);
+        p.cmd("ZADD")
+            .arg(&index)
+            .arg(token.id.0)
+            .arg(loc.member())
+            .ignore();
+        p.cmd("ZADD")
+            .arg(self.keys.users_indexed())
+            .arg("NX")
+            .arg(token.user_id.0)
+            .arg(token.user_id.0)
+            .ignore();
+        let mut bump = self.scripts.bump_counter.prepare_invoke();
+        bump.key(self.keys.token_counter()).arg(token.id.0);
+        p.invoke_script(&bump).ignore();
+        let mut inv = self.scripts.insert_token.prepare_invoke();
+        inv.key(self.keys.rec(&loc))
+            .key(self.keys.ptr(&loc))
+            .key(self.keys.spent(&loc))
+            .arg(self.retention_secs);
+        for (f, v) in codec::token_fields(token) {
+            inv.arg(f).arg(v);
+        }
+        p.invoke_script(&inv);
+        let reply = self
+            .pipe(&p)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| corrupt("no reply to insert_token"))?;
+        let (tag, rest) = tagged(reply)?;
+        match tag.as_str() {
+            "ok" => Ok(()),
+            "conflict" => {
+                let owner = rest.into_iter().next().map(text).transpose()?.flatten();
+                if owner.as_deref() != Some(token.user_id.0.to_string().as_str()) {
+                    // The entry just added names someone else's token: take it back.
+                    let _ = self
+                        .cmd(redis::cmd("ZREM").arg(&index).arg(loc.member()))
+                        .await;
+                }
+                Err(StoreError::Conflict(format!(
+                    "token id {} is taken",
+                    token.id.0
+                )))
+            }
+            _ => Err(corrupt("unexpected reply to insert_token")),
+        }
+    }
+
+    async fn token(&self, id: TokenId) -> StoreResult<Option<TokenRecord>> {
+        let loc = Loc::Token(id);
+        let mut p = redis::pipe();
+        p.add_command(self.hmget_token(&loc));
+        p.cmd("GET").arg(self.keys.ptr(&loc));
+        let mut replies = self.pipe(&p).await?.into_iter();
+        let rec = decode_token(texts(replies.next().unwrap_or_default())?)?;
+        let ptr = text(replies.next().unwrap_or_default())?;
+        let rec = match (rec, ptr) {
+            (Some(rec), _) => Some(rec),
+            (None, Some(hex)) => {
+                let hex = codec::digest(&hex, "legacy pointer")?.to_hex();
+                self.read_token(&Loc::Legacy(id, hex)).await?
+            }
+            (None, None) => None,
+        };
+        match rec {
+            Some(r) if r.id != id => Err(corrupt("a token record holds another id")),
+            r => Ok(r),
+        }
+    }
+
+    async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<Arc<TokenRecord>>> {
+        // One round trip: by the id written in the secret, or (legacy) by digest.
+        let cmd = match key.token_id {
+            Some(id) => self.hmget_token(&Loc::Token(id)),
+            None => {
+                let mut c = redis::cmd("HMGET");
+                c.arg(self.keys.legacy_rec(&key.digest))
+                    .arg(&TOKEN_FIELDS[..]);
+                c
+            }
+        };
+        let rec = decode_token(texts(self.cmd(&cmd).await?)?)?;
+        Ok(rec
+            .filter(|t| t.access_digest == key.digest && key.token_id.map_or(true, |id| id == t.id))
+            .map(Arc::new))
+    }
+
+    async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>> {
+        let members = self.index_members(self.keys.user_tokens(user)).await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = redis::pipe();
+        for m in &members {
+            let loc =
+                Loc::from_member(m).ok_or_else(|| corrupt("a token index entry is malformed"))?;
+            p.add_command(self.hmget_token(&loc));
+        }
+        let mut out = Vec::with_capacity(members.len());
+        for v in self.pipe(&p).await? {
+            // Expired records and entries naming someone else's token are skipped.
+            if let Some(t) = decode_token(texts(v)?)? {
+                if t.user_id == user && t.revoked_at.is_none() {
+                    out.push(t);
+                }
+            }
+        }
+        out.sort_by_key(|t| t.id);
+        Ok(out)
+    }
+
+    async fn update_token(&self, c: &TokenChanges) -> StoreResult<bool> {
+        let args = [
+            self.retention_secs.to_string(),
+            c.name.clone(),
+            c.scope.token_type().number().to_string(),
+            codec::encode_list(&c.scope.endpoint_strings()),
+            codec::encode_list(c.allowed_ips.entries()),
+            c.access_expires_at.to_string(),
+            c.renewable_until.map(|r| r.to_string()).unwrap_or_default(),
+            c.ends_at.to_string(),
+        ];
+        let r = self.by_id(&self.scripts.update, c.id, &args).await?;
+        if r.tag != "updated" {
+            return Ok(false);
+        }
+        if let Loc::Legacy(..) = r.loc {
+            let at = r.rest.into_iter().next().map(text).transpose()?.flatten();
+            self.legacy_follow_up(c.id, at, Some(c.access_expires_at))
+                .await?;
+        }
+        Ok(true)
+    }
+
+    async fn refresh_lookup(&self, key: &SecretKey) -> StoreResult<RefreshLookup> {
+        // A refresh secret always carries its token's id; without one there is
+        // nothing to look up (and no global digest index to ask).
+        let Some(id) = key.token_id else {
+            return Ok(RefreshLookup::Unknown);
+        };
+        let loc = Loc::Token(id);
+        let mut inv = self.scripts.lookup_refresh.prepare_invoke();
+        inv.key(self.keys.rec(&loc))
+            .key(self.keys.spent(&loc))
+            .arg(key.digest.to_hex());
+        let (tag, rest) = tagged(self.script(&inv).await?)?;
+        let first = rest.into_iter().next().unwrap_or_default();
+        match tag.as_str() {
+            "current" => match decode_token(texts(first)?)? {
+                Some(t) if t.id == id => Ok(RefreshLookup::Current(Box::new(t))),
+                _ => Err(corrupt("refresh look-up found an unreadable record")),
+            },
+            "spent" => Ok(RefreshLookup::Spent {
+                id,
+                rotated_at: int(&required(first, "rotated at")?, "rotated at")?,
+            }),
+            "unknown" => Ok(RefreshLookup::Unknown),
+            _ => Err(corrupt("unexpected reply to refresh_lookup")),
+        }
+    }
+
+    async fn rotate(&self, r: &Rotation) -> StoreResult<RotateOutcome> {
+        let loc = Loc::Token(r.id);
+        let mut inv = self.scripts.rotate.prepare_invoke();
+        inv.key(self.keys.rec(&loc))
+            .key(self.keys.spent(&loc))
+            .arg(r.presented_refresh.to_hex())
+            .arg(r.at)
+            .arg(r.new_access.to_hex())
+            .arg(r.new_refresh.to_hex())
+            .arg(r.access_expires_at)
+            .arg(r.ends_at)
+            .arg(self.retention_secs);
+        let (tag, rest) = tagged(self.script(&inv).await?)?;
+        let first = rest.into_iter().next().unwrap_or_default();
+        match tag.as_str() {
+            "rotated" => match decode_token(texts(first)?)? {
+                Some(t) if t.id == r.id => Ok(RotateOutcome::Rotated(Box::new(t))),
+                _ => Err(corrupt("rotation left an unreadable record")),
+            },
+            "spent" => Ok(RotateOutcome::Spent {
+                rotated_at: int(&required(first, "rotated at")?, "rotated at")?,
+            }),
+            "unknown" => Ok(RotateOutcome::Unknown),
+            "conflict" => Err(StoreError::Conflict("new digest is taken".into())),
+            _ => Err(corrupt("unexpected reply to rotate")),
+        }
+    }
+
+    async fn revoke_token(&self, id: TokenId, now: Timestamp) -> StoreResult<bool> {
+        let args = [
+            now.to_string(),
+            self.retention_secs.to_string(),
+            String::new(),
+        ];
+        let r = self.by_id(&self.scripts.revoke, id, &args).await?;
+        let changed = r.tag == "revoked";
+        if let Loc::Legacy(..) = r.loc {
+            if changed || r.tag == "already" {
+                // Out of the horizon (also repairs an earlier, interrupted revocation).
+                let at = r.rest.into_iter().next().map(text).transpose()?.flatten();
+                self.legacy_follow_up(id, at, None).await?;
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn import_legacy(&self, tokens: &[TokenRecord]) -> StoreResult<()> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let mut ids = HashSet::new();
+        let mut digests = HashSet::new();
+        for t in tokens {
+            if !ids.insert(t.id) || !digests.insert(t.access_digest.to_hex()) {
+                return Err(StoreError::Conflict(format!(
+                    "legacy token {:?} is listed twice",
+                    t.name
+                )));
+            }
+        }
+        let mut inv = self.scripts.import_legacy.prepare_invoke();
+        inv.key(self.keys.horizon())
+            .key(self.keys.token_counter())
+            .key(self.keys.users_indexed())
+            .arg(self.retention_secs)
+            .arg(tokens.len());
+        for t in tokens {
+            let hex = t.access_digest.to_hex();
+            let loc = Loc::Legacy(t.id, hex.clone());
+            inv.key(self.keys.rec(&Loc::Token(t.id)))
+                .key(self.keys.ptr(&Loc::Token(t.id)))
+                .key(self.keys.rec(&loc))
+                .key(self.keys.user_tokens(t.user_id));
+            let fields = codec::token_fields(t);
+            inv.arg(t.id.0)
+                .arg(&hex)
+                .arg(t.access_expires_at)
+                .arg(t.user_id.0)
+                .arg(match (t.legacy, t.revoked_at) {
+                    (true, None) => "",
+                    _ => "unlisted",
+                })
+                .arg(fields.len() * 2);
+            for (f, v) in fields {
+                inv.arg(f).arg(v);
+            }
+        }
+        let (tag, rest) = tagged(self.script(&inv).await?)?;
+        match tag.as_str() {
+            "ok" => Ok(()),
+            "conflict" => {
+                let i: usize = rest
+                    .into_iter()
+                    .next()
+                    .map(text)
+                    .transpose()?
+                    .flatten()
+                    .and_then(|i| i.parse().ok())
+                    .unwrap_or(0);
+                let name = tokens.get(i).map_or("?", |t| t.name.as_str());
+                Err(StoreError::Conflict(format!(
+                    "legacy token {name:?} is already stored"
+                )))
+            }
+            _ => Err(corrupt("unexpected reply to import_legacy")),
+        }
+    }
+
+    async fn legacy_horizon(&self) -> StoreResult<Option<Timestamp>> {
+        let v = self
+            .cmd(
+                redis::cmd("ZREVRANGE")
+                    .arg(self.keys.horizon())
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES"),
+            )
+            .await?;
+        let mut items = array(v)?.into_iter();
+        let (Some(_member), Some(score)) = (items.next(), items.next()) else {
+            return Ok(None);
+        };
+        let score = required(score, "horizon score")?;
+        let at = match score.parse::<i64>() {
+            Ok(at) => at,
+            Err(_) => {
+                let f: f64 = int(&score, "horizon score")?;
+                if !f.is_finite() {
+                    return Err(corrupt("horizon score is not finite"));
+                }
+                f as i64
+            }
+        };
+        Ok(Some(at))
+    }
+
+    async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let script = &self.scripts.last_used;
+        let mut p = Self::pipe_with(&[script]);
+        for (id, at) in uses {
+            let loc = Loc::Token(*id);
+            let mut inv = script.prepare_invoke();
+            inv.key(self.keys.rec(&loc))
+                .key(self.keys.ptr(&loc))
+                .key(self.keys.spent(&loc))
+                .arg(*at);
+            p.invoke_script(&inv);
+        }
+        let replies = self.pipe(&p).await?;
+        // Legacy tokens answered with their pointer: a second round for them.
+        let mut legacy = Self::pipe_with(&[script]);
+        let mut any = false;
+        for ((id, at), reply) in uses.iter().zip(replies) {
+            let (tag, rest) = tagged(reply)?;
+            if tag != "moved" {
+                continue;
+            }
+            let hex = required(
+                rest.into_iter().next().unwrap_or_default(),
+                "legacy pointer",
+            )?;
+            let loc = Loc::Legacy(*id, codec::digest(&hex, "legacy pointer")?.to_hex());
+            let mut inv = script.prepare_invoke();
+            inv.key(self.keys.rec(&loc))
+                .key(self.keys.ptr(&loc))
+                .key(self.keys.spent(&loc))
+                .arg(*at);
+            legacy.invoke_script(&inv).ignore();
+            any = true;
+        }
+        if any {
+            self.pipe(&legacy).await?;
+        }
+        Ok(())
+    }
+
+    async fn record_event(&self, event: &Event) -> StoreResult<()> {
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("LPUSH")
+            .arg(self.keys.events())
+            .arg(codec::encode_event(event))
+            .ignore()
+            .cmd("LTRIM")
+            .arg(self.keys.events())
+            .arg(0)
+            .arg(EVENTS_KEPT - 1)
+            .ignore();
+        self.pipe(&p).await.map(drop)
+    }
+
+    async fn recent_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let last = limit.min(EVENTS_KEPT) - 1;
+        let v = self
+            .cmd(
+                redis::cmd("LRANGE")
+                    .arg(self.keys.events())
+                    .arg(0)
+                    .arg(last),
+            )
+            .await?;
+        array(v)?
+            .into_iter()
+            .map(|e| codec::decode_event(&required(e, "event")?))
+            .collect()
+    }
+
+    async fn sweep(&self, before: Timestamp, sessions_before: Timestamp) -> StoreResult<u64> {
+        let users = self.index_members(self.keys.users_indexed()).await?;
+        let mut removed = 0;
+        for uid in users {
+            let uid = UserId(int(&uid, "user id")?);
+            removed += self.sweep_user(uid, before, sessions_before).await?;
+        }
+        Ok(removed)
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> StoreResult<()> {
+        match self.cmd(&redis::cmd("PING")).await? {
+            Value::Okay => Ok(()),
+            v => match text(v)? {
+                Some(s) if s == "PONG" => Ok(()),
+                _ => Err(StoreError::Unavailable("unexpected answer to PING".into())),
+            },
+        }
+    }
+}
