@@ -24,9 +24,9 @@ pub struct StoredToken {
     pub name: String,
     /// The `tokenType` wire number.
     pub token_type: i64,
-    /// Custom entries as written, one per line (see [`join_list`]).
+    /// Custom entries as written (see [`join_list`]).
     pub api_endpoints: String,
-    /// `allowedIPs` entries as written, one per line.
+    /// `allowedIPs` entries as written (see [`join_list`]).
     pub allowed_ips: String,
     /// [`TokenRecord::created_at`].
     pub created_at: i64,
@@ -94,20 +94,33 @@ pub fn id_from_i64(id: i64) -> Result<u64, StoreError> {
     u64::try_from(id).map_err(|_| corrupt("negative id"))
 }
 
-/// Joins list entries one per line. Entries never hold a line break: the
-/// parsers of endpoints and addresses refuse any whitespace inside an entry
-/// other than the single separator of `METHOD /path`.
+/// Writes a list as `<byte length>:<entry>` repeated, so that no entry,
+/// whatever it holds (an address range may hold a line break around its
+/// `-`), can be split or merged on the way back. The empty list is "".
 pub fn join_list(entries: &[String]) -> String {
-    entries.join("\n")
+    let mut out = String::new();
+    for entry in entries {
+        out.push_str(&entry.len().to_string());
+        out.push(':');
+        out.push_str(entry);
+    }
+    out
 }
 
-/// Splits what [`join_list`] made (the empty string is the empty list).
-pub fn split_list(text: &str) -> Vec<String> {
-    if text.is_empty() {
-        Vec::new()
-    } else {
-        text.split('\n').map(str::to_string).collect()
+/// Reads what [`join_list`] wrote; anything else is `Corrupt`.
+pub fn split_list(mut rest: &str) -> Result<Vec<String>, StoreError> {
+    let bad = || corrupt("a stored list is malformed");
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_once(':').ok_or_else(bad)?;
+        if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let len: usize = len.parse().map_err(|_| bad())?;
+        out.push(tail.get(..len).ok_or_else(bad)?.to_string());
+        rest = tail.get(len..).ok_or_else(bad)?;
     }
+    Ok(out)
 }
 
 /// A digest from a column of bytes (exactly 32).
@@ -142,9 +155,9 @@ impl StoredToken {
 
     /// Back to the model; a record that does not parse is `Corrupt`.
     pub fn into_record(self) -> Result<TokenRecord, StoreError> {
-        let scope = Scope::from_stored(self.token_type, &split_list(&self.api_endpoints))
+        let scope = Scope::from_stored(self.token_type, &split_list(&self.api_endpoints)?)
             .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", self.id)))?;
-        let allowed_ips = IpAllowList::parse(split_list(&self.allowed_ips))
+        let allowed_ips = IpAllowList::parse(split_list(&self.allowed_ips)?)
             .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", self.id)))?;
         Ok(TokenRecord {
             id: TokenId(id_from_i64(self.id)?),
@@ -244,8 +257,24 @@ mod tests {
             last_used_at: None,
         };
         let cols = StoredToken::from_record(&t).unwrap();
-        assert_eq!(cols.api_endpoints, "GET /Client\n/Job");
+        assert_eq!(cols.api_endpoints, "11:GET /Client4:/Job");
         assert_eq!(cols.into_record().unwrap(), t);
+    }
+
+    #[test]
+    fn lists_round_trip_whatever_they_hold() {
+        for list in [
+            vec![],
+            vec!["".to_string()],
+            vec![
+                "10.0.0.1 -\n 10.0.0.5".to_string(),
+                "a:b".into(),
+                "12:x".into(),
+                "é".into(),
+            ],
+        ] {
+            assert_eq!(split_list(&join_list(&list)), Ok(list));
+        }
     }
 
     #[test]
@@ -283,6 +312,9 @@ mod tests {
         cols.id = -1;
         assert!(matches!(cols.into_record(), Err(StoreError::Corrupt(_))));
         assert!(digest_from_slice(&[0u8; 31]).is_err());
-        assert_eq!(split_list(""), Vec::<String>::new());
+        assert_eq!(split_list(""), Ok(Vec::<String>::new()));
+        for bad in ["5:abc", "x:abc", ":", "3", "-1:a"] {
+            assert!(split_list(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -208,6 +208,68 @@ pub fn unique_suffix() -> String {
     format!("{:016x}", rand::rngs::OsRng.next_u64())
 }
 
+/// A bed for a store's benchmarks: a service over the store (clock fixed
+/// at [`T0`]), some tokens, one valid access token to check, and a pair that
+/// [`BenchBed::renew`] keeps renewing.
+pub struct BenchBed {
+    /// The service over the store under test.
+    pub svc: Arc<Tessera>,
+    /// A valid All token's access secret.
+    pub access: String,
+    /// The current (access, refresh) pair of another All token.
+    pair: std::sync::Mutex<(String, String)>,
+}
+
+impl BenchBed {
+    /// Fills `store` (100 tokens) and prepares the secrets.
+    pub async fn new(store: Arc<dyn Store>) -> Self {
+        let (svc, _clock, admin) = service(&store).await;
+        for i in 0..100 {
+            svc.create_token(&admin, None, &TokenRequest::named(&format!("filler {i}")))
+                .await
+                .unwrap();
+        }
+        let valid = svc
+            .create_token(&admin, None, &TokenRequest::named("checked"))
+            .await
+            .unwrap();
+        let renewed = svc
+            .create_token(&admin, None, &TokenRequest::named("renewed"))
+            .await
+            .unwrap();
+        let pair = (
+            renewed.access.expose().to_string(),
+            renewed.refresh.unwrap().expose().to_string(),
+        );
+        BenchBed {
+            svc: Arc::new(svc),
+            access: valid.access.expose().to_string(),
+            pair: std::sync::Mutex::new(pair),
+        }
+    }
+
+    /// One check of the valid token; panics unless allowed.
+    pub async fn check_valid(&self) {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let r = self
+            .svc
+            .checker()
+            .check(&self.access, "GET", "/Client/5", ip)
+            .await;
+        assert!(r.is_ok(), "{r:?}");
+    }
+
+    /// One renewal of the current pair; the new pair replaces it.
+    pub async fn renew(&self) {
+        let (a, r) = self.pair.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let issued = self.svc.renew(&a, &r).await.unwrap();
+        *self.pair.lock().unwrap_or_else(|e| e.into_inner()) = (
+            issued.access.expose().to_string(),
+            issued.refresh.unwrap().expose().to_string(),
+        );
+    }
+}
+
 /// A fixed "now" for cases (2026-01-01T00:00:00Z).
 pub const T0: i64 = 1_767_225_600;
 
@@ -405,6 +467,7 @@ pub mod cases {
                 "2001:db8::/32",
                 "192.168.1.1-192.168.1.9",
                 "::1",
+                "10.9.0.1 -\n 10.9.0.9",
             ])
             .unwrap(),
             created_at: T0,

@@ -1,1 +1,44 @@
-fn main() {}
+//! Median of a check of a valid token (`redis/check_valid`, one round trip)
+//! and of a renewal (`redis/renew`) on Redis, through the same `BenchBed` as
+//! the other stores. Needs a Redis at `TESSERA_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`); prints `SKIPPED` and measures nothing without
+//! one. Writes under a fresh prefix and deletes it afterwards.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tessera_core::testkit::BenchBed;
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = common::redis_url();
+    let prefix = common::fresh_prefix();
+    let Some(bed) = rt.block_on(async {
+        match common::connect(&url, &prefix).await {
+            Ok(store) => Some(BenchBed::new(Arc::new(store)).await),
+            Err(e) => {
+                println!("SKIPPED: Redis at {url} unreachable: {e}");
+                None
+            }
+        }
+    }) else {
+        return;
+    };
+    let mut g = c.benchmark_group("redis");
+    g.bench_function("check_valid", |b| {
+        b.to_async(&rt).iter(|| bed.check_valid())
+    });
+    g.bench_function("renew", |b| b.to_async(&rt).iter(|| bed.renew()));
+    g.finish();
+    rt.block_on(common::delete_prefix(&url, &prefix));
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,20 +1,15 @@
 //! How records are written into Redis values and read back.
 //!
 //! Every record is a hash of text fields. Numbers are decimal, digests are
-//! lower-case hex (64 digits), optional values are absent fields, and lists
-//! (Custom endpoints, allowed IPs) use a length-prefixed form
-//! (`<byte length>:<entry>` repeated) so that no entry, whatever characters it
-//! holds, can be split or merged on the way back. A value that does not parse
-//! is [`StoreError::Corrupt`]: the caller fails closed.
+//! lower-case hex (64 digits), optional values are absent fields. Records go
+//! through [`tessera_core::stored`], which owns the encoding shared by every
+//! backend (lists, roles, kinds, ids). A value that does not parse is
+//! [`StoreError::Corrupt`]: the caller fails closed.
 
 use redis::Value;
-use tessera_core::address::IpAllowList;
-use tessera_core::model::{
-    Event, EventKind, Role, SessionRecord, Timestamp, TokenId, TokenRecord, User, UserId, UserKind,
-};
-use tessera_core::scope::Scope;
-use tessera_core::secret::password::PasswordHash;
+use tessera_core::model::{Event, SessionRecord, TokenRecord, User, UserId};
 use tessera_core::secret::Digest;
+use tessera_core::stored::{StoredEvent, StoredToken, StoredUser};
 use tessera_core::StoreError;
 
 /// Fields of a token record, in the order the scripts and `HMGET` return them.
@@ -98,64 +93,35 @@ pub(crate) fn digest(s: &str, what: &str) -> Result<Digest, StoreError> {
     Digest::from_hex(s).ok_or_else(|| corrupt(format!("{what} is not a digest")))
 }
 
-/// Writes a list as `<len>:<entry>` repeated (`len` in bytes).
-pub(crate) fn encode_list(items: &[String]) -> String {
-    let mut out = String::new();
-    for item in items {
-        out.push_str(&item.len().to_string());
-        out.push(':');
-        out.push_str(item);
-    }
-    out
-}
-
-/// Reads a list written by [`encode_list`]; `None` when malformed.
-pub(crate) fn decode_list(mut rest: &str) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    while !rest.is_empty() {
-        let colon = rest.find(':')?;
-        let len_text = &rest[..colon];
-        if len_text.is_empty() || !len_text.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let len: usize = len_text.parse().ok()?;
-        let start = colon + 1;
-        let end = start.checked_add(len)?;
-        out.push(rest.get(start..end)?.to_string());
-        rest = rest.get(end..)?;
-    }
-    Some(out)
+fn hex(bytes: [u8; 32]) -> String {
+    Digest::from_bytes(bytes).to_hex()
 }
 
 /// The fields of a token record, as `(field, value)` pairs; absent options are left out.
-pub(crate) fn token_fields(t: &TokenRecord) -> Vec<(&'static str, String)> {
+pub(crate) fn token_fields(t: &TokenRecord) -> Result<Vec<(&'static str, String)>, StoreError> {
+    let t = StoredToken::from_record(t)?;
     let mut f = vec![
-        ("id", t.id.0.to_string()),
-        ("user", t.user_id.0.to_string()),
-        ("uname", t.user_name.clone()),
-        ("name", t.name.clone()),
-        ("type", t.scope.token_type().number().to_string()),
-        ("eps", encode_list(&t.scope.endpoint_strings())),
-        ("ips", encode_list(t.allowed_ips.entries())),
+        ("id", t.id.to_string()),
+        ("user", t.user_id.to_string()),
+        ("uname", t.user_name),
+        ("name", t.name),
+        ("type", t.token_type.to_string()),
+        ("eps", t.api_endpoints),
+        ("ips", t.allowed_ips),
         ("created", t.created_at.to_string()),
         ("exp", t.access_expires_at.to_string()),
         ("ends", t.ends_at.to_string()),
-        ("ad", t.access_digest.to_hex()),
+        ("ad", hex(t.access_digest)),
         ("legacy", if t.legacy { "1" } else { "0" }.to_string()),
     ];
-    if let Some(r) = t.renewable_until {
-        f.push(("ren", r.to_string()));
-    }
-    if let Some(d) = t.refresh_digest {
-        f.push(("rd", d.to_hex()));
-    }
-    if let Some(r) = t.revoked_at {
-        f.push(("rev", r.to_string()));
-    }
-    if let Some(u) = t.last_used_at {
-        f.push(("used", u.to_string()));
-    }
-    f
+    let optional = [
+        ("ren", t.renewable_until.map(|v| v.to_string())),
+        ("rd", t.refresh_digest.map(hex)),
+        ("rev", t.revoked_at.map(|v| v.to_string())),
+        ("used", t.last_used_at.map(|v| v.to_string())),
+    ];
+    f.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+    Ok(f)
 }
 
 /// Reads a token record from values in [`TOKEN_FIELDS`] order. `None` when
@@ -172,65 +138,49 @@ pub(crate) fn decode_token(values: Vec<Option<String>>) -> Result<Option<TokenRe
     let need = |v: Option<String>, what: &str| {
         v.ok_or_else(|| corrupt(format!("token {what} is missing")))
     };
-    let id = TokenId(int(&need(next(), "id")?, "token id")?);
-    let user_id = UserId(int(&need(next(), "user")?, "token user")?);
-    let user_name = need(next(), "user name")?;
-    let name = need(next(), "name")?;
-    let token_type: i64 = int(&need(next(), "type")?, "token type")?;
-    let eps = decode_list(&need(next(), "endpoints")?)
-        .ok_or_else(|| corrupt("token endpoints are malformed"))?;
-    let ips = decode_list(&need(next(), "allowed IPs")?)
-        .ok_or_else(|| corrupt("token allowed IPs are malformed"))?;
-    let created_at = int(&need(next(), "created")?, "token created")?;
-    let access_expires_at = int(&need(next(), "expiry")?, "token expiry")?;
-    let renewable_until = opt_int(next(), "token renewable until")?;
-    let ends_at = int(&need(next(), "end of life")?, "token end of life")?;
-    let access_digest = digest(&need(next(), "access digest")?, "access digest")?;
-    let refresh_digest = next().map(|d| digest(&d, "refresh digest")).transpose()?;
-    let legacy = match need(next(), "legacy flag")?.as_str() {
-        "1" => true,
-        "0" => false,
-        _ => return Err(corrupt("token legacy flag is malformed")),
+    let bytes = |d: &str, what: &str| digest(d, what).map(|d| *d.as_bytes());
+    let stored = StoredToken {
+        id: int(&need(next(), "id")?, "token id")?,
+        user_id: int(&need(next(), "user")?, "token user")?,
+        user_name: need(next(), "user name")?,
+        name: need(next(), "name")?,
+        token_type: int(&need(next(), "type")?, "token type")?,
+        api_endpoints: need(next(), "endpoints")?,
+        allowed_ips: need(next(), "allowed IPs")?,
+        created_at: int(&need(next(), "created")?, "token created")?,
+        access_expires_at: int(&need(next(), "expiry")?, "token expiry")?,
+        renewable_until: opt_int(next(), "token renewable until")?,
+        ends_at: int(&need(next(), "end of life")?, "token end of life")?,
+        access_digest: bytes(&need(next(), "access digest")?, "access digest")?,
+        refresh_digest: next().map(|d| bytes(&d, "refresh digest")).transpose()?,
+        legacy: match need(next(), "legacy flag")?.as_str() {
+            "1" => true,
+            "0" => false,
+            _ => return Err(corrupt("token legacy flag is malformed")),
+        },
+        revoked_at: opt_int(next(), "token revoked at")?,
+        last_used_at: opt_int(next(), "token last used")?,
     };
-    let revoked_at = opt_int(next(), "token revoked at")?;
-    let last_used_at = opt_int(next(), "token last used")?;
-    let scope = Scope::from_stored(token_type, &eps).map_err(|e| corrupt(format!("scope: {e}")))?;
-    let allowed_ips = IpAllowList::parse(&ips).map_err(|e| corrupt(format!("allowed IPs: {e}")))?;
-    Ok(Some(TokenRecord {
-        id,
-        user_id,
-        user_name,
-        name,
-        scope,
-        allowed_ips,
-        created_at,
-        access_expires_at,
-        renewable_until,
-        ends_at,
-        access_digest,
-        refresh_digest,
-        legacy,
-        revoked_at,
-        last_used_at,
-    }))
+    stored.into_record().map(Some)
 }
 
 /// The fields of a user record (absent options left out).
-pub(crate) fn user_fields(u: &User) -> Vec<(&'static str, String)> {
+pub(crate) fn user_fields(u: &User) -> Result<Vec<(&'static str, String)>, StoreError> {
+    let u = StoredUser::from_user(u)?;
     let mut f = vec![
-        ("id", u.id.0.to_string()),
-        ("name", u.name.clone()),
-        ("role", u.role.as_str().to_string()),
-        ("kind", u.kind.as_str().to_string()),
+        ("id", u.id.to_string()),
+        ("name", u.name),
+        ("role", u.role),
+        ("kind", u.kind),
         ("created", u.created_at.to_string()),
     ];
-    if let Some(o) = u.owner {
-        f.push(("owner", o.0.to_string()));
+    if let Some(o) = u.owner_id {
+        f.push(("owner", o.to_string()));
     }
-    if let Some(p) = &u.password {
-        f.push(("pw", p.as_phc().to_string()));
+    if let Some(p) = u.password_hash {
+        f.push(("pw", p));
     }
-    f
+    Ok(f)
 }
 
 /// Reads a user from values in [`USER_FIELDS`] order; `None` when absent.
@@ -245,24 +195,16 @@ pub(crate) fn decode_user(values: Vec<Option<String>>) -> Result<Option<User>, S
     let mut next = || it.next().flatten();
     let need =
         |v: Option<String>, what: &str| v.ok_or_else(|| corrupt(format!("user {what} is missing")));
-    let id = UserId(int(&need(next(), "id")?, "user id")?);
-    let name = need(next(), "name")?;
-    let role =
-        Role::parse(&need(next(), "role")?).ok_or_else(|| corrupt("user role is unknown"))?;
-    let kind =
-        UserKind::parse(&need(next(), "kind")?).ok_or_else(|| corrupt("user kind is unknown"))?;
-    let owner = opt_int(next(), "user owner")?.map(UserId);
-    let password = next().map(PasswordHash::from_phc);
-    let created_at = int(&need(next(), "created")?, "user created")?;
-    Ok(Some(User {
-        id,
-        name,
-        role,
-        kind,
-        owner,
-        password,
-        created_at,
-    }))
+    let stored = StoredUser {
+        id: int(&need(next(), "id")?, "user id")?,
+        name: need(next(), "name")?,
+        role: need(next(), "role")?,
+        kind: need(next(), "kind")?,
+        owner_id: opt_int(next(), "user owner")?,
+        password_hash: next(),
+        created_at: int(&need(next(), "created")?, "user created")?,
+    };
+    stored.into_user().map(Some)
 }
 
 /// Reads a session from values in [`SESSION_FIELDS`] order; `None` when absent.
@@ -290,15 +232,16 @@ pub(crate) fn decode_session(
 }
 
 /// An event as one list element: `<at> <kind> <token id or -> <user id or ->`.
-pub(crate) fn encode_event(e: &Event) -> String {
-    let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-    format!(
+pub(crate) fn encode_event(e: &Event) -> Result<String, StoreError> {
+    let e = StoredEvent::from_event(e)?;
+    let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    Ok(format!(
         "{} {} {} {}",
         e.at,
-        e.kind.as_str(),
-        opt(e.token_id.map(|t| t.0)),
-        opt(e.user_id.map(|u| u.0))
-    )
+        e.kind,
+        opt(e.token_id),
+        opt(e.user_id)
+    ))
 }
 
 /// Reads an event written by [`encode_event`].
@@ -307,42 +250,26 @@ pub(crate) fn decode_event(s: &str) -> Result<Event, StoreError> {
     let [at, kind, token, user] = parts.as_slice() else {
         return Err(corrupt("event is malformed"));
     };
-    let opt = |v: &str| -> Result<Option<u64>, StoreError> {
+    let opt = |v: &str| -> Result<Option<i64>, StoreError> {
         if v == "-" {
             Ok(None)
         } else {
             int(v, "event id").map(Some)
         }
     };
-    Ok(Event {
-        at: int::<Timestamp>(at, "event time")?,
-        kind: EventKind::parse(kind).ok_or_else(|| corrupt("event kind is unknown"))?,
-        token_id: opt(token)?.map(TokenId),
-        user_id: opt(user)?.map(UserId),
-    })
+    StoredEvent {
+        at: int(at, "event time")?,
+        kind: (*kind).to_string(),
+        token_id: opt(token)?,
+        user_id: opt(user)?,
+    }
+    .into_event()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lists_round_trip_whatever_they_hold() {
-        for list in [
-            vec![],
-            vec![String::new()],
-            vec![
-                "GET /Client".to_string(),
-                "10.0.0.5\n-\n10.0.0.9".to_string(),
-            ],
-            vec!["3:abc".to_string(), "ünï:cødé".to_string(), ":".to_string()],
-        ] {
-            assert_eq!(decode_list(&encode_list(&list)), Some(list));
-        }
-        for bad in ["3:ab", "x:abc", ":abc", "1:é", "1:a2", "-1:a", "+1:a"] {
-            assert_eq!(decode_list(bad), None, "{bad}");
-        }
-    }
+    use tessera_core::model::{EventKind, TokenId};
 
     #[test]
     fn events_round_trip() {
@@ -352,7 +279,7 @@ mod tests {
             token_id: Some(TokenId(7)),
             user_id: None,
         };
-        assert_eq!(decode_event(&encode_event(&e)).unwrap(), e);
+        assert_eq!(decode_event(&encode_event(&e).unwrap()).unwrap(), e);
         assert!(decode_event("1 token.revoked 2").is_err());
         assert!(decode_event("1 nope - -").is_err());
     }

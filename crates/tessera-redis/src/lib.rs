@@ -321,7 +321,7 @@ impl RedisStore {
     /// for operators matching it in `CLIENT LIST` (and for fault tests that
     /// kill it). Changes when the connection is re-established.
     pub async fn client_id(&self) -> Result<i64, StoreError> {
-        let v = self.cmd(&redis::cmd("CLIENT").arg("ID")).await?;
+        let v = self.cmd(redis::cmd("CLIENT").arg("ID")).await?;
         codec::int(&codec::required(v, "client id")?, "client id")
     }
 

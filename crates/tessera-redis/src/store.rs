@@ -280,7 +280,7 @@ impl UserStore for RedisStore {
             .key(self.keys.users_all())
             .key(self.keys.users_indexed())
             .arg(user.id.0);
-        for (f, v) in codec::user_fields(&user) {
+        for (f, v) in codec::user_fields(&user)? {
             inv.arg(f).arg(v);
         }
         match self.script(&inv).await? {
@@ -490,7 +490,7 @@ impl TokenStore for RedisStore {
             .key(self.keys.ptr(&loc))
             .key(self.keys.spent(&loc))
             .arg(self.retention_secs);
-        for (f, v) in codec::token_fields(token) {
+        for (f, v) in codec::token_fields(token)? {
             inv.arg(f).arg(v);
         }
         p.invoke_script(&inv);
@@ -588,8 +588,8 @@ impl TokenStore for RedisStore {
             self.retention_secs.to_string(),
             c.name.clone(),
             c.scope.token_type().number().to_string(),
-            codec::encode_list(&c.scope.endpoint_strings()),
-            codec::encode_list(c.allowed_ips.entries()),
+            tessera_core::stored::join_list(&c.scope.endpoint_strings()),
+            tessera_core::stored::join_list(c.allowed_ips.entries()),
             c.access_expires_at.to_string(),
             c.renewable_until.map(|r| r.to_string()).unwrap_or_default(),
             c.ends_at.to_string(),
@@ -706,7 +706,7 @@ impl TokenStore for RedisStore {
                 .key(self.keys.ptr(&Loc::Token(t.id)))
                 .key(self.keys.rec(&loc))
                 .key(self.keys.user_tokens(t.user_id));
-            let fields = codec::token_fields(t);
+            let fields = codec::token_fields(t)?;
             inv.arg(t.id.0)
                 .arg(&hex)
                 .arg(t.access_expires_at)
@@ -817,7 +817,7 @@ impl TokenStore for RedisStore {
         p.atomic()
             .cmd("LPUSH")
             .arg(self.keys.events())
-            .arg(codec::encode_event(event))
+            .arg(codec::encode_event(event)?)
             .ignore()
             .cmd("LTRIM")
             .arg(self.keys.events())

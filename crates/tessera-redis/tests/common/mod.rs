@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use rand::RngCore;
 use tessera_redis::{RedisConfig, RedisStore, RedisStoreError};
 
 /// `TESSERA_TEST_REDIS_URL`, or the local default.
@@ -13,7 +12,7 @@ pub fn redis_url() -> String {
 
 /// A prefix no other run uses: `tess-test-<16 hex>:`.
 pub fn fresh_prefix() -> String {
-    format!("tess-test-{:016x}:", rand::rngs::OsRng.next_u64())
+    format!("tess-test-{}:", tessera_core::testkit::unique_suffix())
 }
 
 /// A store under `prefix`, with short timeouts so an unreachable server is noticed quickly.
