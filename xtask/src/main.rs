@@ -154,20 +154,47 @@ const FIGURES: &[Figure] = &[
         what: "part: MemoryStore look-up",
         target_ns: None,
     },
+    Figure {
+        id: "sqlite/check_valid",
+        what: "SQLite: check, valid token",
+        target_ns: None,
+    },
+    Figure {
+        id: "sqlite/renew",
+        what: "SQLite: renewal",
+        target_ns: None,
+    },
+    Figure {
+        id: "postgres/check_valid",
+        what: "PostgreSQL: check, valid token",
+        target_ns: None,
+    },
+    Figure {
+        id: "postgres/renew",
+        what: "PostgreSQL: renewal",
+        target_ns: None,
+    },
+    Figure {
+        id: "redis/check_valid",
+        what: "Redis: check, valid token",
+        target_ns: None,
+    },
+    Figure {
+        id: "redis/renew",
+        what: "Redis: renewal",
+        target_ns: None,
+    },
 ];
 
 /// `cargo xtask bench [--quick]`.
 fn bench(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
+    // Start clean, so a case that did not run (a store that was unreachable)
+    // shows as n/a rather than as an old figure.
+    let _ = fs::remove_dir_all(target_dir().join("criterion"));
     let mut c = cargo();
-    c.args([
-        "bench",
-        "--workspace",
-        "--all-features",
-        "--bench",
-        "check",
-        "--",
-    ]);
+    // Every crate's criterion benchmarks: the core's check, then each store.
+    c.args(["bench", "--workspace", "--all-features", "--benches", "--"]);
     if quick {
         c.args([
             "--warm-up-time",
@@ -182,7 +209,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     run(c)?;
 
-    let criterion = root().join("target").join("criterion");
+    let criterion = target_dir().join("criterion");
     let mut rows = Vec::new();
     println!();
     println!(
@@ -210,7 +237,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             json!({"id": f.id, "what": f.what, "median_ns": median, "target_ns": f.target_ns}),
         );
     }
-    let out_dir = root().join("target").join("bench");
+    let out_dir = target_dir().join("bench");
     fs::create_dir_all(&out_dir)
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let report = json!({
@@ -235,7 +262,14 @@ fn bench(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Criterion's median point estimate for `id`, in nanoseconds.
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/`).
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+/// Criterion's median point estimate for `id`, in nanoseconds. A figure left
+/// from an earlier run is not reported: criterion rewrites `new/` each run,
+/// so the caller removes the whole directory first.
 fn read_median(criterion: &Path, id: &str) -> Option<f64> {
     let text = fs::read_to_string(criterion.join(id).join("new").join("estimates.json")).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
@@ -243,7 +277,9 @@ fn read_median(criterion: &Path, id: &str) -> Option<f64> {
 }
 
 fn format_ns(ns: f64) -> String {
-    if ns >= 1000.0 {
+    if ns >= 1_000_000.0 {
+        format!("{:.2} ms", ns / 1_000_000.0)
+    } else if ns >= 1000.0 {
         format!("{:.2} µs", ns / 1000.0)
     } else {
         format!("{ns:.1} ns")

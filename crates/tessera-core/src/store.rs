@@ -6,10 +6,19 @@
 //! * A store sees digests, never secrets in clear.
 //! * Every operation that must be atomic is one call here: the rotation of a
 //!   pair ([`TokenStore::rotate`]), the all-or-nothing legacy import, the
-//!   deletion of a user with their tokens and sessions.
-//! * The token check makes at most one call: [`TokenStore::token_by_access`].
-//! * Any failure to reach the backend is [`StoreError::Unavailable`], returned
-//!   within the backend's configured timeout, never an empty answer.
+//!   deletion of a user with their tokens and sessions. A backend that cannot
+//!   make the last two atomic (Redis Cluster: they span hash slots) makes
+//!   them a sequence that is safe to retry and documents it; the rotation is
+//!   atomic everywhere.
+//! * The token check makes at most one call: [`TokenStore::token_by_access`],
+//!   one round trip to the backend.
+//! * Any failure to reach the backend is [`StoreError::Unavailable`], each
+//!   round trip bounded by the backend's configured timeout, never an empty
+//!   answer.
+//! * A backend may let records leave by itself (key expiry) only once they
+//!   are dead by their own timestamps (`ends_at`, `revoked_at`) plus its
+//!   retention, and never sooner than the retention after its last write by
+//!   the wall clock (the core's clock may be a test's).
 
 use std::sync::Arc;
 
