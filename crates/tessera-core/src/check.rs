@@ -200,6 +200,39 @@ impl Checker {
         self.decide(token, &key, method, &path, client, now)
     }
 
+    /// RFC 7662 introspection: the token's record when it is valid now (a
+    /// well-formed, current, unrevoked, unexpired access secret), whatever
+    /// the path or address; `None` otherwise. One store look-up at most.
+    pub async fn introspect(
+        &self,
+        presented: &str,
+    ) -> Result<Option<Arc<TokenRecord>>, CheckError> {
+        let now = self.clock.now();
+        let Ok(key) = self.recognise(presented, now) else {
+            return Ok(None);
+        };
+        let Some(token) = self.store.token_by_access(&key).await? else {
+            return Ok(None);
+        };
+        Ok(self.verify(&token, &key, now).is_ok().then_some(token))
+    }
+
+    /// The record is the presented secret's, not revoked, not expired.
+    fn verify(&self, token: &TokenRecord, key: &SecretKey, now: i64) -> Result<(), Refusal> {
+        // The store matched the digest; compare again here (constant time) so
+        // that a backend looking up by id can never allow a wrong secret.
+        if token.access_digest != key.digest || key.token_id.is_some_and(|id| id != token.id) {
+            return Err(Refusal::Unknown);
+        }
+        if token.revoked_at.is_some() {
+            return Err(Refusal::Revoked);
+        }
+        if !self.policy.access_valid(token, now) {
+            return Err(Refusal::Expired);
+        }
+        Ok(())
+    }
+
     /// The in-memory part of the check, after the one look-up.
     fn decide(
         &self,
@@ -210,17 +243,7 @@ impl Checker {
         client: IpAddr,
         now: i64,
     ) -> Result<Allowed, CheckError> {
-        // The store matched the digest; compare again here (constant time) so
-        // that a backend looking up by id can never allow a wrong secret.
-        if token.access_digest != key.digest || key.token_id.is_some_and(|id| id != token.id) {
-            return Err(Refusal::Unknown.into());
-        }
-        if token.revoked_at.is_some() {
-            return Err(Refusal::Revoked.into());
-        }
-        if !self.policy.access_valid(&token, now) {
-            return Err(Refusal::Expired.into());
-        }
+        self.verify(&token, key, now)?;
         if !token.allowed_ips.allows(client) {
             return Err(Refusal::Address.into());
         }

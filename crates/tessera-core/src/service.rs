@@ -17,6 +17,10 @@ use crate::secret::password::{self, PasswordHash};
 use crate::secret::{self, Digest, Secret, SecretKind};
 use crate::store::Store;
 
+/// The refusal of a renewal that presented a rotated-out refresh token (the
+/// token is now revoked); servers count these as reuse detections.
+pub const REUSE_MESSAGE: &str = "this refresh token was already used; the token has been revoked";
+
 /// Who is calling a management operation, and with what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {

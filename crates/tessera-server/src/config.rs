@@ -1,0 +1,291 @@
+//! The command line (SPEC §7): every setting is a flag with a `TESSERA_*`
+//! environment twin. Durations take seconds or a suffix: `90s`, `30m`, `12h`, `14d`.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+use tessera_core::policy::PolicyConfig;
+
+/// `tessera`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Scoped access tokens for REST APIs, speaking Commvault's V4 JSON."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API.
+    Serve(Box<ServeArgs>),
+    /// Administer users.
+    User {
+        /// The user command.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Import legacy tokens from a JSON Lines file (all or nothing).
+    ImportLegacy(ImportArgs),
+}
+
+/// `tessera user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a person; the password comes from TESSERA_PASSWORD or one line of standard input.
+    Add(UserAddArgs),
+}
+
+/// Which store, and how patiently to talk to it.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Store URL: sqlite://FILE, sqlite::memory:, postgres://…, redis://….
+    #[arg(long, env = "TESSERA_STORE", default_value = "sqlite://tessera.db")]
+    pub store: String,
+    /// Bound on connecting to the store.
+    #[arg(long, env = "TESSERA_STORE_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub store_connect_timeout: Duration,
+    /// Bound on each store call; past it the request answers 503.
+    #[arg(long, env = "TESSERA_STORE_COMMAND_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub store_command_timeout: Duration,
+    /// How long revoked or expired tokens stay (listable) before they are swept.
+    #[arg(long, env = "TESSERA_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub retention: Duration,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `tessera serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The policy figures.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For / X-Real-IP are believed.
+    #[arg(
+        long,
+        env = "TESSERA_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub trusted_proxies: Vec<String>,
+    /// Log format.
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// How often dead records are swept.
+    #[arg(long, env = "TESSERA_SWEEP_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub sweep_interval: Duration,
+    /// Failed logins (per user, and per address) that lock further attempts.
+    #[arg(long, env = "TESSERA_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+    /// Window within which failed logins count together.
+    #[arg(long, env = "TESSERA_LOGIN_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub login_window: Duration,
+    /// How long a lock lasts.
+    #[arg(long, env = "TESSERA_LOGIN_LOCKOUT", default_value = "15m", value_parser = parse_duration)]
+    pub login_lockout: Duration,
+}
+
+/// Every figure of the policy (defaults: SPEC §2).
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Life of an access token of a refreshable scope.
+    #[arg(long, env = "TESSERA_ACCESS_LIFETIME", default_value = "30m", value_parser = parse_duration)]
+    pub access_lifetime: Duration,
+    /// How long after expiry a token may still be renewed.
+    #[arg(long, env = "TESSERA_RENEWAL_GRACE", default_value = "14d", value_parser = parse_duration)]
+    pub renewal_grace: Duration,
+    /// Default renewableUntil, from creation.
+    #[arg(long, env = "TESSERA_RENEWABLE_DEFAULT", default_value = "90d", value_parser = parse_duration)]
+    pub renewable_default: Duration,
+    /// Latest renewableUntil, from creation.
+    #[arg(long, env = "TESSERA_RENEWABLE_MAX", default_value = "365d", value_parser = parse_duration)]
+    pub renewable_max: Duration,
+    /// Default SCIM expiry.
+    #[arg(long, env = "TESSERA_SCIM_DEFAULT", default_value = "30d", value_parser = parse_duration)]
+    pub scim_default: Duration,
+    /// Latest SCIM expiry.
+    #[arg(long, env = "TESSERA_SCIM_MAX", default_value = "365d", value_parser = parse_duration)]
+    pub scim_max: Duration,
+    /// Default 1-Touch expiry.
+    #[arg(long, env = "TESSERA_ONE_TOUCH_DEFAULT", default_value = "7d", value_parser = parse_duration)]
+    pub one_touch_default: Duration,
+    /// Latest 1-Touch expiry.
+    #[arg(long, env = "TESSERA_ONE_TOUCH_MAX", default_value = "14d", value_parser = parse_duration)]
+    pub one_touch_max: Duration,
+    /// Session idle limit (sliding).
+    #[arg(long, env = "TESSERA_SESSION_IDLE", default_value = "30m", value_parser = parse_duration)]
+    pub session_idle: Duration,
+    /// Seconds after a renewal during which the rotated-out refresh token is refused without revoking (0: every replay revokes).
+    #[arg(long, env = "TESSERA_REUSE_GRACE", default_value = "0s", value_parser = parse_duration)]
+    pub reuse_grace: Duration,
+    /// Web-service roots stripped from paths (comma-separated).
+    #[arg(
+        long,
+        env = "TESSERA_WEB_ROOTS",
+        value_delimiter = ',',
+        default_value = "/commandcenter/api,/webconsole/api"
+    )]
+    pub web_roots: Vec<String>,
+    /// Paths a SCIM token may call.
+    #[arg(
+        long,
+        env = "TESSERA_SCIM_PREFIXES",
+        value_delimiter = ',',
+        default_value = "/scim"
+    )]
+    pub scim_prefixes: Vec<String>,
+    /// Paths a Hyperscale token may call.
+    #[arg(
+        long,
+        env = "TESSERA_HYPERSCALE_PREFIXES",
+        value_delimiter = ',',
+        default_value = "/V4/Hyperscale"
+    )]
+    pub hyperscale_prefixes: Vec<String>,
+    /// Paths a 1-Touch token may call.
+    #[arg(
+        long,
+        env = "TESSERA_ONE_TOUCH_PATHS",
+        value_delimiter = ',',
+        default_value = "/Client,/MediaAgent,/ClientGroup,/V4/ServerGroup,/FirewallSummary"
+    )]
+    pub one_touch_paths: Vec<String>,
+}
+
+impl PolicyArgs {
+    /// The core's configuration.
+    pub fn to_config(&self) -> PolicyConfig {
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        let list = |v: &[String]| {
+            v.iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        PolicyConfig {
+            access_lifetime: secs(self.access_lifetime),
+            renewal_grace: secs(self.renewal_grace),
+            renewable_default: secs(self.renewable_default),
+            renewable_max: secs(self.renewable_max),
+            scim_default: secs(self.scim_default),
+            scim_max: secs(self.scim_max),
+            one_touch_default: secs(self.one_touch_default),
+            one_touch_max: secs(self.one_touch_max),
+            session_idle: secs(self.session_idle),
+            reuse_grace: secs(self.reuse_grace),
+            web_roots: list(&self.web_roots),
+            scim_prefixes: list(&self.scim_prefixes),
+            one_touch_paths: list(&self.one_touch_paths),
+            hyperscale_prefixes: list(&self.hyperscale_prefixes),
+            ..PolicyConfig::default()
+        }
+    }
+}
+
+/// `tessera user add`.
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The new user's name.
+    pub name: String,
+    /// Make the user an admin.
+    #[arg(long)]
+    pub admin: bool,
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `tessera import-legacy`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// JSON Lines file, one legacy token a line.
+    pub file: std::path::PathBuf,
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Parses `trusted_proxies` entries: addresses or CIDRs.
+pub fn parse_proxies(entries: &[String]) -> Result<Vec<IpNet>, String> {
+    entries
+        .iter()
+        .map(|e| e.trim())
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            e.parse::<IpNet>()
+                .or_else(|_| e.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("--trusted-proxies: {e:?} is not an address or CIDR"))
+        })
+        .collect()
+}
+
+/// `90`, `90s`, `30m`, `12h`, `14d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 90s, 30m, 12h, 14d)"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: unknown unit (s, m, h, d)")),
+    };
+    n.checked_mul(unit)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_proxies() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86_400)));
+        assert!(parse_duration("5x").is_err() && parse_duration("").is_err());
+        assert_eq!(
+            parse_proxies(&["10.0.0.0/8".into(), " ::1 ".into(), "".into()])
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(parse_proxies(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_specs() {
+        let cli = Cli::try_parse_from(["tessera", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.policy.to_config(), PolicyConfig::default());
+    }
+}

@@ -1,0 +1,101 @@
+//! Tessera's HTTP layer: warp over the core's [`Tessera`] service, with one
+//! store chosen by URL among the backends compiled in (features `sqlite`,
+//! `postgres`, `redis`).
+//!
+//! * [`api`] — routing and handlers (SPEC §5), forward auth, RFC 7662/7009;
+//! * [`wire`] — the JSON shapes; [`error`] — the one mapping to HTTP;
+//! * [`auth`] — credentials and client addresses; [`throttle`] — login limits;
+//! * [`metrics`] — Prometheus counters; [`stores`] — opening a store by URL;
+//! * [`filter`] — a warp filter other Rust services embed;
+//! * [`legacy`] — the legacy import file; [`config`] — the command line.
+//!
+//! [`run`] serves on a bound listener until `shutdown` resolves, so tests run
+//! it on port 0.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "redis")))]
+compile_error!("Tessera needs a storage backend: build with --features sqlite, postgres or redis (sqlite is the default).");
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod filter;
+pub mod legacy;
+pub mod metrics;
+pub mod stores;
+pub mod throttle;
+pub mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use api::App;
+use tessera_core::service::Tessera;
+
+/// Serves the API on `listener` until `shutdown` resolves; requests in
+/// flight then finish before this returns.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(api::routes(app))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+/// Background upkeep while serving: the sweep of dead records every
+/// `sweep_every` (keeping them listable for `retention` seconds), and a
+/// refresh of the legacy horizon every 30 s (another node may import).
+pub fn spawn_upkeep(
+    svc: Arc<Tessera>,
+    sweep_every: Duration,
+    retention: i64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut sweep = tokio::time::interval(sweep_every);
+        let mut legacy = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = sweep.tick() => match svc.sweep(retention).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "sweep"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "sweep failed"),
+                },
+                _ = legacy.tick() => {
+                    if let Err(e) = svc.checker().refresh_legacy_horizon().await {
+                        tracing::warn!(error = %e, "legacy horizon refresh failed");
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,191 @@
+//! `tessera`: serve, add users, import legacy tokens (SPEC §7).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use tessera_core::clock::SystemClock;
+use tessera_core::model::Role;
+use tessera_core::policy::{Policy, PolicyConfig};
+use tessera_core::service::Tessera;
+use tessera_server::config::{
+    parse_proxies, Cli, Command, ImportArgs, LogFormat, ServeArgs, StoreArgs, UserAddArgs,
+    UserCommand,
+};
+use tessera_server::metrics::Metrics;
+use tessera_server::stores::{self, StoreOptions};
+use tessera_server::throttle::{LoginThrottle, ThrottleConfig};
+use tessera_server::App;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(*args).await,
+        Command::User {
+            command: UserCommand::Add(args),
+        } => user_add(args).await,
+        Command::ImportLegacy(args) => import_legacy(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The service over the store the arguments name.
+async fn service(store: &StoreArgs, policy: PolicyConfig) -> Result<Arc<Tessera>, String> {
+    let policy = Policy::new(policy).map_err(|e| format!("invalid policy configuration: {e}"))?;
+    let options = StoreOptions {
+        connect_timeout: store.store_connect_timeout,
+        command_timeout: store.store_command_timeout,
+        retention: store.retention,
+    };
+    let store = stores::open(&store.store, &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(Tessera::new(store, policy, Arc::new(SystemClock))))
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    init_logs(args.log_format);
+    let trusted_proxies = parse_proxies(&args.trusted_proxies)?;
+    let policy = args.policy.to_config();
+    let roots = policy
+        .web_roots
+        .iter()
+        .map(|r| {
+            r.split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_ascii_lowercase)
+                .collect()
+        })
+        .collect();
+    let svc = service(&args.store, policy).await?;
+    first_start(&svc).await?;
+    if let Err(e) = svc.checker().refresh_legacy_horizon().await {
+        tracing::warn!(error = %e, "cannot read the legacy horizon yet");
+    }
+    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let app = Arc::new(App {
+        svc: svc.clone(),
+        roots,
+        trusted_proxies,
+        throttle: LoginThrottle::new(ThrottleConfig {
+            max_failures: args.login_max_failures.max(1),
+            window: secs(args.login_window),
+            lockout: secs(args.login_lockout),
+        }),
+        metrics: Metrics::default(),
+    });
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tessera_server::spawn_upkeep(svc, args.sweep_interval, secs(args.store.retention));
+    tracing::info!(%addr, store = %stores::redact_url(&args.store.store), "listening");
+    eprintln!("tessera listening on http://{addr}");
+    tessera_server::run(listener, app, tessera_server::shutdown_signal()).await;
+    Ok(())
+}
+
+/// On a store with no user at all, creates the admin `admin` with the
+/// password in TESSERA_ADMIN_PASSWORD, or a random one printed once.
+async fn first_start(svc: &Tessera) -> Result<(), String> {
+    if svc
+        .store()
+        .has_users()
+        .await
+        .map_err(|e| format!("cannot read the store: {e}"))?
+    {
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var("TESSERA_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (
+            rand::rngs::OsRng
+                .sample_iter(&Alphanumeric)
+                .take(24)
+                .map(char::from)
+                .collect::<String>(),
+            true,
+        ),
+    };
+    svc.add_user("admin", &password, Role::Admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    if generated {
+        eprintln!();
+        eprintln!("*************************************************************");
+        eprintln!("  First start: created the admin user `admin`.");
+        eprintln!("  Password: {password}");
+        eprintln!("  It is shown only this once. Change it by creating another");
+        eprintln!("  admin, or set TESSERA_ADMIN_PASSWORD before the first start.");
+        eprintln!("*************************************************************");
+        eprintln!();
+    } else {
+        eprintln!("First start: created the admin user `admin` with the password in TESSERA_ADMIN_PASSWORD.");
+    }
+    Ok(())
+}
+
+async fn user_add(args: UserAddArgs) -> Result<(), String> {
+    let password = match std::env::var("TESSERA_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+    };
+    if password.is_empty() {
+        return Err("no password: set TESSERA_PASSWORD or give it on standard input".into());
+    }
+    let svc = service(&args.store, PolicyConfig::default()).await?;
+    let role = if args.admin { Role::Admin } else { Role::User };
+    let user = svc
+        .add_user(&args.name, &password, role)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "created {} user {:?} (id {})",
+        role.as_str(),
+        user.name,
+        user.id.0
+    );
+    Ok(())
+}
+
+async fn import_legacy(args: ImportArgs) -> Result<(), String> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+    let lines =
+        tessera_server::legacy::parse(&text).map_err(|e| format!("nothing imported:\n{e}"))?;
+    let svc = service(&args.store, PolicyConfig::default()).await?;
+    let n = svc
+        .import_legacy(&lines)
+        .await
+        .map_err(|e| format!("nothing imported: {e}"))?;
+    println!("imported {n} legacy tokens");
+    Ok(())
+}

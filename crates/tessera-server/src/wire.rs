@@ -1,0 +1,400 @@
+//! The wire: Commvault V4 JSON shapes, as serde types. Only this module knows
+//! the JSON; it converts to and from the core's domain types, which are not
+//! `Serialize` (an invariant: no secret-bearing domain type is ever serialised).
+//!
+//! Requests ignore unknown fields (Commvault clients send `mode`, `clientType`,
+//! `deviceId` and more). Numbers may also arrive as numeric strings.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use tessera_core::model::{TokenRecord, User};
+use tessera_core::policy::TokenRequest;
+
+/// Accepts a JSON number or a string holding one (some clients quote ids).
+fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumOrText {
+        Num(i64),
+        Text(String),
+    }
+    match Option::<NumOrText>::deserialize(d)? {
+        None => Ok(None),
+        Some(NumOrText::Num(n)) => Ok(Some(n)),
+        Some(NumOrText::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(NumOrText::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("expected a number, got {t:?}"))),
+    }
+}
+
+/// Accepts a list of strings, or one string of entries separated by commas
+/// or line breaks (as a form field would give them).
+fn lenient_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Option::<ListOrText>::deserialize(d)? {
+        None => None,
+        Some(ListOrText::List(l)) => Some(l),
+        Some(ListOrText::Text(t)) => Some(
+            t.split([',', '\n'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+    })
+}
+
+/// `POST /Login`.
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    /// The user name.
+    pub username: Option<String>,
+    /// Base64 of the UTF-8 password.
+    pub password: Option<String>,
+}
+
+/// `POST /Login` success.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginReply {
+    /// `QSDK <session secret>`, for the `Authtoken` header.
+    pub token: String,
+    /// The user's name.
+    pub user_name: String,
+    /// The user's id.
+    pub user_id: u64,
+}
+
+/// One entry of `errList` in a failed login.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrListEntry {
+    /// Human message.
+    pub err_log_message: String,
+    /// Non-zero code.
+    pub error_code: u16,
+}
+
+/// `POST /Login` failure (Commvault's shape), with the lock-out fields its
+/// clients read.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginFailure {
+    /// The reason.
+    pub err_list: Vec<ErrListEntry>,
+    /// Whether further attempts are refused for a while.
+    pub is_account_locked: bool,
+    /// Seconds until attempts are accepted again (0 when not locked).
+    pub remaining_lock_time: u64,
+}
+
+/// `{"errorCode": 0, "errorMessage": ""}` and its failures.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorInfo {
+    /// 0 on success; otherwise the HTTP status.
+    pub error_code: u16,
+    /// Empty on success; otherwise what went wrong.
+    pub error_message: String,
+}
+
+impl ErrorInfo {
+    /// Success.
+    pub fn ok() -> Self {
+        ErrorInfo {
+            error_code: 0,
+            error_message: String::new(),
+        }
+    }
+}
+
+/// Every error answer: the flat envelope, the nested `error` one (as create
+/// and edit answer), and the request field concerned, if any.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorReply {
+    /// Non-zero: the HTTP status.
+    pub error_code: u16,
+    /// What went wrong.
+    pub error_message: String,
+    /// The same, nested, as in create and edit answers.
+    pub error: ErrorInfo,
+    /// The request field the error concerns (for a form to show it there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// `POST /WhoAmI` success.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WhoAmIReply {
+    /// 0.
+    pub error_code: u16,
+    /// The caller.
+    pub user: UserRef,
+}
+
+/// A user's name and id.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRef {
+    /// Name.
+    pub user_name: String,
+    /// Id.
+    pub user_id: u64,
+}
+
+/// `POST /V4/AccessToken` and `PUT /V4/AccessToken/{id}` bodies.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TokenBody {
+    /// `tokenName`.
+    pub token_name: Option<String>,
+    /// `tokenType` (0–5).
+    #[serde(deserialize_with = "lenient_i64")]
+    pub token_type: Option<i64>,
+    /// `renewableUntilTimestamp`.
+    #[serde(deserialize_with = "lenient_i64")]
+    pub renewable_until_timestamp: Option<i64>,
+    /// `tokenExpiryTimestamp`.
+    #[serde(deserialize_with = "lenient_i64")]
+    pub token_expiry_timestamp: Option<i64>,
+    /// `apiEndpoints`.
+    #[serde(deserialize_with = "lenient_list")]
+    pub api_endpoints: Option<Vec<String>>,
+    /// `allowedIPs`.
+    #[serde(rename = "allowedIPs", deserialize_with = "lenient_list")]
+    pub allowed_ips: Option<Vec<String>>,
+    /// `userId`: the owner (create only).
+    #[serde(deserialize_with = "lenient_i64")]
+    pub user_id: Option<i64>,
+}
+
+impl TokenBody {
+    /// The core's request.
+    pub fn to_request(&self) -> TokenRequest {
+        TokenRequest {
+            name: self.token_name.clone(),
+            token_type: self.token_type,
+            renewable_until: self.renewable_until_timestamp,
+            token_expiry: self.token_expiry_timestamp,
+            api_endpoints: self.api_endpoints.clone(),
+            allowed_ips: self.allowed_ips.clone(),
+        }
+    }
+}
+
+/// A token as listed and returned (`tokenInfo`); secrets only in the create
+/// answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenInfo {
+    /// Id.
+    pub token_id: u64,
+    /// Name.
+    pub token_name: String,
+    /// Scope number.
+    pub token_type: u8,
+    /// Owner's id.
+    pub user_id: u64,
+    /// Owner's name.
+    pub user_name: String,
+    /// Creation, Unix seconds.
+    pub created_timestamp: i64,
+    /// When the current access token expires.
+    pub token_expiry_timestamp: i64,
+    /// Until when renewal works (refreshable scopes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewable_until_timestamp: Option<i64>,
+    /// Custom entries.
+    pub api_endpoints: Vec<String>,
+    /// Address list.
+    #[serde(rename = "allowedIPs")]
+    pub allowed_ips: Vec<String>,
+    /// Imported from the older format (cannot be edited).
+    pub is_legacy: bool,
+    /// Last successful check (0: never).
+    pub last_used_timestamp: i64,
+    /// The access token, in the create answer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// The refresh token, in the create answer only (refreshable scopes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+impl TokenInfo {
+    /// A token's public fields (no secrets).
+    pub fn of(t: &TokenRecord) -> Self {
+        TokenInfo {
+            token_id: t.id.0,
+            token_name: t.name.clone(),
+            token_type: t.scope.token_type().number(),
+            user_id: t.user_id.0,
+            user_name: t.user_name.clone(),
+            created_timestamp: t.created_at,
+            token_expiry_timestamp: t.access_expires_at,
+            renewable_until_timestamp: t.renewable_until,
+            api_endpoints: t.scope.endpoint_strings(),
+            allowed_ips: t.allowed_ips.entries().to_vec(),
+            is_legacy: t.legacy,
+            last_used_timestamp: t.last_used_at.unwrap_or(0),
+            access_token: None,
+            refresh_token: None,
+        }
+    }
+}
+
+/// Create and edit answers.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenReply {
+    /// Success envelope.
+    pub error: ErrorInfo,
+    /// The token.
+    pub token_info: TokenInfo,
+}
+
+/// `GET /V4/AccessToken`.
+#[derive(Debug, Serialize)]
+pub struct TokenList {
+    /// The tokens, without secrets.
+    pub tokens: Vec<TokenInfo>,
+}
+
+/// `POST /V4/AccessToken/Renew` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenewBody {
+    /// The current access token.
+    pub access_token: Option<String>,
+    /// The current refresh token.
+    pub refresh_token: Option<String>,
+}
+
+/// `POST /V4/AccessToken/Renew` success.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenewReply {
+    /// 0.
+    pub error_code: u16,
+    /// The token (unchanged).
+    pub token_id: u64,
+    /// The new access token.
+    pub access_token: String,
+    /// The new refresh token.
+    pub refresh_token: String,
+    /// When the new access token expires.
+    pub token_expiry_timestamp: i64,
+    /// Unchanged renewal limit.
+    pub renewable_until_timestamp: i64,
+}
+
+/// `POST /V4/User` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserBody {
+    /// Unique name.
+    pub user_name: Option<String>,
+    /// Base64 of the UTF-8 password (people only).
+    pub password: Option<String>,
+    /// `user` (default) or `admin`.
+    pub role: Option<String>,
+    /// `person` (default) or `service`.
+    pub kind: Option<String>,
+}
+
+/// `POST /V4/User` success.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserCreated {
+    /// New id.
+    pub user_id: u64,
+    /// Name.
+    pub user_name: String,
+}
+
+/// One user in `GET /V4/User`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInfo {
+    /// Id.
+    pub user_id: u64,
+    /// Name.
+    pub user_name: String,
+    /// `admin` or `user`.
+    pub role: String,
+    /// `person` or `service`.
+    pub kind: String,
+    /// Owner of a service account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<u64>,
+}
+
+impl UserInfo {
+    /// A user's public fields (never the password hash).
+    pub fn of(u: &User) -> Self {
+        UserInfo {
+            user_id: u.id.0,
+            user_name: u.name.clone(),
+            role: u.role.as_str().into(),
+            kind: u.kind.as_str().into(),
+            owner_id: u.owner.map(|o| o.0),
+        }
+    }
+}
+
+/// `GET /V4/User`.
+#[derive(Debug, Serialize)]
+pub struct UserList {
+    /// Every user.
+    pub users: Vec<UserInfo>,
+}
+
+/// RFC 7662 introspection answer.
+#[derive(Debug, Default, Serialize)]
+pub struct Introspection {
+    /// Whether the token is valid now.
+    pub active: bool,
+    /// The token's scope, as its `tokenType` label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// `access_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// Owner's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Owner's id, as a string (RFC 7662 `sub`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Expiry, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Creation, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// Tessera's token id.
+    #[serde(rename = "tokenId", skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<u64>,
+    /// Tessera's scope number.
+    #[serde(rename = "tokenType", skip_serializing_if = "Option::is_none")]
+    pub tessera_token_type: Option<u8>,
+}
+
+/// The body of RFC 7662/7009 calls: `token=…` (form) or `{"token": …}` (JSON).
+#[derive(Debug, Deserialize)]
+pub struct TokenParam {
+    /// The token to introspect or revoke.
+    pub token: Option<String>,
+    /// A hint (ignored: both kinds are tried).
+    #[allow(dead_code)]
+    pub token_type_hint: Option<String>,
+}
