@@ -54,6 +54,9 @@ pub struct StoreArgs {
     /// Bound on each store call; past it the request answers 503.
     #[arg(long, env = "TESSERA_STORE_COMMAND_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub store_command_timeout: Duration,
+    /// Key prefix in Redis, so several deployments (or test runs) share one server.
+    #[arg(long, env = "TESSERA_REDIS_PREFIX", default_value = "tessera:")]
+    pub redis_prefix: String,
     /// How long revoked or expired tokens stay (listable) before they are swept.
     #[arg(long, env = "TESSERA_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub retention: Duration,

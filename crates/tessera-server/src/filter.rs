@@ -1,7 +1,7 @@
 //! A warp filter that another Rust service mounts to protect its own routes
 //! with Tessera's check, in process, against the same store:
 //!
-//! ```ignore
+//! ```text
 //! let protected = warp::path("orders")
 //!     .and(tessera_server::filter::authorized(svc.clone(), vec![]))
 //!     .map(|who: Allowed| format!("hello {}", who.user_name()))

@@ -58,6 +58,7 @@ async fn service(store: &StoreArgs, policy: PolicyConfig) -> Result<Arc<Tessera>
         connect_timeout: store.store_connect_timeout,
         command_timeout: store.store_command_timeout,
         retention: store.retention,
+        redis_prefix: store.redis_prefix.clone(),
     };
     let store = stores::open(&store.store, &options)
         .await

@@ -33,6 +33,8 @@ pub struct StoreOptions {
     pub command_timeout: Duration,
     /// How long dead records stay listable (Redis key expiry).
     pub retention: Duration,
+    /// Key prefix (Redis).
+    pub redis_prefix: String,
 }
 
 /// The URL with any password replaced, for messages and logs.
@@ -56,11 +58,12 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, O
         .next()
         .unwrap_or_default()
         .to_ascii_lowercase();
+    // Used only by the arms of backends that were not compiled in.
+    #[allow(unused_variables)]
     let not_compiled = |feature| OpenError::NotCompiled {
         url: redact_url(url),
         feature,
     };
-    let _ = options;
     match scheme.as_str() {
         "sqlite" => {
             #[cfg(feature = "sqlite")]
@@ -101,6 +104,7 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, O
                     connect_timeout: options.connect_timeout,
                     command_timeout: options.command_timeout,
                     retention: options.retention,
+                    prefix: options.redis_prefix.clone(),
                     ..tessera_redis::RedisConfig::default()
                 };
                 let store = tessera_redis::RedisStore::connect(config)

@@ -1,0 +1,777 @@
+//! The REST API of SPEC §5 against a real `tessera` process, on every store
+//! compiled in (SQLite always; PostgreSQL and Redis when reachable, and
+//! required under CI): the lifecycle of each scope type, every refusal of
+//! §2–§4 through HTTP, rights, legacy tokens, bad input that changes nothing.
+
+mod common;
+
+use common::{all_stores, spawn, Server};
+use serde_json::{json, Value};
+
+async fn create(s: &Server, session: &str, body: Value) -> common::Answer {
+    s.call(
+        "POST",
+        "/V4/AccessToken",
+        &[("Authtoken", session)],
+        Some(body),
+    )
+    .await
+}
+
+async fn list(s: &Server, session: &str, user: Option<u64>) -> Vec<Value> {
+    let path = match user {
+        Some(u) => format!("/V4/AccessToken?userId={u}"),
+        None => "/V4/AccessToken".into(),
+    };
+    let a = s.call("GET", &path, &[("Authtoken", session)], None).await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    a.json["tokens"].as_array().unwrap().clone()
+}
+
+fn secret(a: &common::Answer, field: &str) -> String {
+    a.json["tokenInfo"][field]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_of_every_scope_type() {
+    for store in all_stores().await {
+        let s = spawn(&store, &[]);
+        let admin = s.admin().await;
+        // (tokenType, a path it may call, a path it may not, extra fields)
+        let cases: Vec<(i64, &str, &str, Value)> = vec![
+            (2, "/Job/1", "", json!({})),
+            (0, "/Anything", "", json!({})),
+            (1, "/scim/v2/Users", "/Client", json!({})),
+            (
+                3,
+                "/Client/5",
+                "/Job",
+                json!({"apiEndpoints": ["GET /Client", "/Job/7"]}),
+            ),
+            (4, "/V4/ServerGroup/2", "/Job", json!({})),
+            (5, "/V4/Hyperscale/Nodes", "/Client", json!({})),
+        ];
+        for (t, allowed, refused, extra) in cases {
+            let mut body = json!({"tokenName": format!("type {t}"), "tokenType": t});
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let a = create(&s, &admin, body).await;
+            assert_eq!(
+                a.status, 200,
+                "[{}] create type {t}: {}",
+                store.name, a.json
+            );
+            assert_eq!(a.json["error"]["errorCode"], 0);
+            let info = &a.json["tokenInfo"];
+            let id = info["tokenId"].as_u64().unwrap();
+            assert_eq!(info["tokenType"], t);
+            let access = secret(&a, "accessToken");
+            let refresh = secret(&a, "refreshToken");
+            let refreshable = matches!(t, 0 | 2 | 3 | 5);
+            assert_eq!(!refresh.is_empty(), refreshable, "type {t} refresh token");
+            assert_eq!(
+                s.check(&access, "GET", allowed).await,
+                200,
+                "[{}] type {t} on {allowed}",
+                store.name
+            );
+            if !refused.is_empty() {
+                assert_eq!(
+                    s.check(&access, "GET", refused).await,
+                    403,
+                    "type {t} on {refused}"
+                );
+            }
+            // Listed, without secrets.
+            let listed = list(&s, &admin, None).await;
+            let mine = listed.iter().find(|x| x["tokenId"] == id).expect("listed");
+            assert!(mine.get("accessToken").is_none() && mine.get("refreshToken").is_none());
+            // Edit the name.
+            let e = s
+                .call(
+                    "PUT",
+                    &format!("/V4/AccessToken/{id}"),
+                    &[("Authtoken", &admin)],
+                    Some(json!({"tokenName": "renamed"})),
+                )
+                .await;
+            assert_eq!(e.status, 200, "{}", e.json);
+            assert_eq!(e.json["tokenInfo"]["tokenName"], "renamed");
+            assert!(e.json["tokenInfo"].get("accessToken").is_none());
+            if refreshable {
+                // Renew: both secrets rotate, the old pair stops at once.
+                let r = s
+                    .call(
+                        "POST",
+                        "/V4/AccessToken/Renew",
+                        &[],
+                        Some(json!({"accessToken": access, "refreshToken": refresh})),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.json);
+                assert_eq!(r.json["tokenId"], id);
+                let new_access = r.json["accessToken"].as_str().unwrap().to_string();
+                let new_refresh = r.json["refreshToken"].as_str().unwrap().to_string();
+                assert_ne!(new_access, access);
+                assert_eq!(s.check(&access, "GET", allowed).await, 401);
+                assert_eq!(s.check(&new_access, "GET", allowed).await, 200);
+                // Reuse detection: the old pair again revokes the whole token.
+                let replay = s
+                    .call(
+                        "POST",
+                        "/V4/AccessToken/Renew",
+                        &[],
+                        Some(json!({"accessToken": access, "refreshToken": refresh})),
+                    )
+                    .await;
+                assert_eq!(replay.status, 401, "{}", replay.json);
+                assert_eq!(
+                    s.check(&new_access, "GET", allowed).await,
+                    401,
+                    "chain revoked"
+                );
+                let again = s
+                    .call(
+                        "POST",
+                        "/V4/AccessToken/Renew",
+                        &[],
+                        Some(json!({"accessToken": new_access, "refreshToken": new_refresh})),
+                    )
+                    .await;
+                assert_eq!(again.status, 401);
+            } else {
+                let r = s
+                    .call(
+                        "POST",
+                        "/V4/AccessToken/Renew",
+                        &[],
+                        Some(json!({"accessToken": access, "refreshToken": "tess_rt_1_x"})),
+                    )
+                    .await;
+                assert_eq!(r.status, 401);
+                // Delete.
+                let d = s
+                    .call(
+                        "DELETE",
+                        &format!("/V4/AccessToken/{id}"),
+                        &[("Authtoken", &admin)],
+                        None,
+                    )
+                    .await;
+                assert_eq!(d.status, 200, "{}", d.json);
+                assert_eq!(d.json, json!({"errorCode": 0, "errorMessage": ""}));
+                assert_eq!(s.check(&access, "GET", allowed).await, 401);
+                let d = s
+                    .call(
+                        "DELETE",
+                        &format!("/V4/AccessToken/{id}"),
+                        &[("Authtoken", &admin)],
+                        None,
+                    )
+                    .await;
+                assert_eq!(d.status, 404);
+            }
+        }
+        // The metrics saw it all.
+        let m = reqwest::get(s.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(m.contains("tessera_reuse_detections_total 4"), "{m}");
+        assert!(m.contains("tessera_checks_total{outcome=\"allowed\"}"));
+        // No secret in the log.
+        assert!(!s.log_text().contains("tess_at_") && !s.log_text().contains("tess_rt_"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_of_spec_2_through_http() {
+    let store = common::sqlite();
+    let s = spawn(&store, &[]);
+    let admin = s.admin().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let day = 86_400;
+    let cases = [
+        (
+            json!({"tokenName": "x", "tokenType": 2, "renewableUntilTimestamp": now + 366 * day}),
+            "renewableUntilTimestamp",
+        ),
+        (
+            json!({"tokenName": "x", "tokenType": 2, "renewableUntilTimestamp": now - 10}),
+            "renewableUntilTimestamp",
+        ),
+        (
+            json!({"tokenName": "x", "tokenType": 2, "tokenExpiryTimestamp": now + day}),
+            "tokenExpiryTimestamp",
+        ),
+        (
+            json!({"tokenName": "x", "tokenType": 1, "tokenExpiryTimestamp": now + 366 * day}),
+            "tokenExpiryTimestamp",
+        ),
+        (
+            json!({"tokenName": "x", "tokenType": 4, "tokenExpiryTimestamp": now + 15 * day}),
+            "tokenExpiryTimestamp",
+        ),
+        (
+            json!({"tokenName": "x", "tokenType": 4, "renewableUntilTimestamp": now + day}),
+            "renewableUntilTimestamp",
+        ),
+        (json!({"tokenName": "x", "tokenType": 3}), "apiEndpoints"),
+        (
+            json!({"tokenName": "x", "tokenType": 3, "apiEndpoints": (0..101).map(|i| format!("/P{i}")).collect::<Vec<_>>()}),
+            "apiEndpoints",
+        ),
+        (json!({"tokenName": "x", "tokenType": 9}), "tokenType"),
+        (json!({"tokenType": 2}), "tokenName"),
+        (
+            json!({"tokenName": "x", "allowedIPs": ["10.0.0.300"]}),
+            "allowedIPs",
+        ),
+    ];
+    for (body, field) in cases {
+        let a = create(&s, &admin, body.clone()).await;
+        assert_eq!(a.status, 400, "{body}: {}", a.json);
+        assert_eq!(a.json["field"], field, "{body}: {}", a.json);
+        assert!(a.json["errorMessage"].as_str().unwrap().contains(field));
+        assert_ne!(a.json["errorCode"], 0);
+        assert_ne!(a.json["error"]["errorCode"], 0);
+    }
+    assert!(
+        list(&s, &admin, None).await.is_empty(),
+        "nothing was stored"
+    );
+    // At the limits, fine.
+    let ok = create(
+        &s,
+        &admin,
+        json!({"tokenName": "x", "tokenType": 4, "tokenExpiryTimestamp": now + 13 * day}),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.json);
+    // allowedIPs: used from outside the list → 403.
+    let a = create(
+        &s,
+        &admin,
+        json!({"tokenName": "ip", "allowedIPs": ["192.0.2.0/24"]}),
+    )
+    .await;
+    assert_eq!(
+        s.check(&secret(&a, "accessToken"), "GET", "/Job").await,
+        403
+    );
+    let a = create(
+        &s,
+        &admin,
+        json!({"tokenName": "ip", "allowedIPs": ["127.0.0.1", "::1"]}),
+    )
+    .await;
+    assert_eq!(
+        s.check(&secret(&a, "accessToken"), "GET", "/Job").await,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rights_of_spec_4() {
+    for store in all_stores().await {
+        let s = spawn(&store, &[]);
+        let admin = s.admin().await;
+        let (alice_id, alice) = s.person(&admin, "alice", "user").await;
+        let (bob_id, bob) = s.person(&admin, "bob", "user").await;
+        // Nobody creates a token for another person, admins included.
+        for (caller, target) in [(&admin, alice_id), (&alice, bob_id)] {
+            let a = create(&s, caller, json!({"tokenName": "x", "userId": target})).await;
+            assert_eq!(a.status, 403, "[{}] {}", store.name, a.json);
+        }
+        // A user cannot list, edit or delete another user's tokens.
+        let t = create(&s, &alice, json!({"tokenName": "alice's"})).await;
+        let id = t.json["tokenInfo"]["tokenId"].as_u64().unwrap();
+        let a = s
+            .call(
+                "GET",
+                &format!("/V4/AccessToken?userId={alice_id}"),
+                &[("Authtoken", &bob)],
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 403);
+        let a = s
+            .call(
+                "PUT",
+                &format!("/V4/AccessToken/{id}"),
+                &[("Authtoken", &bob)],
+                Some(json!({"tokenName": "mine now"})),
+            )
+            .await;
+        assert_eq!(a.status, 404);
+        let a = s
+            .call(
+                "DELETE",
+                &format!("/V4/AccessToken/{id}"),
+                &[("Authtoken", &bob)],
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 404);
+        assert_eq!(
+            s.check(&secret(&t, "accessToken"), "GET", "/Job").await,
+            200
+        );
+        // An admin lists, edits and revokes anyone's.
+        assert_eq!(list(&s, &admin, Some(alice_id)).await.len(), 1);
+        let a = s
+            .call(
+                "PUT",
+                &format!("/V4/AccessToken/{id}"),
+                &[("Authtoken", &admin)],
+                Some(json!({"tokenName": "by admin"})),
+            )
+            .await;
+        assert_eq!(a.status, 200);
+        // An access token cannot manage tokens.
+        let bearer = format!("Bearer {}", secret(&t, "accessToken"));
+        let a = s
+            .call(
+                "POST",
+                "/V4/AccessToken",
+                &[("Authtoken", &bearer)],
+                Some(json!({"tokenName": "x"})),
+            )
+            .await;
+        assert_eq!(a.status, 403, "{}", a.json);
+        assert!(a.json["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("access token"));
+        let a = s
+            .call(
+                "DELETE",
+                &format!("/V4/AccessToken/{id}"),
+                &[("Authorization", &bearer)],
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 403);
+        let a = s
+            .call(
+                "DELETE",
+                &format!("/V4/AccessToken/{id}"),
+                &[("Authtoken", &admin)],
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 200);
+        // A service account's owner creates its tokens; nobody else but an admin.
+        let svc = s
+            .call(
+                "POST",
+                "/V4/User",
+                &[("Authtoken", &admin)],
+                Some(json!({"userName": "robot", "kind": "service"})),
+            )
+            .await;
+        assert_eq!(svc.status, 200, "{}", svc.json);
+        let robot = svc.json["userId"].as_u64().unwrap();
+        let a = create(&s, &admin, json!({"tokenName": "robot's", "userId": robot})).await;
+        assert_eq!(a.status, 200, "{}", a.json);
+        assert_eq!(a.json["tokenInfo"]["userId"], robot);
+        let a = create(&s, &alice, json!({"tokenName": "x", "userId": robot})).await;
+        assert_eq!(a.status, 403);
+        // Only admins administer users; deleting a user stops their tokens.
+        let a = s
+            .call("GET", "/V4/User", &[("Authtoken", &alice)], None)
+            .await;
+        assert_eq!(a.status, 403);
+        let t = create(&s, &bob, json!({"tokenName": "bob's"})).await;
+        let a = s
+            .call(
+                "DELETE",
+                &format!("/V4/User/{bob_id}"),
+                &[("Authtoken", &admin)],
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.json);
+        assert_eq!(
+            s.check(&secret(&t, "accessToken"), "GET", "/Job").await,
+            401
+        );
+        let users = s
+            .call("GET", "/V4/User", &[("Authtoken", &admin)], None)
+            .await;
+        let names: Vec<&str> = users.json["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["admin", "alice", "robot"]);
+        // Logout ends the session.
+        let a = s
+            .call("POST", "/Logout", &[("Authtoken", &alice)], None)
+            .await;
+        assert_eq!(a.status, 200);
+        assert_eq!(
+            s.call("POST", "/WhoAmI", &[("Authtoken", &alice)], None)
+                .await
+                .status,
+            401
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commvault_client_request_shapes() {
+    // cvpysdk 11.x: base64 password, extra login fields, `Authtoken: QSDK …`,
+    // `Authtoken: Bearer …`, `<root>//V4/AccessToken/?userId=N`, extra fields.
+    let store = common::sqlite();
+    let s = spawn(&store, &[]);
+    let pw = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        common::ADMIN_PASSWORD,
+    );
+    let login = s
+        .call(
+            "POST",
+            "/webconsole/api/Login",
+            &[("Accept", "application/json")],
+            Some(json!({"domain": "", "username": "admin", "password": pw, "commserver": "", "deviceId": "abc", "clientType": 30})),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.json);
+    let session = login.json["token"].as_str().unwrap().to_string();
+    assert!(session.starts_with("QSDK "));
+    assert_eq!(login.json["userName"], "admin");
+    let who = s
+        .call(
+            "GET",
+            "/commandcenter/api/WhoAmI",
+            &[("Authtoken", &session)],
+            None,
+        )
+        .await;
+    assert_eq!(who.status, 200);
+    assert_eq!(who.json["user"]["userName"], "admin");
+    let uid = login.json["userId"].as_u64().unwrap();
+    let created = s
+        .call(
+            "POST",
+            "/commandcenter/api//V4/AccessToken",
+            &[("Authtoken", &session)],
+            Some(json!({"tokenName": "cv", "tokenType": 3, "apiEndpoints": ["GET /Client"], "mode": 1, "renewableUntilTimestamp": 0})),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.json);
+    let listed = s
+        .call(
+            "GET",
+            &format!("/commandcenter/api//V4/AccessToken/?userId={uid}"),
+            &[("Authtoken", &session)],
+            None,
+        )
+        .await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json["tokens"].as_array().unwrap().len(), 1);
+    // The access token in cvpysdk's header form, and bare session tokens.
+    let bearer = format!("Bearer {}", secret(&created, "accessToken"));
+    let who = s
+        .call("POST", "/WhoAmI", &[("Authtoken", &bearer)], None)
+        .await;
+    assert_eq!(
+        who.status, 403,
+        "a Custom GET /Client token does not cover /WhoAmI: {}",
+        who.json
+    );
+    let bare = session.trim_start_matches("QSDK ").to_string();
+    assert_eq!(
+        s.call("GET", "/whoami", &[("Authtoken", &bare)], None)
+            .await
+            .status,
+        200
+    );
+    // Failed login: Commvault's errList shape; then a lock-out that says so.
+    let bad = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "wrong");
+    let mut last = None;
+    for _ in 0..5 {
+        last = Some(
+            s.call(
+                "POST",
+                "/Login",
+                &[],
+                Some(json!({"username": "admin", "password": bad})),
+            )
+            .await,
+        );
+    }
+    let locked = last.unwrap();
+    assert_eq!(locked.status, 429, "{}", locked.json);
+    assert_eq!(locked.json["isAccountLocked"], true);
+    assert!(locked.json["remainingLockTime"].as_u64().unwrap() > 0);
+    assert!(locked.json["errList"][0]["errLogMessage"].is_string());
+    // Even the right password is refused while locked.
+    let right = s
+        .call(
+            "POST",
+            "/Login",
+            &[],
+            Some(json!({"username": "admin", "password": pw})),
+        )
+        .await;
+    assert_eq!(right.status, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let store = common::sqlite();
+    let s = spawn(&store, &[]);
+    let admin = s.admin().await;
+    let before = list(&s, &admin, None).await.len();
+    let http = &s.http;
+    // Over 64 KiB → 413.
+    let big = json!({"tokenName": "x".repeat(70 * 1024)}).to_string();
+    let r = http
+        .post(s.url("/V4/AccessToken"))
+        .header("Authtoken", &admin)
+        .header("Content-Type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    // Malformed JSON, a wrong type → 400 naming the field.
+    let r = http
+        .post(s.url("/V4/AccessToken"))
+        .header("Authtoken", &admin)
+        .header("Content-Type", "application/json")
+        .body("{\"tokenName\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let a = create(&s, &admin, json!({"tokenName": "x", "tokenType": {"a": 1}})).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.json["field"], "tokenType");
+    // Another content type → 415.
+    let r = http
+        .post(s.url("/V4/AccessToken"))
+        .header("Authtoken", &admin)
+        .header("Content-Type", "text/plain")
+        .body("tokenName=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    // Unknown or non-numeric ids.
+    let a = s
+        .call(
+            "PUT",
+            "/V4/AccessToken/abc",
+            &[("Authtoken", &admin)],
+            Some(json!({"tokenName": "y"})),
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    let a = s
+        .call(
+            "DELETE",
+            "/V4/AccessToken/999999",
+            &[("Authtoken", &admin)],
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 404);
+    // No credential, a bogus one.
+    assert_eq!(create(&s, "", json!({"tokenName": "x"})).await.status, 401);
+    assert_eq!(
+        create(&s, "QSDK tess_ss_nope", json!({"tokenName": "x"}))
+            .await
+            .status,
+        401
+    );
+    // Unknown route, wrong method.
+    assert_eq!(s.call("GET", "/V4/Nothing", &[], None).await.status, 404);
+    assert_eq!(
+        s.call("PATCH", "/V4/AccessToken", &[("Authtoken", &admin)], None)
+            .await
+            .status,
+        405
+    );
+    // None of it changed anything.
+    assert_eq!(list(&s, &admin, None).await.len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_tokens_import_check_and_refuse_edits() {
+    for store in all_stores().await {
+        // Import with the CLI while no server runs, then serve.
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-legacy-{}",
+            tessera_core::testkit::unique_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("legacy.jsonl");
+        let far = 4_102_444_800i64; // 2100-01-01
+                                    // The admin must exist first: a server's first start creates it.
+        drop(spawn(&store, &[]));
+        std::fs::write(
+            &file,
+            format!(
+                "{}\n{}\n",
+                json!({"userName": "admin", "tokenName": "old one", "tokenType": 4, "tokenExpiryTimestamp": far, "accessToken": "0123456789ABCDEFOLDTOKEN"}),
+                json!({"userName": "admin", "tokenName": "old two", "tokenType": 3, "apiEndpoints": ["GET /Job"], "tokenExpiryTimestamp": far,
+                       "accessTokenSha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}),
+            ),
+        )
+        .unwrap();
+        let mut cmd = std::process::Command::new(common::binary());
+        cmd.args([
+            "import-legacy",
+            file.to_str().unwrap(),
+            "--store",
+            &store.url,
+        ])
+        .args(&store.args);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "[{}] {}",
+            store.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A file with a bad line imports nothing and names the line.
+        std::fs::write(&file, "{\"userName\": \"admin\"}\n").unwrap();
+        let mut cmd = std::process::Command::new(common::binary());
+        cmd.args([
+            "import-legacy",
+            file.to_str().unwrap(),
+            "--store",
+            &store.url,
+        ])
+        .args(&store.args);
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+
+        let s = spawn(&store, &[]);
+        let admin = s.admin().await;
+        assert_eq!(
+            s.check("0123456789ABCDEFOLDTOKEN", "GET", "/Client/3")
+                .await,
+            200,
+            "[{}]",
+            store.name
+        );
+        assert_eq!(
+            s.check("0123456789ABCDEFOLDTOKEN", "GET", "/Job").await,
+            403
+        );
+        assert_eq!(s.check("abc", "GET", "/Job/1").await, 200);
+        assert_eq!(s.check("abc", "POST", "/Job/1").await, 403);
+        let tokens = list(&s, &admin, None).await;
+        let old = tokens.iter().find(|t| t["tokenName"] == "old one").unwrap();
+        assert_eq!(old["isLegacy"], true);
+        let id = old["tokenId"].as_u64().unwrap();
+        let e = s
+            .call(
+                "PUT",
+                &format!("/V4/AccessToken/{id}"),
+                &[("Authtoken", &admin)],
+                Some(json!({"tokenName": "new"})),
+            )
+            .await;
+        assert_eq!(e.status, 409);
+        assert_eq!(
+            e.json["errorMessage"],
+            "This token was upgraded from an older format and cannot be edited."
+        );
+        let d = s
+            .call(
+                "DELETE",
+                &format!("/V4/AccessToken/{id}"),
+                &[("Authtoken", &admin)],
+                None,
+            )
+            .await;
+        assert_eq!(d.status, 200);
+        assert_eq!(
+            s.check("0123456789ABCDEFOLDTOKEN", "GET", "/Client/3")
+                .await,
+            401
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_and_revocation() {
+    let store = common::sqlite();
+    let s = spawn(&store, &[]);
+    let admin = s.admin().await;
+    let t = create(&s, &admin, json!({"tokenName": "x"})).await;
+    let access = secret(&t, "accessToken");
+    let form = |token: &str| format!("token={token}");
+    let r = s
+        .http
+        .post(s.url("/oauth/introspect"))
+        .header("Authtoken", &admin)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(&access))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let j: Value = r.json().await.unwrap();
+    assert_eq!(j["active"], true);
+    assert_eq!(j["username"], "admin");
+    // A non-admin, or no session: refused.
+    let (_, alice) = s.person(&admin, "alice", "user").await;
+    let r = s
+        .http
+        .post(s.url("/oauth/introspect"))
+        .header("Authtoken", &alice)
+        .body(form(&access))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    // RFC 7009: the token is its own credential; unknown tokens are fine.
+    let r = s
+        .http
+        .post(s.url("/oauth/revoke"))
+        .body(form("tess_at_1_nonsense"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = s
+        .http
+        .post(s.url("/oauth/revoke"))
+        .body(form(&access))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(s.check(&access, "GET", "/Job").await, 401);
+    let r = s
+        .http
+        .post(s.url("/oauth/introspect"))
+        .header("Authtoken", &admin)
+        .body(form(&access))
+        .send()
+        .await
+        .unwrap();
+    let j: Value = r.json().await.unwrap();
+    assert_eq!(j, json!({"active": false}));
+    // Health.
+    assert_eq!(s.call("GET", "/health/live", &[], None).await.status, 200);
+    assert_eq!(s.call("GET", "/health/ready", &[], None).await.status, 200);
+}
