@@ -203,6 +203,7 @@ where
         ),
         ["health", "ready"] => ("other", Ok(ready(app).await)),
         ["metrics"] => ("other", Ok(metrics(app))),
+        ["openapi.json"] => ("other", Ok(json(StatusCode::OK, &crate::openapi::document()))),
         ["login"]
         | ["logout"]
         | ["whoami"]

@@ -5,7 +5,8 @@
 //! * [`api`] — routing and handlers (SPEC §5), forward auth, RFC 7662/7009;
 //! * [`wire`] — the JSON shapes; [`error`] — the one mapping to HTTP;
 //! * [`auth`] — credentials and client addresses; [`throttle`] — login limits;
-//! * [`metrics`] — Prometheus counters; [`stores`] — opening a store by URL;
+//! * [`metrics`] — Prometheus counters; [`openapi`] — `/openapi.json`;
+//! * [`stores`] — opening a store by URL;
 //! * [`filter`] — a warp filter other Rust services embed;
 //! * [`legacy`] — the legacy import file; [`config`] — the command line.
 //!
@@ -24,6 +25,7 @@ pub mod error;
 pub mod filter;
 pub mod legacy;
 pub mod metrics;
+pub mod openapi;
 pub mod stores;
 pub mod throttle;
 pub mod wire;
