@@ -36,6 +36,18 @@ impl Drop for StoreFixture {
     }
 }
 
+impl StoreFixture {
+    /// A store the test manages itself (nothing to clean up here).
+    pub fn external(url: String, args: Vec<String>) -> Self {
+        StoreFixture {
+            url,
+            args,
+            name: "external",
+            cleanup: None,
+        }
+    }
+}
+
 /// A temporary SQLite file.
 pub fn sqlite() -> StoreFixture {
     let dir = std::env::temp_dir().join(format!(
@@ -226,6 +238,23 @@ pub struct Answer {
 }
 
 impl Server {
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (bounded) for the process to exit; its status, if it did.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// The URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
