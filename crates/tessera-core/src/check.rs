@@ -10,9 +10,10 @@
 //! Every failure refuses: an unreachable store is [`CheckError::Unavailable`]
 //! (the server answers 503), never an allow.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::clock::Clock;
 use crate::error::StoreError;
@@ -25,6 +26,9 @@ use crate::store::TokenStore;
 
 /// Longest legacy token text looked up; longer is malformed at once.
 const MAX_LEGACY_LEN: usize = 512;
+
+/// Last-used times are written at most this often per token (seconds).
+pub const LAST_USED_EVERY: i64 = 60;
 
 /// A request the check allowed: who is calling, with which token. Holds the
 /// shared record the store returned, so allowing copies nothing.
@@ -126,6 +130,10 @@ pub struct Checker {
     /// Latest expiry among stored legacy tokens (`i64::MIN`: none). While it
     /// lies ahead, prefix-less tokens are looked up; otherwise refused at once.
     legacy_horizon: AtomicI64,
+    /// Uses not yet written to the store: token → first use since its
+    /// recorded last use went stale. Drained by [`Checker::take_usage`], off
+    /// the request path; the check itself never writes to the store.
+    pending_usage: Mutex<HashMap<TokenId, i64>>,
 }
 
 impl std::fmt::Debug for Checker {
@@ -144,6 +152,7 @@ impl Checker {
             policy,
             clock,
             legacy_horizon: AtomicI64::new(i64::MIN),
+            pending_usage: Mutex::new(HashMap::new()),
         }
     }
 
@@ -153,6 +162,23 @@ impl Checker {
         let h = self.store.legacy_horizon().await?.unwrap_or(i64::MIN);
         self.legacy_horizon.store(h, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Takes the uses noted since the last call, for one
+    /// [`TokenStore::record_last_used`] write. The server calls this
+    /// periodically.
+    pub fn take_usage(&self) -> Vec<(TokenId, i64)> {
+        let mut pending = self.pending_usage.lock().unwrap_or_else(|e| e.into_inner());
+        pending.drain().collect()
+    }
+
+    /// Takes the noted uses and writes them to the store in one call.
+    pub async fn flush_usage(&self) -> Result<usize, StoreError> {
+        let uses = self.take_usage();
+        if !uses.is_empty() {
+            self.store.record_last_used(&uses).await?;
+        }
+        Ok(uses.len())
     }
 
     /// Recognises a presented access token without the store: a Tessera
@@ -249,6 +275,19 @@ impl Checker {
         }
         if !token.scope.allows(self.policy.rules(), method, path) {
             return Err(Refusal::Scope.into());
+        }
+        // Coalesced last-used tracking: only when the stored time is a
+        // minute old (so at most one write per token per minute), and only
+        // into memory here.
+        if token
+            .last_used_at
+            .is_none_or(|at| now - at >= LAST_USED_EVERY)
+        {
+            self.pending_usage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(token.id)
+                .or_insert(now);
         }
         Ok(Allowed { token })
     }

@@ -822,3 +822,35 @@ async fn the_check_applies_allowed_ips_for_both_families() {
         );
     }
 }
+
+#[tokio::test]
+async fn last_used_is_coalesced_off_the_request_path() {
+    let w = world().await;
+    let t = w.svc.create_token(&w.alice, None, &req(2)).await.unwrap();
+    assert_eq!(w.svc.checker().take_usage(), vec![]);
+    for _ in 0..3 {
+        assert_eq!(check(&w, &t, "GET", "/x").await, Ok(()));
+    }
+    // The check wrote nothing; one pending use, however many checks.
+    let listed = w.svc.list_tokens(&w.alice, None).await.unwrap();
+    assert_eq!(listed[0].last_used_at, None);
+    assert_eq!(w.svc.checker().flush_usage().await.unwrap(), 1);
+    let listed = w.svc.list_tokens(&w.alice, None).await.unwrap();
+    assert_eq!(listed[0].last_used_at, Some(T0));
+    // Within the minute: nothing more to write; a minute later: one more.
+    w.clock.set(T0 + 59);
+    check(&w, &t, "GET", "/x").await.unwrap();
+    assert_eq!(w.svc.checker().take_usage(), vec![]);
+    w.clock.set(T0 + 60);
+    check(&w, &t, "GET", "/x").await.unwrap();
+    assert_eq!(w.svc.checker().take_usage(), vec![(t.token.id, T0 + 60)]);
+    // A refused check is not a use.
+    w.clock.set(T0 + 200);
+    assert!(check(&w, &t, "GET", "/Client/../x").await.is_err());
+    w.clock.set(T0 + 1800);
+    assert_eq!(
+        check(&w, &t, "GET", "/x").await,
+        Err(CheckError::Refused(Refusal::Expired))
+    );
+    assert_eq!(w.svc.checker().take_usage(), vec![]);
+}

@@ -80,3 +80,77 @@ pub async fn recover(r: Rejection) -> Result<Response, Rejection> {
         None => Err(r),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tessera_core::clock::SystemClock;
+    use tessera_core::memory::MemoryStore;
+    use tessera_core::model::Role;
+    use tessera_core::policy::{Credential, Policy, PolicyConfig, TokenRequest};
+    use tessera_core::service::{Caller, Tessera};
+    use tessera_core::testkit::DownStore;
+
+    use super::*;
+
+    /// Serves `authorized(svc)` on a random port; returns its base URL.
+    async fn serve(svc: Arc<Tessera>) -> String {
+        let routes = authorized(svc, vec![])
+            .map(|who: Allowed| who.user_name().to_string())
+            .recover(recover);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(warp::serve(routes).incoming(listener).run());
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn the_filter_allows_in_scope_and_refuses_the_rest() {
+        let policy = Policy::new(PolicyConfig::default()).unwrap();
+        let svc = Arc::new(Tessera::new(Arc::new(MemoryStore::new()), policy, Arc::new(SystemClock)));
+        let admin = svc.add_user("admin", "pw", Role::Admin).await.unwrap();
+        let caller = Caller {
+            user: admin,
+            credential: Credential::Session,
+        };
+        let req = TokenRequest {
+            token_type: Some(4),
+            ..TokenRequest::named("1-touch")
+        };
+        let token = svc.create_token(&caller, None, &req).await.unwrap();
+        let base = serve(svc).await;
+        let http = reqwest::Client::new();
+        let get = |path: &str, token: Option<&str>| {
+            let mut r = http.get(format!("{base}{path}"));
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.send()
+        };
+        let ok = get("/Client/5", Some(token.access.expose())).await.unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.text().await.unwrap(), "admin");
+        let scope = get("/Job/1", Some(token.access.expose())).await.unwrap();
+        assert_eq!(scope.status(), 403);
+        assert_eq!(scope.headers()["www-authenticate"], "Bearer error=\"insufficient_scope\"");
+        let none = get("/Client/5", None).await.unwrap();
+        assert_eq!(none.status(), 401);
+        assert_eq!(none.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
+    }
+
+    #[tokio::test]
+    async fn the_filter_answers_503_when_the_store_is_down() {
+        let policy = Policy::new(PolicyConfig::default()).unwrap();
+        let svc = Arc::new(Tessera::new(Arc::new(DownStore), policy, Arc::new(SystemClock)));
+        let base = serve(svc).await;
+        let token = tessera_core::secret::generate(tessera_core::secret::SecretKind::Access, Some(tessera_core::model::TokenId(1))).unwrap();
+        let r = reqwest::Client::new()
+            .get(format!("{base}/Client/5"))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+    }
+}

@@ -52,8 +52,9 @@ pub async fn run(
 }
 
 /// Background upkeep while serving: the sweep of dead records every
-/// `sweep_every` (keeping them listable for `retention` seconds), and a
-/// refresh of the legacy horizon every 30 s (another node may import).
+/// `sweep_every` (keeping them listable for `retention` seconds), a refresh
+/// of the legacy horizon every 30 s (another node may import), and the
+/// coalesced last-used times written every 10 s (never on the request path).
 pub fn spawn_upkeep(
     svc: Arc<Tessera>,
     sweep_every: Duration,
@@ -62,8 +63,14 @@ pub fn spawn_upkeep(
     tokio::spawn(async move {
         let mut sweep = tokio::time::interval(sweep_every);
         let mut legacy = tokio::time::interval(Duration::from_secs(30));
+        let mut usage = tokio::time::interval(Duration::from_secs(10));
         loop {
             tokio::select! {
+                _ = usage.tick() => {
+                    if let Err(e) = svc.checker().flush_usage().await {
+                        tracing::warn!(error = %e, "writing last-used times failed");
+                    }
+                }
                 _ = sweep.tick() => match svc.sweep(retention).await {
                     Ok(n) if n > 0 => tracing::info!(removed = n, "sweep"),
                     Ok(_) => {}
