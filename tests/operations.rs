@@ -14,7 +14,11 @@ use common::spawn;
 use serde_json::json;
 
 fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill {sig} {pid}");
 }
 
@@ -29,13 +33,30 @@ struct PrivateRedis {
 #[cfg(feature = "redis")]
 impl PrivateRedis {
     fn start() -> Option<Self> {
-        if Command::new("redis-server").arg("--version").output().is_err() {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             tessera_core::testkit::skip("redis-server is not installed");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -53,7 +74,9 @@ impl PrivateRedis {
 #[cfg(feature = "redis")]
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -62,21 +85,45 @@ impl Drop for PrivateRedis {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_goes_down_answers_503_then_recovers_by_itself() {
-    let Some(redis) = PrivateRedis::start() else { return };
+    let Some(redis) = PrivateRedis::start() else {
+        return;
+    };
     let store = common::StoreFixture::external(format!("redis://127.0.0.1:{}", redis.port), vec![]);
-    let s = spawn(&store, &["--store-command-timeout", "1s", "--store-connect-timeout", "1s"]);
+    let s = spawn(
+        &store,
+        &[
+            "--store-command-timeout",
+            "1s",
+            "--store-connect-timeout",
+            "1s",
+        ],
+    );
     let admin = s.admin().await;
     let created = s
-        .call("POST", "/V4/AccessToken", &[("Authtoken", &admin)], Some(json!({"tokenName": "t"})))
+        .call(
+            "POST",
+            "/V4/AccessToken",
+            &[("Authtoken", &admin)],
+            Some(json!({"tokenName": "t"})),
+        )
         .await;
-    let access = created.json["tokenInfo"]["accessToken"].as_str().unwrap().to_string();
+    let access = created.json["tokenInfo"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(s.check(&access, "GET", "/Job").await, 200);
 
     signal(redis.child.id(), "-STOP");
     for _ in 0..3 {
-        assert_eq!(s.check(&access, "GET", "/Job").await, 503, "a check with the store down is 503, never 200");
+        assert_eq!(
+            s.check(&access, "GET", "/Job").await,
+            503,
+            "a check with the store down is 503, never 200"
+        );
     }
-    let a = s.call("GET", "/V4/AccessToken", &[("Authtoken", &admin)], None).await;
+    let a = s
+        .call("GET", "/V4/AccessToken", &[("Authtoken", &admin)], None)
+        .await;
     assert_eq!(a.status, 503);
     assert_eq!(a.json["errorCode"], 503, "a JSON error: {}", a.json);
     assert_eq!(s.call("GET", "/health/ready", &[], None).await.status, 503);
@@ -95,9 +142,22 @@ async fn a_store_that_goes_down_answers_503_then_recovers_by_itself() {
         assert!(Instant::now() < deadline, "did not recover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(s.call("GET", "/V4/AccessToken", &[("Authtoken", &admin)], None).await.status, 200);
-    let m = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(m.contains("tessera_checks_total{outcome=\"unavailable\"} 3"), "{m}");
+    assert_eq!(
+        s.call("GET", "/V4/AccessToken", &[("Authtoken", &admin)], None)
+            .await
+            .status,
+        200
+    );
+    let m = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("tessera_checks_total{outcome=\"unavailable\"} 3"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,11 +183,14 @@ async fn sigterm_lets_a_request_in_flight_finish() {
     std::thread::sleep(Duration::from_millis(200));
     conn.write_all(&body.as_bytes()[5..]).unwrap();
     let mut answer = String::new();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     conn.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("in flight"));
-    let status = s.wait_exit(Duration::from_secs(10)).expect("the server exits after finishing");
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server exits after finishing");
     assert!(status.success(), "{status:?}");
     assert!(s.log_text().contains("shutting down"));
     // The listener is closed.
@@ -183,15 +246,28 @@ async fn user_add_reads_the_password_from_stdin_or_the_environment() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"carol-pw\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"carol-pw\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(common::binary())
         .args(["user", "add", "dave", "--admin", "--store", &store.url])
         .env("TESSERA_PASSWORD", "dave-pw")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // No password at all: refused, never a default.
     let out = Command::new(common::binary())
         .args(["user", "add", "erin", "--store", &store.url])
@@ -203,16 +279,29 @@ async fn user_add_reads_the_password_from_stdin_or_the_environment() {
     let s = spawn(&store, &[]);
     s.login("carol", "carol-pw").await;
     let dave = s.login("dave", "dave-pw").await;
-    let users = s.call("GET", "/V4/User", &[("Authtoken", &dave)], None).await;
+    let users = s
+        .call("GET", "/V4/User", &[("Authtoken", &dave)], None)
+        .await;
     assert_eq!(users.status, 200, "dave is an admin");
-    let names: Vec<_> = users.json["users"].as_array().unwrap().iter().map(|u| u["userName"].clone()).collect();
+    let names: Vec<_> = users.json["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userName"].clone())
+        .collect();
     assert!(!names.contains(&json!("erin")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_urls_are_checked_at_start() {
     let out = Command::new(common::binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--store", "mysql://localhost/x"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "mysql://localhost/x",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -220,7 +309,13 @@ async fn store_urls_are_checked_at_start() {
     #[cfg(not(feature = "redis"))]
     {
         let out = Command::new(common::binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", "redis://127.0.0.1:6379"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                "redis://127.0.0.1:6379",
+            ])
             .output()
             .unwrap();
         assert!(!out.status.success());
@@ -229,12 +324,21 @@ async fn store_urls_are_checked_at_start() {
     #[cfg(not(feature = "postgres"))]
     {
         let out = Command::new(common::binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", "postgres://u:hunter2@127.0.0.1/x"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                "postgres://u:hunter2@127.0.0.1/x",
+            ])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
-        assert!(err.contains("--features postgres") && !err.contains("hunter2"), "{err}");
+        assert!(
+            err.contains("--features postgres") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 }
 
@@ -244,13 +348,29 @@ async fn json_logs_have_one_line_per_request_and_no_secret() {
     let s = spawn(&store, &["--log-format", "json"]);
     let admin = s.admin().await;
     let created = s
-        .call("POST", "/V4/AccessToken", &[("Authtoken", &admin)], Some(json!({"tokenName": "t"})))
+        .call(
+            "POST",
+            "/V4/AccessToken",
+            &[("Authtoken", &admin)],
+            Some(json!({"tokenName": "t"})),
+        )
         .await;
-    let access = created.json["tokenInfo"]["accessToken"].as_str().unwrap().to_string();
-    let refresh = created.json["tokenInfo"]["refreshToken"].as_str().unwrap().to_string();
+    let access = created.json["tokenInfo"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refresh = created.json["tokenInfo"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
     s.check(&access, "GET", "/Job?token=abc").await;
-    s.call("POST", "/V4/AccessToken/Renew", &[], Some(json!({"accessToken": access, "refreshToken": refresh})))
-        .await;
+    s.call(
+        "POST",
+        "/V4/AccessToken/Renew",
+        &[],
+        Some(json!({"accessToken": access, "refreshToken": refresh})),
+    )
+    .await;
     // Give the log thread a moment to read what was written (bounded poll).
     let deadline = Instant::now() + Duration::from_secs(5);
     let requests = loop {
@@ -269,11 +389,19 @@ async fn json_logs_have_one_line_per_request_and_no_secret() {
     };
     assert_eq!(requests.len(), 4, "login, create, check, renew");
     for r in &requests {
-        assert!(r["fields"]["status"].is_u64() && r["fields"]["latency_us"].is_u64(), "{r}");
+        assert!(
+            r["fields"]["status"].is_u64() && r["fields"]["latency_us"].is_u64(),
+            "{r}"
+        );
     }
     let log = s.log_text();
     let session = admin.trim_start_matches("QSDK ");
-    for secret in [access.as_str(), refresh.as_str(), session, common::ADMIN_PASSWORD] {
+    for secret in [
+        access.as_str(),
+        refresh.as_str(),
+        session,
+        common::ADMIN_PASSWORD,
+    ] {
         assert!(!log.contains(secret), "a secret in the log");
     }
 }

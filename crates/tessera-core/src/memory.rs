@@ -256,7 +256,7 @@ impl TokenStore for MemoryStore {
 
     async fn update_token(&self, c: &TokenChanges) -> StoreResult<bool> {
         let mut g = self.write();
-        if !g.tokens.get(&c.id).is_some_and(|t| t.revoked_at.is_none()) {
+        if g.tokens.get(&c.id).is_none_or(|t| t.revoked_at.is_some()) {
             return Ok(false);
         }
         g.modify(c.id, |t| {

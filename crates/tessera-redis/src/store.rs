@@ -555,7 +555,7 @@ impl TokenStore for RedisStore {
         };
         let rec = decode_token(texts(self.cmd(&cmd).await?)?)?;
         Ok(rec
-            .filter(|t| t.access_digest == key.digest && key.token_id.map_or(true, |id| id == t.id))
+            .filter(|t| t.access_digest == key.digest && key.token_id.is_none_or(|id| id == t.id))
             .map(Arc::new))
     }
 

@@ -30,7 +30,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         redis_prefix: "tessera:".into(),
     };
     let store = open(&url, &options).await?;
-    let svc = Arc::new(Tessera::new(store, Policy::new(PolicyConfig::default())?, Arc::new(SystemClock)));
+    let svc = Arc::new(Tessera::new(
+        store,
+        Policy::new(PolicyConfig::default())?,
+        Arc::new(SystemClock),
+    ));
     svc.checker().refresh_legacy_horizon().await?;
 
     // Every route below `authorized` sees only allowed callers.

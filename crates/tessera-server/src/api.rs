@@ -203,7 +203,10 @@ where
         ),
         ["health", "ready"] => ("other", Ok(ready(app).await)),
         ["metrics"] => ("other", Ok(metrics(app))),
-        ["openapi.json"] => ("other", Ok(json(StatusCode::OK, &crate::openapi::document()))),
+        ["openapi.json"] => (
+            "other",
+            Ok(json(StatusCode::OK, &crate::openapi::document())),
+        ),
         ["login"]
         | ["logout"]
         | ["whoami"]
@@ -243,7 +246,8 @@ where
             .unwrap_or_default()
             .trim()
             .to_ascii_lowercase();
-        if !(mime == "application/json" || mime.ends_with("+json")) && !bytes.is_empty() {
+        let is_json = mime == "application/json" || mime.ends_with("+json");
+        if !is_json && !bytes.is_empty() {
             return Err(ApiError::UnsupportedMediaType(mime));
         }
     }

@@ -60,8 +60,8 @@ pub fn presented(headers: &HeaderMap) -> Presented {
 }
 
 /// The client's address: the peer's, or — only when the peer is a trusted
-/// proxy — the nearest untrusted address of `X-Forwarded-For` (read right to
-/// left), else `X-Real-IP`. Without a peer (not over TCP) it is 0.0.0.0,
+/// proxy — its `X-Real-IP`, else the nearest untrusted address of
+/// `X-Forwarded-For` (read right to left). Without a peer (not over TCP) it is 0.0.0.0,
 /// which no address list admits.
 pub fn client_ip(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let Some(peer) = peer.map(|p| p.ip().to_canonical()) else {
@@ -70,6 +70,16 @@ pub fn client_ip(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &[IpNet
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
+    }
+    // X-Real-IP first: proxies set it (overwriting whatever the client
+    // sent), while X-Forwarded-For is often passed on with the client's own
+    // entries in it.
+    if let Some(ip) = headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok())
+    {
+        return ip.to_canonical();
     }
     if let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         let hops: Vec<IpAddr> = xff
@@ -83,13 +93,6 @@ pub fn client_ip(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &[IpNet
         if let Some(first) = hops.first() {
             return *first;
         }
-    }
-    if let Some(ip) = headers
-        .get("x-real-ip")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<IpAddr>().ok())
-    {
-        return ip.to_canonical();
     }
     peer
 }
@@ -154,6 +157,12 @@ mod tests {
         ]);
         assert_eq!(
             client_ip(proxy, &h, &trusted),
+            "198.51.100.1".parse::<IpAddr>().unwrap(),
+            "X-Real-IP first"
+        );
+        let xff = headers(&[("x-forwarded-for", "203.0.113.7, 10.1.1.1")]);
+        assert_eq!(
+            client_ip(proxy, &xff, &trusted),
             "203.0.113.7".parse::<IpAddr>().unwrap()
         );
         assert_eq!(

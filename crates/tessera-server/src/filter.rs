@@ -108,7 +108,11 @@ mod tests {
     #[tokio::test]
     async fn the_filter_allows_in_scope_and_refuses_the_rest() {
         let policy = Policy::new(PolicyConfig::default()).unwrap();
-        let svc = Arc::new(Tessera::new(Arc::new(MemoryStore::new()), policy, Arc::new(SystemClock)));
+        let svc = Arc::new(Tessera::new(
+            Arc::new(MemoryStore::new()),
+            policy,
+            Arc::new(SystemClock),
+        ));
         let admin = svc.add_user("admin", "pw", Role::Admin).await.unwrap();
         let caller = Caller {
             user: admin,
@@ -133,18 +137,32 @@ mod tests {
         assert_eq!(ok.text().await.unwrap(), "admin");
         let scope = get("/Job/1", Some(token.access.expose())).await.unwrap();
         assert_eq!(scope.status(), 403);
-        assert_eq!(scope.headers()["www-authenticate"], "Bearer error=\"insufficient_scope\"");
+        assert_eq!(
+            scope.headers()["www-authenticate"],
+            "Bearer error=\"insufficient_scope\""
+        );
         let none = get("/Client/5", None).await.unwrap();
         assert_eq!(none.status(), 401);
-        assert_eq!(none.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
+        assert_eq!(
+            none.headers()["www-authenticate"],
+            "Bearer error=\"invalid_token\""
+        );
     }
 
     #[tokio::test]
     async fn the_filter_answers_503_when_the_store_is_down() {
         let policy = Policy::new(PolicyConfig::default()).unwrap();
-        let svc = Arc::new(Tessera::new(Arc::new(DownStore), policy, Arc::new(SystemClock)));
+        let svc = Arc::new(Tessera::new(
+            Arc::new(DownStore),
+            policy,
+            Arc::new(SystemClock),
+        ));
         let base = serve(svc).await;
-        let token = tessera_core::secret::generate(tessera_core::secret::SecretKind::Access, Some(tessera_core::model::TokenId(1))).unwrap();
+        let token = tessera_core::secret::generate(
+            tessera_core::secret::SecretKind::Access,
+            Some(tessera_core::model::TokenId(1)),
+        )
+        .unwrap();
         let r = reqwest::Client::new()
             .get(format!("{base}/Client/5"))
             .bearer_auth(token.expose())

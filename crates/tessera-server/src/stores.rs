@@ -105,7 +105,6 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, O
                     command_timeout: options.command_timeout,
                     retention: options.retention,
                     prefix: options.redis_prefix.clone(),
-                    ..tessera_redis::RedisConfig::default()
                 };
                 let store = tessera_redis::RedisStore::connect(config)
                     .await

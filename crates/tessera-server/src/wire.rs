@@ -8,6 +8,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use tessera_core::model::{TokenRecord, User};
 use tessera_core::policy::TokenRequest;
+use utoipa::ToSchema;
 
 /// Accepts a JSON number or a string holding one (some clients quote ids).
 fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -52,7 +53,7 @@ fn lenient_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, 
 }
 
 /// `POST /Login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// The user name.
     pub username: Option<String>,
@@ -61,7 +62,7 @@ pub struct LoginRequest {
 }
 
 /// `POST /Login` success.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginReply {
     /// `QSDK <session secret>`, for the `Authtoken` header.
@@ -73,7 +74,7 @@ pub struct LoginReply {
 }
 
 /// One entry of `errList` in a failed login.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrListEntry {
     /// Human message.
@@ -84,7 +85,7 @@ pub struct ErrListEntry {
 
 /// `POST /Login` failure (Commvault's shape), with the lock-out fields its
 /// clients read.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginFailure {
     /// The reason.
@@ -96,7 +97,7 @@ pub struct LoginFailure {
 }
 
 /// `{"errorCode": 0, "errorMessage": ""}` and its failures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorInfo {
     /// 0 on success; otherwise the HTTP status.
@@ -117,7 +118,7 @@ impl ErrorInfo {
 
 /// Every error answer: the flat envelope, the nested `error` one (as create
 /// and edit answer), and the request field concerned, if any.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorReply {
     /// Non-zero: the HTTP status.
@@ -132,7 +133,7 @@ pub struct ErrorReply {
 }
 
 /// `POST /WhoAmI` success.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WhoAmIReply {
     /// 0.
@@ -142,7 +143,7 @@ pub struct WhoAmIReply {
 }
 
 /// A user's name and id.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRef {
     /// Name.
@@ -152,7 +153,7 @@ pub struct UserRef {
 }
 
 /// `POST /V4/AccessToken` and `PUT /V4/AccessToken/{id}` bodies.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TokenBody {
     /// `tokenName`.
@@ -193,7 +194,7 @@ impl TokenBody {
 
 /// A token as listed and returned (`tokenInfo`); secrets only in the create
 /// answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
     /// Id.
@@ -253,7 +254,7 @@ impl TokenInfo {
 }
 
 /// Create and edit answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenReply {
     /// Success envelope.
@@ -263,14 +264,14 @@ pub struct TokenReply {
 }
 
 /// `GET /V4/AccessToken`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenList {
     /// The tokens, without secrets.
     pub tokens: Vec<TokenInfo>,
 }
 
 /// `POST /V4/AccessToken/Renew` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RenewBody {
     /// The current access token.
@@ -280,7 +281,7 @@ pub struct RenewBody {
 }
 
 /// `POST /V4/AccessToken/Renew` success.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RenewReply {
     /// 0.
@@ -298,7 +299,7 @@ pub struct RenewReply {
 }
 
 /// `POST /V4/User` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserBody {
     /// Unique name.
@@ -312,7 +313,7 @@ pub struct UserBody {
 }
 
 /// `POST /V4/User` success.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserCreated {
     /// New id.
@@ -322,7 +323,7 @@ pub struct UserCreated {
 }
 
 /// One user in `GET /V4/User`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserInfo {
     /// Id.
@@ -352,14 +353,14 @@ impl UserInfo {
 }
 
 /// `GET /V4/User`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserList {
     /// Every user.
     pub users: Vec<UserInfo>,
 }
 
 /// RFC 7662 introspection answer.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Introspection {
     /// Whether the token is valid now.
     pub active: bool,
@@ -390,7 +391,7 @@ pub struct Introspection {
 }
 
 /// The body of RFC 7662/7009 calls: `token=…` (form) or `{"token": …}` (JSON).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenParam {
     /// The token to introspect or revoke.
     pub token: Option<String>,
