@@ -661,6 +661,8 @@ async fn legacy_tokens_import_check_and_refuse_edits() {
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 
+        let _ = std::fs::remove_dir_all(&dir);
+
         let s = spawn(&store, &[]);
         let admin = s.admin().await;
         assert_eq!(
@@ -707,7 +709,6 @@ async fn legacy_tokens_import_check_and_refuse_edits() {
                 .await,
             401
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
