@@ -776,3 +776,81 @@ async fn introspection_and_revocation() {
     assert_eq!(s.call("GET", "/health/live", &[], None).await.status, 200);
     assert_eq!(s.call("GET", "/health/ready", &[], None).await.status, 200);
 }
+
+/// Polls `f` every 100 ms until it returns `Some`, for at most `secs` seconds
+/// (waiting for the clock to pass a limit, not a fixed sleep).
+async fn poll<T, F, Fut>(secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "the limit never passed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limits_through_http() {
+    // Short policy figures, so the limits pass within the test.
+    let store = common::sqlite();
+    let s = spawn(&store, &["--access-lifetime", "1s", "--session-idle", "2s"]);
+    let admin = s.admin().await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    // An access token stops at its expiry: 401 invalid_token.
+    let t = create(&s, &admin, json!({"tokenName": "short", "renewableUntilTimestamp": now + 3})).await;
+    assert_eq!(t.status, 200, "{}", t.json);
+    let access = secret(&t, "accessToken");
+    poll(10, || async { (s.check(&access, "GET", "/Job").await == 401).then_some(()) }).await;
+    // Renewal works until renewableUntil, then says which limit passed.
+    let mut pair = (access, secret(&t, "refreshToken"));
+    let refused = poll(10, || {
+        let (a, r) = pair.clone();
+        let s = &s;
+        async move {
+            let ans = s
+                .call("POST", "/V4/AccessToken/Renew", &[], Some(json!({"accessToken": a, "refreshToken": r})))
+                .await;
+            Some(ans)
+        }
+    })
+    .await;
+    assert_eq!(refused.status, 200, "renewal after expiry, within the limits: {}", refused.json);
+    pair = (
+        refused.json["accessToken"].as_str().unwrap().to_string(),
+        refused.json["refreshToken"].as_str().unwrap().to_string(),
+    );
+    // Keep renewing (each success rotates the pair) until the limit passes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refused = loop {
+        let ans = s
+            .call("POST", "/V4/AccessToken/Renew", &[], Some(json!({"accessToken": pair.0, "refreshToken": pair.1})))
+            .await;
+        if ans.status != 200 {
+            break ans;
+        }
+        pair = (
+            ans.json["accessToken"].as_str().unwrap().to_string(),
+            ans.json["refreshToken"].as_str().unwrap().to_string(),
+        );
+        assert!(std::time::Instant::now() < deadline, "renewableUntil never passed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(refused.status, 401);
+    assert!(refused.json["errorMessage"].as_str().unwrap().contains("renewableUntilTimestamp"), "{}", refused.json);
+    // A session in use stays alive past its idle limit (it slides)...
+    let admin = s.admin().await;
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        assert_eq!(s.call("GET", "/WhoAmI", &[("Authtoken", &admin)], None).await.status, 200);
+    }
+    // ...and one left idle ends after it. (Any use would slide it, so this
+    // waits out the idle limit instead of polling.)
+    let (_, alice) = s.person(&admin, "alice", "user").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    assert_eq!(s.call("GET", "/WhoAmI", &[("Authtoken", &alice)], None).await.status, 401);
+}

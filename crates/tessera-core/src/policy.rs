@@ -381,6 +381,13 @@ impl Policy {
         token.revoked_at.is_none() && now < token.access_expires_at
     }
 
+    /// Whether a use of `session` at `now` should be written back (slide its
+    /// window): at most once a minute, and at least twice per idle limit, so
+    /// that a session in use never lapses while writes stay rare.
+    pub fn session_needs_touch(&self, session: &SessionRecord, now: Timestamp) -> bool {
+        now - session.last_seen_at >= (self.config.session_idle / 2).clamp(0, 60)
+    }
+
     /// Whether a session is still alive at `now` (sliding idle limit).
     pub fn session_alive(&self, session: &SessionRecord, now: Timestamp) -> bool {
         now < session.last_seen_at + self.config.session_idle

@@ -272,8 +272,7 @@ impl Tessera {
             .user_by_id(s.user_id)
             .await?
             .ok_or_else(invalid)?;
-        // Coalesce: at most one write a minute per session.
-        if now - s.last_seen_at >= 60 {
+        if self.policy.session_needs_touch(&s, now) {
             self.store.touch_session(&key.digest, now).await?;
         }
         Ok(user)
