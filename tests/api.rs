@@ -789,7 +789,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(std::time::Instant::now() < deadline, "the limit never passed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the limit never passed"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -800,12 +803,23 @@ async fn time_limits_through_http() {
     let store = common::sqlite();
     let s = spawn(&store, &["--access-lifetime", "1s", "--session-idle", "2s"]);
     let admin = s.admin().await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     // An access token stops at its expiry: 401 invalid_token.
-    let t = create(&s, &admin, json!({"tokenName": "short", "renewableUntilTimestamp": now + 3})).await;
+    let t = create(
+        &s,
+        &admin,
+        json!({"tokenName": "short", "renewableUntilTimestamp": now + 3}),
+    )
+    .await;
     assert_eq!(t.status, 200, "{}", t.json);
     let access = secret(&t, "accessToken");
-    poll(10, || async { (s.check(&access, "GET", "/Job").await == 401).then_some(()) }).await;
+    poll(10, || async {
+        (s.check(&access, "GET", "/Job").await == 401).then_some(())
+    })
+    .await;
     // Renewal works until renewableUntil, then says which limit passed.
     let mut pair = (access, secret(&t, "refreshToken"));
     let refused = poll(10, || {
@@ -813,13 +827,22 @@ async fn time_limits_through_http() {
         let s = &s;
         async move {
             let ans = s
-                .call("POST", "/V4/AccessToken/Renew", &[], Some(json!({"accessToken": a, "refreshToken": r})))
+                .call(
+                    "POST",
+                    "/V4/AccessToken/Renew",
+                    &[],
+                    Some(json!({"accessToken": a, "refreshToken": r})),
+                )
                 .await;
             Some(ans)
         }
     })
     .await;
-    assert_eq!(refused.status, 200, "renewal after expiry, within the limits: {}", refused.json);
+    assert_eq!(
+        refused.status, 200,
+        "renewal after expiry, within the limits: {}",
+        refused.json
+    );
     pair = (
         refused.json["accessToken"].as_str().unwrap().to_string(),
         refused.json["refreshToken"].as_str().unwrap().to_string(),
@@ -828,7 +851,12 @@ async fn time_limits_through_http() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let refused = loop {
         let ans = s
-            .call("POST", "/V4/AccessToken/Renew", &[], Some(json!({"accessToken": pair.0, "refreshToken": pair.1})))
+            .call(
+                "POST",
+                "/V4/AccessToken/Renew",
+                &[],
+                Some(json!({"accessToken": pair.0, "refreshToken": pair.1})),
+            )
             .await;
         if ans.status != 200 {
             break ans;
@@ -837,20 +865,40 @@ async fn time_limits_through_http() {
             ans.json["accessToken"].as_str().unwrap().to_string(),
             ans.json["refreshToken"].as_str().unwrap().to_string(),
         );
-        assert!(std::time::Instant::now() < deadline, "renewableUntil never passed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "renewableUntil never passed"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert_eq!(refused.status, 401);
-    assert!(refused.json["errorMessage"].as_str().unwrap().contains("renewableUntilTimestamp"), "{}", refused.json);
+    assert!(
+        refused.json["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("renewableUntilTimestamp"),
+        "{}",
+        refused.json
+    );
     // A session in use stays alive past its idle limit (it slides)...
     let admin = s.admin().await;
     for _ in 0..4 {
         tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-        assert_eq!(s.call("GET", "/WhoAmI", &[("Authtoken", &admin)], None).await.status, 200);
+        assert_eq!(
+            s.call("GET", "/WhoAmI", &[("Authtoken", &admin)], None)
+                .await
+                .status,
+            200
+        );
     }
     // ...and one left idle ends after it. (Any use would slide it, so this
     // waits out the idle limit instead of polling.)
     let (_, alice) = s.person(&admin, "alice", "user").await;
     tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
-    assert_eq!(s.call("GET", "/WhoAmI", &[("Authtoken", &alice)], None).await.status, 401);
+    assert_eq!(
+        s.call("GET", "/WhoAmI", &[("Authtoken", &alice)], None)
+            .await
+            .status,
+        401
+    );
 }
