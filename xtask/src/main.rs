@@ -3,8 +3,12 @@
 //! * `test` — the whole test suite, as CI runs it (`cargo test --workspace`
 //!   with every backend feature), then a summary line;
 //! * `bench [--quick]` — the criterion benchmarks, then a table of medians
-//!   against the project's targets, also written as JSON under `target/bench/`.
+//!   against the project's targets, then HTTP load with `wrk` against a
+//!   release `tessera` on each reachable backend (see [`http`]); both are
+//!   written as JSON under `target/bench/`.
 //!   Benchmarks measure; nothing here fails because of a figure.
+
+mod http;
 
 use std::env;
 use std::fs;
@@ -39,6 +43,7 @@ fn root() -> PathBuf {
     here.parent().map(Path::to_path_buf).unwrap_or(here)
 }
 
+/// `cargo` (the one running xtask), started in the workspace root.
 fn cargo() -> Command {
     let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
@@ -186,29 +191,17 @@ const FIGURES: &[Figure] = &[
     },
 ];
 
-/// `cargo xtask bench [--quick]`.
+/// `cargo xtask bench [--quick] [--http-only]` (`--http-only` skips the
+/// criterion part, whose rows then show n/a).
 fn bench(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
+    let http_only = args.iter().any(|a| a == "--http-only");
     // Start clean, so a case that did not run (a store that was unreachable)
     // shows as n/a rather than as an old figure.
     let _ = fs::remove_dir_all(target_dir().join("criterion"));
-    let mut c = cargo();
-    // Every crate's criterion benchmarks: the core's check, then each store.
-    c.args(["bench", "--workspace", "--all-features", "--benches", "--"]);
-    if quick {
-        c.args([
-            "--warm-up-time",
-            "0.2",
-            "--measurement-time",
-            "0.5",
-            "--sample-size",
-            "10",
-        ]);
-    } else {
-        c.args(["--warm-up-time", "2", "--measurement-time", "5"]);
+    if !http_only {
+        criterion(quick)?;
     }
-    run(c)?;
-
     let criterion = target_dir().join("criterion");
     let mut rows = Vec::new();
     println!();
@@ -240,12 +233,19 @@ fn bench(args: &[String]) -> Result<(), String> {
     let out_dir = target_dir().join("bench");
     fs::create_dir_all(&out_dir)
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    // The HTTP part: a failure (a wrong answer, not a missing service) is
+    // reported after the report is written.
+    let (http_json, http_error) = match http::run(quick, &target_dir(), cargo()) {
+        Ok(r) => (r.json, None),
+        Err(e) => (json!({"error": e}), Some(e)),
+    };
     let report = json!({
         "quick": quick,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "git_revision": git_revision(),
         "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "criterion": rows,
+        "http": http_json,
     });
     let path = out_dir.join("report.json");
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
@@ -259,7 +259,30 @@ fn bench(args: &[String]) -> Result<(), String> {
             ""
         }
     );
-    Ok(())
+    match http_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Runs every crate's criterion benchmarks.
+fn criterion(quick: bool) -> Result<(), String> {
+    let mut c = cargo();
+    // Every crate's criterion benchmarks: the core's check, then each store.
+    c.args(["bench", "--workspace", "--all-features", "--benches", "--"]);
+    if quick {
+        c.args([
+            "--warm-up-time",
+            "0.2",
+            "--measurement-time",
+            "0.5",
+            "--sample-size",
+            "10",
+        ]);
+    } else {
+        c.args(["--warm-up-time", "2", "--measurement-time", "5"]);
+    }
+    run(c)
 }
 
 /// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/`).
