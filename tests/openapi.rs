@@ -520,49 +520,24 @@ const LEGACY: &str = "0123456789ABCDEFOLDTOKEN";
 
 /// A fresh SQLite store holding one legacy token (imported with the CLI
 /// while no server runs), and a server over it.
-fn server_with_legacy_token() -> (common::StoreFixture, Server, std::path::PathBuf) {
+fn server_with_legacy_token() -> (common::StoreFixture, Server) {
     let store = common::sqlite();
     // The admin must exist first: a server's first start creates it.
     drop(spawn(&store, &[]));
-    let dir = std::env::temp_dir().join(format!(
-        "tessera-openapi-{}",
-        tessera_core::testkit::unique_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("legacy.jsonl");
-    std::fs::write(
-        &file,
-        format!(
-            "{}\n",
+    common::import_legacy(
+        &store,
+        &[
             json!({"userName": "admin", "tokenName": "old one", "tokenType": 4,
-                   "tokenExpiryTimestamp": FAR, "accessToken": LEGACY})
-        ),
-    )
-    .unwrap();
-    let out = std::process::Command::new(common::binary())
-        .args([
-            "import-legacy",
-            file.to_str().unwrap(),
-            "--store",
-            &store.url,
-        ])
-        .args(&store.args)
-        .output()
-        .unwrap();
-    // The file is needed only for the import: remove it now, pass or fail.
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+                 "tokenExpiryTimestamp": FAR, "accessToken": LEGACY}),
+        ],
     );
     let s = spawn(&store, &[]);
-    (store, s, dir)
+    (store, s)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_of_a_full_flow_matches_the_document() {
-    let (_store, s, dir) = server_with_legacy_token();
+    let (_store, s) = server_with_legacy_token();
     let c = Contract::new(served_document(&s).await);
     let none: &[(&str, &str)] = &[];
 
@@ -1214,5 +1189,4 @@ async fn every_answer_of_a_full_flow_matches_the_document() {
     for (m, p, st) in &seen {
         eprintln!("  {m:6} {p:28} {st}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -347,3 +347,34 @@ impl Server {
         self.log.lock().unwrap().join("\n")
     }
 }
+
+/// Imports legacy tokens (one JSON object per `lines` entry) into `store`
+/// with `tessera import-legacy`, while no server runs; panics on failure.
+/// The file exists only for the import.
+pub fn import_legacy(store: &StoreFixture, lines: &[Value]) {
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-legacy-{}",
+        tessera_core::testkit::unique_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("legacy.jsonl");
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(binary())
+        .args([
+            "import-legacy",
+            file.to_str().unwrap(),
+            "--store",
+            &store.url,
+        ])
+        .args(&store.args)
+        .output()
+        .unwrap();
+    // Removed now, pass or fail.
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "import-legacy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -187,9 +187,21 @@ pub struct HttpReport {
     pub json: Value,
 }
 
+/// What `cargo xtask bench` asked of the HTTP part.
+pub struct Options {
+    /// Short runs on a small store (the CI smoke run).
+    pub quick: bool,
+    /// Sample the server with `perf record` during the measured valid-check
+    /// run, and write `perf report`'s flat profile under `target/bench/`.
+    pub profile: bool,
+    /// Only these backends (empty: all three).
+    pub backends: Vec<String>,
+}
+
 /// Runs the HTTP benchmark. Unavailable pieces (wrk, a backend) are SKIPPED,
 /// never a failure; a server that answers the sanity requests wrongly is.
-pub fn run(quick: bool, target_dir: &Path, cargo: Command) -> Result<HttpReport, String> {
+pub fn run(options: &Options, target_dir: &Path, cargo: Command) -> Result<HttpReport, String> {
+    let quick = options.quick;
     let sizes = Sizes::new(quick);
     println!();
     println!("== HTTP load (wrk) ==");
@@ -230,6 +242,9 @@ pub fn run(quick: bool, target_dir: &Path, cargo: Command) -> Result<HttpReport,
     let mut skipped = Vec::new();
     let mut failure = None;
     for backend in ["sqlite", "postgres", "redis"] {
+        if !options.backends.is_empty() && !options.backends.iter().any(|b| b == backend) {
+            continue;
+        }
         let fixture = match rt.block_on(Fixture::open(backend)) {
             Ok(f) => f,
             Err(reason) => {
@@ -241,7 +256,12 @@ pub fn run(quick: bool, target_dir: &Path, cargo: Command) -> Result<HttpReport,
         let dir = work.join(backend);
         let outcome = fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))
-            .and_then(|()| measure_backend(&rt, &fixture, &sizes, &binary, &work, &dir));
+            .and_then(|()| {
+                let profile = options
+                    .profile
+                    .then(|| target_dir.join("bench").join(format!("profile-{backend}")));
+                measure_backend(&rt, &fixture, &sizes, &binary, &work, &dir, profile)
+            });
         rt.block_on(fixture.cleanup());
         let _ = fs::remove_dir_all(&dir);
         match outcome {
@@ -279,6 +299,62 @@ pub fn run(quick: bool, target_dir: &Path, cargo: Command) -> Result<HttpReport,
     Ok(HttpReport {
         json: json!({"settings": settings, "rows": json_rows, "skipped": json_skipped}),
     })
+}
+
+/// `perf record` attached to the server for one case (a flat profile,
+/// sampled at 999 Hz on the CPU clock, which works where hardware counters
+/// are not exposed).
+struct Sampler {
+    child: Child,
+    data: PathBuf,
+    report: PathBuf,
+}
+
+impl Sampler {
+    fn start(pid: u32, out: &Path) -> Result<Sampler, String> {
+        let data = out.with_extension("data");
+        let report = out.with_extension("txt");
+        let child = Command::new("perf")
+            .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-o"])
+            .arg(&data)
+            .args(["-p", &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("--profile needs perf (apt-get install linux-perf): {e}"))?;
+        Ok(Sampler {
+            child,
+            data,
+            report,
+        })
+    }
+
+    /// Stops the recording (SIGINT, as perf expects) and writes the report.
+    fn finish(mut self) -> Result<(), String> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let out = Command::new("perf")
+            .args(["report", "--stdio", "--no-children", "--sort", "dso,symbol"])
+            .args(["--percent-limit", "0.3", "-g", "none", "-i"])
+            .arg(&self.data)
+            .output()
+            .map_err(|e| format!("cannot run perf report: {e}"))?;
+        // perf pads its columns for a terminal: trim every line.
+        let text: String = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim_end().trim_end_matches(['-', ' ']).to_string() + "\n")
+            .collect();
+        fs::write(&self.report, text)
+            .map_err(|e| format!("cannot write {}: {e}", self.report.display()))?;
+        println!(
+            "profile written to {} (raw samples: {})",
+            self.report.display(),
+            self.data.display()
+        );
+        Ok(())
+    }
 }
 
 /// Whether `wrk` can be started.
@@ -682,10 +758,11 @@ struct Server {
 
 impl Server {
     /// Starts the release binary and waits for its ready line.
-    fn start(binary: &Path, fixture: &Fixture) -> Result<Server, String> {
+    fn start(binary: &Path, fixture: &Fixture, extra: &[&str]) -> Result<Server, String> {
         let mut cmd = Command::new(binary);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--store", &fixture.url])
             .args(&fixture.serve_args)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -825,6 +902,7 @@ fn measure_backend(
     binary: &Path,
     scripts: &Path,
     dir: &Path,
+    profile: Option<PathBuf>,
 ) -> Result<Vec<Row>, String> {
     let pre = rt.block_on(prefill(fixture, sizes))?;
 
@@ -856,7 +934,7 @@ fn measure_backend(
         }
     }
 
-    let server = Server::start(binary, fixture)?;
+    let server = Server::start(binary, fixture, &[])?;
     let result = (|| {
         let addr = server.addr.clone();
         sanity(&addr, &pre, &malformed, unknown.expose())?;
@@ -910,15 +988,25 @@ fn measure_backend(
                     args.clone()
                 }
             };
+            // Each case starts with the last-used times of the one before
+            // written, so no case pays for another's background writes.
+            wait_for_usage_flush(&addr)?;
             if let Some(w) = sizes.warmup_s {
                 wrk(&url, script.as_deref(), &args_for("warmup"), w)?;
             }
+            let sampler = match (&profile, case) {
+                (Some(out), "check-valid") => Some(Sampler::start(server.child.id(), out)?),
+                _ => None,
+            };
             let text = wrk(
                 &url,
                 script.as_deref(),
                 &args_for("measured"),
                 sizes.duration_s,
             )?;
+            if let Some(s) = sampler {
+                s.finish()?;
+            }
             let figures = parse_wrk(&text).map_err(|e| format!("{case}: {e}"))?;
             eprintln!(
                 "xtask: {} {case}: {:.0} requests/s, {} non-2xx of {}",
@@ -935,7 +1023,53 @@ fn measure_backend(
     let result =
         result.map_err(|e: String| format!("{e}\nserver log (last lines):\n{}", server.log_tail()));
     server.stop();
-    result
+    let mut rows = result?;
+
+    // What last-used tracking costs: the same valid checks on a server that
+    // keeps no last-used times (`--last-used-flush 0`), same store.
+    let server = Server::start(binary, fixture, &["--last-used-flush", "0"])?;
+    let url = format!("http://{}", server.addr);
+    let script = scripts.join("check.lua");
+    let args = vec![check_file.display().to_string()];
+    let result = (|| {
+        if let Some(w) = sizes.warmup_s {
+            wrk(&url, Some(&script), &args, w)?;
+        }
+        let text = wrk(&url, Some(&script), &args, sizes.duration_s)?;
+        parse_wrk(&text).map_err(|e| format!("check-untracked: {e}"))
+    })();
+    let result =
+        result.map_err(|e: String| format!("{e}\nserver log (last lines):\n{}", server.log_tail()));
+    server.stop();
+    rows.push(Row {
+        backend: fixture.name,
+        case: "check-untracked",
+        figures: result?,
+    });
+    Ok(rows)
+}
+
+/// Waits (polling `/metrics`, at most two minutes) until the server has
+/// written every last-used time its checks noted.
+fn wait_for_usage_flush(addr: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, body) = http(addr, "GET", "/metrics", &[], None)?;
+        let backlog = body
+            .lines()
+            .find_map(|l| l.strip_prefix("tessera_last_used_backlog "))
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        match backlog {
+            Some(0) => return Ok(()),
+            Some(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Some(n) => return Err(format!("{n} last-used times still unwritten after 2 min")),
+            None => {
+                return Err(format!(
+                    "/metrics ({status}) shows no tessera_last_used_backlog"
+                ))
+            }
+        }
+    }
 }
 
 /// Before the load: the cases' requests answer as they should.

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask test [-- <cargo test args>]\n       cargo xtask bench [--quick]");
+            eprintln!("usage: cargo xtask test [-- <cargo test args>]\n       cargo xtask bench [--quick] [--http-only] [--backend NAME]... [--profile]");
             return ExitCode::from(2);
         }
     };
@@ -191,11 +191,30 @@ const FIGURES: &[Figure] = &[
     },
 ];
 
-/// `cargo xtask bench [--quick] [--http-only]` (`--http-only` skips the
-/// criterion part, whose rows then show n/a).
+/// `cargo xtask bench [--quick] [--http-only] [--backend NAME]… [--profile]`
+/// (`--http-only` skips the criterion part, whose rows then show n/a;
+/// `--backend` limits the HTTP part to the backends named; `--profile`
+/// samples the server with `perf` during the valid-check case).
 fn bench(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     let http_only = args.iter().any(|a| a == "--http-only");
+    let mut options = http::Options {
+        quick,
+        profile: args.iter().any(|a| a == "--profile"),
+        backends: Vec::new(),
+    };
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        if a == "--backend" {
+            let name = rest.next().ok_or("--backend needs a name")?;
+            if !["sqlite", "postgres", "redis"].contains(&name.as_str()) {
+                return Err(format!(
+                    "--backend {name}: expected sqlite, postgres or redis"
+                ));
+            }
+            options.backends.push(name.clone());
+        }
+    }
     // Start clean, so a case that did not run (a store that was unreachable)
     // shows as n/a rather than as an old figure.
     let _ = fs::remove_dir_all(target_dir().join("criterion"));
@@ -235,7 +254,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     // The HTTP part: a failure (a wrong answer, not a missing service) is
     // reported after the report is written.
-    let (http_json, http_error) = match http::run(quick, &target_dir(), cargo()) {
+    let (http_json, http_error) = match http::run(&options, &target_dir(), cargo()) {
         Ok(r) => (r.json, None),
         Err(e) => (json!({"error": e}), Some(e)),
     };

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::clock::Clock;
@@ -134,6 +134,12 @@ pub struct Checker {
     /// recorded last use went stale. Drained by [`Checker::take_usage`], off
     /// the request path; the check itself never writes to the store.
     pending_usage: Mutex<HashMap<TokenId, i64>>,
+    /// Whether uses are noted at all (on by default; off only where an
+    /// operator chose not to keep last-used times, and for the benchmark
+    /// that measures what keeping them costs).
+    track_usage: AtomicBool,
+    /// Uses taken by a [`Checker::flush_usage`] still writing them.
+    flushing: AtomicUsize,
 }
 
 impl std::fmt::Debug for Checker {
@@ -153,7 +159,15 @@ impl Checker {
             clock,
             legacy_horizon: AtomicI64::new(i64::MIN),
             pending_usage: Mutex::new(HashMap::new()),
+            track_usage: AtomicBool::new(true),
+            flushing: AtomicUsize::new(0),
         }
+    }
+
+    /// Turns last-used tracking on (the default) or off. Off, checks note
+    /// nothing and tokens keep the last-used time they had.
+    pub fn set_usage_tracking(&self, on: bool) {
+        self.track_usage.store(on, Ordering::Relaxed);
     }
 
     /// Re-reads the legacy horizon from the store. The server calls this at
@@ -176,9 +190,23 @@ impl Checker {
     pub async fn flush_usage(&self) -> Result<usize, StoreError> {
         let uses = self.take_usage();
         if !uses.is_empty() {
-            self.store.record_last_used(&uses).await?;
+            self.flushing.fetch_add(uses.len(), Ordering::Relaxed);
+            let written = self.store.record_last_used(&uses).await;
+            self.flushing.fetch_sub(uses.len(), Ordering::Relaxed);
+            written?;
         }
         Ok(uses.len())
+    }
+
+    /// Uses noted and not yet written (waiting, or being written now): the
+    /// backlog of last-used tracking, shown in the server's metrics.
+    pub fn usage_backlog(&self) -> usize {
+        let pending = self
+            .pending_usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        pending + self.flushing.load(Ordering::Relaxed)
     }
 
     /// Recognises a presented access token without the store: a Tessera
@@ -282,6 +310,7 @@ impl Checker {
         if token
             .last_used_at
             .is_none_or(|at| now - at >= LAST_USED_EVERY)
+            && self.track_usage.load(Ordering::Relaxed)
         {
             self.pending_usage
                 .lock()

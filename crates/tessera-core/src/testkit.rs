@@ -24,7 +24,7 @@ use crate::check::{CheckError, Refusal};
 use crate::clock::{Clock, ManualClock};
 use crate::model::{
     Event, EventKind, NewUser, RefreshLookup, Role, RotateOutcome, Rotation, SessionRecord,
-    TokenChanges, TokenId, TokenRecord, User, UserKind,
+    Timestamp, TokenChanges, TokenId, TokenRecord, User, UserKind,
 };
 use crate::policy::{Credential, Policy, PolicyConfig, TokenRequest};
 use crate::scope::{parse_endpoints, Scope, TokenType};
@@ -852,6 +852,22 @@ pub mod cases {
             .record_last_used(&[(TokenId(999_999), T0)])
             .await
             .unwrap();
+        // A flush after a busy minute: thousands of uses in one call (past
+        // any chunking a backend does), the known tokens among them.
+        let mut many: Vec<(TokenId, Timestamp)> = (0..12_000u64)
+            .map(|i| (TokenId(5_000_000 + i), T0 + 30))
+            .collect();
+        many.insert(7_000, (t1.id, T0 + 40));
+        many.push((t2.id, T0 + 50));
+        store.record_last_used(&many).await.unwrap();
+        assert_eq!(
+            store.token(t1.id).await.unwrap().unwrap().last_used_at,
+            Some(T0 + 40)
+        );
+        assert_eq!(
+            store.token(t2.id).await.unwrap().unwrap().last_used_at,
+            Some(T0 + 50)
+        );
 
         for (i, kind) in [
             EventKind::TokenRevoked,

@@ -834,7 +834,9 @@ async fn last_used_is_coalesced_off_the_request_path() {
     // The check wrote nothing; one pending use, however many checks.
     let listed = w.svc.list_tokens(&w.alice, None).await.unwrap();
     assert_eq!(listed[0].last_used_at, None);
+    assert_eq!(w.svc.checker().usage_backlog(), 1);
     assert_eq!(w.svc.checker().flush_usage().await.unwrap(), 1);
+    assert_eq!(w.svc.checker().usage_backlog(), 0);
     let listed = w.svc.list_tokens(&w.alice, None).await.unwrap();
     assert_eq!(listed[0].last_used_at, Some(T0));
     // Within the minute: nothing more to write; a minute later: one more.
@@ -853,4 +855,16 @@ async fn last_used_is_coalesced_off_the_request_path() {
         Err(CheckError::Refused(Refusal::Expired))
     );
     assert_eq!(w.svc.checker().take_usage(), vec![]);
+}
+
+#[tokio::test]
+async fn last_used_tracking_can_be_turned_off() {
+    let w = world().await;
+    let t = w.svc.create_token(&w.alice, None, &req(2)).await.unwrap();
+    w.svc.checker().set_usage_tracking(false);
+    check(&w, &t, "GET", "/x").await.unwrap();
+    assert_eq!(w.svc.checker().take_usage(), vec![]);
+    w.svc.checker().set_usage_tracking(true);
+    check(&w, &t, "GET", "/x").await.unwrap();
+    assert_eq!(w.svc.checker().take_usage(), vec![(t.token.id, T0)]);
 }

@@ -4,8 +4,10 @@
 //! * A connection pool; a connect timeout (`acquire_timeout`), a server-side
 //!   `statement_timeout`, and a client-side bound on every call: an
 //!   unreachable server is [`StoreError::Unavailable`] within a bounded time.
-//!   The pool tests connections before handing them out and replaces broken
-//!   ones, so the store recovers by itself when the server is back.
+//!   A broken connection fails its call as Unavailable and is replaced, so
+//!   the store recovers by itself when the server is back.
+//! * The check's look-up runs on a few connections of its own ([`readers`]):
+//!   one round trip, where the pool's pings on hand-out and return make three.
 //! * The schema's migrations are embedded (`migrations/`) and applied at start.
 //! * Indexes: the access digest (unique: the check's one look-up), tokens by
 //!   user (listing), by end of life and revocation (the sweep), legacy expiry.
@@ -20,6 +22,8 @@
 //! scopes, address lists and digests lives once for every backend.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod readers;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -69,13 +73,16 @@ pub struct PostgresConfig {
     pub command_timeout: Duration,
     /// Connections in the pool.
     pub max_connections: u32,
+    /// Connections kept apart for the check's look-up (at least one).
+    pub check_connections: u32,
     /// Shown in `pg_stat_activity`, so operators (and tests) can tell
     /// Tessera's connections apart.
     pub application_name: String,
 }
 
 impl PostgresConfig {
-    /// Defaults for `url`: 5 s to connect, 10 s per call, 10 connections.
+    /// Defaults for `url`: 5 s to connect, 10 s per call, 10 connections in
+    /// the pool and 4 for the check.
     pub fn new(url: impl Into<String>) -> Self {
         PostgresConfig {
             url: url.into(),
@@ -83,6 +90,7 @@ impl PostgresConfig {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
             max_connections: 10,
+            check_connections: 4,
             application_name: "tessera".into(),
         }
     }
@@ -93,9 +101,14 @@ impl PostgresConfig {
 pub struct PostgresStore {
     /// The connection pool.
     pool: PgPool,
+    /// The check's own connections.
+    readers: Arc<readers::Readers>,
     /// Bound on each call.
     command_timeout: Duration,
 }
+
+/// Uses written by one statement of [`PostgresStore::record_last_used`].
+const LAST_USED_CHUNK: usize = 5_000;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -121,9 +134,15 @@ impl PostgresStore {
         options = options
             .options(params)
             .application_name(&config.application_name);
+        let readers = readers::Readers::new(options.clone(), config.check_connections as usize);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.connect_timeout)
+            // No ping before every statement (it doubles the round trips of
+            // the check). A connection the server dropped fails its next
+            // statement instead: that call answers Unavailable (503, never a
+            // wrong answer) and sqlx replaces the connection.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(PostgresStoreError::Connect)?;
@@ -140,6 +159,7 @@ impl PostgresStore {
         MIGRATOR.run(&pool).await?;
         Ok(PostgresStore {
             pool,
+            readers: Arc::new(readers),
             command_timeout: config.command_timeout,
         })
     }
@@ -452,13 +472,14 @@ impl TokenStore for PostgresStore {
     async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<Arc<TokenRecord>>> {
         let row = self
             .bounded(
-                sqlx::query(concat!(
-                    "SELECT ",
-                    token_columns!(),
-                    " FROM tokens WHERE access_digest = $1"
-                ))
-                .bind(bytes(&key.digest))
-                .fetch_optional(&self.pool),
+                self.readers.fetch_optional(
+                    sqlx::query(concat!(
+                        "SELECT ",
+                        token_columns!(),
+                        " FROM tokens WHERE access_digest = $1"
+                    ))
+                    .bind(bytes(&key.digest)),
+                ),
             )
             .await?;
         Ok(row.as_ref().map(token_row).transpose()?.map(Arc::new))
@@ -618,19 +639,29 @@ impl TokenStore for PostgresStore {
     }
 
     async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
-        let uses = uses
-            .iter()
-            .map(|(t, at)| Ok((id(t.0)?, *at)))
-            .collect::<StoreResult<Vec<_>>>()?;
+        // One statement per chunk of uses (two arrays, unnested), in one
+        // transaction: the flush after a busy minute may carry tens of
+        // thousands.
+        let mut chunks = Vec::new();
+        for chunk in uses.chunks(LAST_USED_CHUNK) {
+            let ids = chunk
+                .iter()
+                .map(|(t, _)| id(t.0))
+                .collect::<StoreResult<Vec<i64>>>()?;
+            let ats: Vec<i64> = chunk.iter().map(|(_, at)| *at).collect();
+            chunks.push((ids, ats));
+        }
         self.bounded(async {
             let mut tx = self.pool.begin().await?;
-            for (tid, at) in &uses {
-                sqlx::query("UPDATE tokens SET last_used_at = GREATEST(COALESCE(last_used_at, $1), $2) WHERE id = $3")
-                    .bind(at)
-                    .bind(at)
-                    .bind(tid)
-                    .execute(&mut *tx)
-                    .await?;
+            for (ids, ats) in &chunks {
+                sqlx::query(
+                    "UPDATE tokens AS t SET last_used_at = GREATEST(COALESCE(t.last_used_at, u.at), u.at) \
+                     FROM UNNEST($1::bigint[], $2::bigint[]) AS u(id, at) WHERE t.id = u.id",
+                )
+                .bind(ids)
+                .bind(ats)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await
         })

@@ -216,6 +216,7 @@ where
         | ["v4", "user", _]
         | ["oauth", "introspect"]
         | ["oauth", "revoke"] => ("other", Err(ApiError::MethodNotAllowed)),
+        ["console", rest @ ..] => ("other", crate::console::serve(m, &req.raw_path, rest)),
         _ => ("other", Err(ApiError::NotFound)),
     }
 }
@@ -753,7 +754,11 @@ async fn ready(app: &App) -> Response {
 }
 
 fn metrics(app: &App) -> Response {
-    let mut r = Response::new(app.metrics.render().into());
+    let mut text = app.metrics.render();
+    text.push_str(&crate::metrics::usage_backlog(
+        app.svc.checker().usage_backlog(),
+    ));
+    let mut r = Response::new(text.into());
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

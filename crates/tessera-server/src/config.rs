@@ -94,6 +94,11 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// How often the last-used times noted by checks are written to the
+    /// store (at most one write per token per minute either way); `0` turns
+    /// last-used tracking off.
+    #[arg(long, env = "TESSERA_LAST_USED_FLUSH", default_value = "10s", value_parser = parse_duration)]
+    pub last_used_flush: Duration,
     /// How often dead records are swept.
     #[arg(long, env = "TESSERA_SWEEP_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub sweep_interval: Duration,

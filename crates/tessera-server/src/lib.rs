@@ -8,6 +8,7 @@
 //! * [`metrics`] — Prometheus counters; [`openapi`] — `/openapi.json`;
 //! * [`stores`] — opening a store by URL;
 //! * [`filter`] — a warp filter other Rust services embed;
+//! * [`console`] — the web console at `/console/` (embedded, a client of the API);
 //! * [`legacy`] — the legacy import file; [`config`] — the command line.
 //!
 //! [`run`] serves on a bound listener until `shutdown` resolves, so tests run
@@ -21,6 +22,7 @@ compile_error!("Tessera needs a storage backend: build with --features sqlite, p
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod filter;
 pub mod legacy;
@@ -54,16 +56,19 @@ pub async fn run(
 /// Background upkeep while serving: the sweep of dead records every
 /// `sweep_every` (keeping them listable for `retention` seconds), a refresh
 /// of the legacy horizon every 30 s (another node may import), and the
-/// coalesced last-used times written every 10 s (never on the request path).
+/// coalesced last-used times written every `usage_every` (never on the
+/// request path; `None`: tracking is off, nothing to write).
 pub fn spawn_upkeep(
     svc: Arc<Tessera>,
     sweep_every: Duration,
     retention: i64,
+    usage_every: Option<Duration>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut sweep = tokio::time::interval(sweep_every);
         let mut legacy = tokio::time::interval(Duration::from_secs(30));
-        let mut usage = tokio::time::interval(Duration::from_secs(10));
+        // Off: an interval that never comes round (a day; nothing is noted).
+        let mut usage = tokio::time::interval(usage_every.unwrap_or(Duration::from_secs(86_400)));
         loop {
             tokio::select! {
                 _ = usage.tick() => {

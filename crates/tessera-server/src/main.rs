@@ -101,7 +101,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tessera_server::spawn_upkeep(svc, args.sweep_interval, secs(args.store.retention));
+    let usage_every = (!args.last_used_flush.is_zero()).then_some(args.last_used_flush);
+    svc.checker().set_usage_tracking(usage_every.is_some());
+    tessera_server::spawn_upkeep(
+        svc,
+        args.sweep_interval,
+        secs(args.store.retention),
+        usage_every,
+    );
     tracing::info!(%addr, store = %stores::redact_url(&args.store.store), "listening");
     eprintln!("tessera listening on http://{addr}");
     tessera_server::run(listener, app, tessera_server::shutdown_signal()).await;

@@ -162,3 +162,12 @@ impl Metrics {
         out
     }
 }
+
+/// The gauge of last-used times noted by checks and not yet written (the
+/// core's backlog; it drains at each flush).
+pub fn usage_backlog(n: usize) -> String {
+    format!(
+        "# HELP tessera_last_used_backlog Last-used times noted by checks, not yet written.\n\
+         # TYPE tessera_last_used_backlog gauge\ntessera_last_used_backlog {n}\n"
+    )
+}

@@ -7,6 +7,10 @@
 //! * The schema's migrations are embedded (`migrations/`) and applied at start.
 //! * Every call is bounded by `command_timeout`; failures to reach the file
 //!   or the lock are [`StoreError::Unavailable`].
+//! * The check's look-up runs synchronously on a few read connections of its
+//!   own, through rusqlite (`readers`; not for `:memory:`): no hand-off to a
+//!   worker thread. It falls back to the pool when they are all in use or
+//!   the file is busy.
 //! * Atomicity: each operation that must be atomic is one statement, or a
 //!   transaction that starts with its write (so it takes SQLite's write lock
 //!   first and never fails upgrading a read lock). The rotation is
@@ -17,6 +21,8 @@
 //! scopes, address lists and digests lives once for every backend.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod readers;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -70,16 +76,21 @@ pub struct SqliteConfig {
     /// Connections in the pool (memory databases always use one: each
     /// connection to `:memory:` would otherwise see its own database).
     pub max_connections: u32,
+    /// Connections kept apart for the check's look-up (at least one; none
+    /// for memory databases, which use the pool's one connection).
+    pub check_connections: u32,
 }
 
 impl SqliteConfig {
-    /// Defaults for `url`: 5 s busy timeout, 10 s command timeout, 4 connections.
+    /// Defaults for `url`: 5 s busy timeout, 10 s command timeout, 4
+    /// connections in the pool and 4 for the check.
     pub fn new(url: impl Into<String>) -> Self {
         SqliteConfig {
             url: url.into(),
             busy_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
             max_connections: 4,
+            check_connections: 4,
         }
     }
 }
@@ -89,9 +100,14 @@ impl SqliteConfig {
 pub struct SqliteStore {
     /// The connection pool.
     pool: SqlitePool,
+    /// The check's own connections (`None` for a memory database).
+    readers: Option<Arc<readers::Readers>>,
     /// Bound on each call.
     command_timeout: Duration,
 }
+
+/// Uses written by one statement of [`SqliteStore::record_last_used`].
+const LAST_USED_CHUNK: usize = 5_000;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -131,6 +147,12 @@ impl SqliteStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal);
         }
+        let readers = (!memory).then(|| {
+            Arc::new(readers::Readers::new(
+                options.get_filename().to_path_buf(),
+                config.check_connections as usize,
+            ))
+        });
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory {
                 1
@@ -138,12 +160,16 @@ impl SqliteStore {
                 config.max_connections.max(1)
             })
             .acquire_timeout(config.command_timeout)
+            // A local file cannot drop a connection: no ping (a round trip
+            // to the connection's worker thread) before every statement.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(SqliteStoreError::Open)?;
         MIGRATOR.run(&pool).await?;
         Ok(SqliteStore {
             pool,
+            readers,
             command_timeout: config.command_timeout,
         })
     }
@@ -180,6 +206,17 @@ fn store_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::ColumnNotFound(_)
         | sqlx::Error::ColumnIndexOutOfBounds { .. }
         | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// rusqlite's errors as the core's: a value of the wrong type is corrupt,
+/// everything else unavailable.
+fn read_err(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(e.to_string()),
         _ => StoreError::Unavailable(e.to_string()),
     }
 }
@@ -452,15 +489,25 @@ impl TokenStore for SqliteStore {
     }
 
     async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<Arc<TokenRecord>>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE access_digest = ?"
+        );
+        if let Some(r) = &self.readers {
+            match r.token(SQL, bytes(&key.digest)) {
+                Ok(readers::Lookup::Done(row)) => {
+                    return row.map(|t| t.into_record().map(Arc::new)).transpose();
+                }
+                Ok(readers::Lookup::Elsewhere) => {}
+                Err(e) => return Err(read_err(e)),
+            }
+        }
         let row = self
             .bounded(
-                sqlx::query(concat!(
-                    "SELECT ",
-                    token_columns!(),
-                    " FROM tokens WHERE access_digest = ?"
-                ))
-                .bind(bytes(&key.digest))
-                .fetch_optional(&self.pool),
+                sqlx::query(SQL)
+                    .bind(bytes(&key.digest))
+                    .fetch_optional(&self.pool),
             )
             .await?;
         Ok(row.as_ref().map(token_row).transpose()?.map(Arc::new))
@@ -628,19 +675,29 @@ impl TokenStore for SqliteStore {
     }
 
     async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
-        let uses = uses
-            .iter()
-            .map(|(t, at)| Ok((id(t.0)?, *at)))
-            .collect::<StoreResult<Vec<_>>>()?;
+        // A few statements for any number of uses (a JSON array of
+        // [id, time] pairs per chunk), in one transaction: the flush after a
+        // busy minute may carry tens of thousands.
+        let mut chunks = Vec::new();
+        for chunk in uses.chunks(LAST_USED_CHUNK) {
+            let pairs = chunk
+                .iter()
+                .map(|(t, at)| Ok(format!("[{},{at}]", id(t.0)?)))
+                .collect::<StoreResult<Vec<_>>>()?;
+            chunks.push(format!("[{}]", pairs.join(",")));
+        }
         self.bounded(async {
             let mut tx = self.pool.begin().await?;
-            for (tid, at) in &uses {
-                sqlx::query("UPDATE tokens SET last_used_at = MAX(COALESCE(last_used_at, ?), ?) WHERE id = ?")
-                    .bind(at)
-                    .bind(at)
-                    .bind(tid)
-                    .execute(&mut *tx)
-                    .await?;
+            for json in &chunks {
+                sqlx::query(
+                    "UPDATE tokens SET last_used_at = MAX(COALESCE(last_used_at, u.at), u.at) \
+                     FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at \
+                           FROM json_each(?)) AS u \
+                     WHERE tokens.id = u.id",
+                )
+                .bind(json)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await
         })

@@ -1,0 +1,674 @@
+// Tessera's web console: one hand-written ES module, no framework, no build
+// step, nothing loaded from another origin (the page's Content-Security-Policy
+// forbids it anyway).
+//
+// It is a client of Tessera's public REST API (SPEC §5) and of nothing else.
+//
+// The session: POST /Login answers "QSDK <secret>", which is kept in the
+// variable `session` below and nowhere else — not in web storage, not in a
+// cookie — so it is gone when the tab is closed or reloaded, and it is sent
+// in the `Authtoken` header the API expects.
+//
+// CSRF: because the credential travels in a header that this script sets
+// itself, and never in a cookie that a browser would attach on its own, a
+// page on another site cannot make a state-changing call (create, edit,
+// revoke, user administration) on the user's behalf. No CSRF token is needed.
+
+/** The API's root: the folder above /console/ (so a web-service root such as
+ *  /commandcenter/api/console/ or a proxy's prefix works unchanged). */
+const API_ROOT = new URL('../', document.baseURI);
+
+/** Validity policy, SPEC §2 defaults (days from creation). The server is the
+ *  authority: a value past its configured limit comes back as a 400 naming the
+ *  field, shown beside it. */
+const POLICY = {
+  renewable: { def: 90, max: 365 },
+  1: { def: 30, max: 365 }, // Microsoft SCIM
+  4: { def: 7, max: 14 }, // 1-Touch recovery
+};
+const DAY = 86400;
+const LEGACY_MESSAGE = 'This token was upgraded from an older format and cannot be edited.';
+
+const SCOPES = [
+  { value: '0', label: 'All' },
+  { value: '1', label: 'Microsoft SCIM' },
+  { value: '4', label: '1-Touch recovery' },
+  { value: '3', label: 'Custom' },
+  { value: '5', label: 'Hyperscale' },
+];
+const SCOPE_LABEL = { 0: 'All', 1: 'Microsoft SCIM', 2: 'All', 3: 'Custom', 4: '1-Touch recovery', 5: 'Hyperscale' };
+
+/** API field names → the id of the form control they concern. */
+const FIELD_IDS = {
+  tokenName: 'token-name',
+  tokenType: 'scope',
+  apiEndpoints: 'endpoints',
+  renewableUntilTimestamp: 'renewable-until',
+  tokenExpiryTimestamp: 'expiry-date',
+  allowedIPs: 'ip-allowlist',
+  username: 'signin-user-name',
+  userName: 'user-name',
+  password: 'password',
+  role: 'role',
+  kind: 'kind',
+};
+
+/** The signed-in user: { token, userName, userId, isAdmin }, or null. In
+ *  memory only (see the header comment). */
+let session = null;
+
+// ---- the API -----------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const message =
+      (body && (body.errorMessage || (body.error && body.error.errorMessage))) ||
+      (body && body.errList && body.errList[0] && body.errList[0].errLogMessage) ||
+      `The server answered ${status}.`;
+    super(message);
+    this.status = status;
+    this.field = body && typeof body.field === 'string' ? body.field.replace(/[[.].*$/, '') : null;
+  }
+}
+
+/** One call to the REST API. Throws ApiError for a non-2xx answer. */
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (session) headers.Authtoken = session.token;
+  const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(new URL(path, API_ROOT), init);
+  } catch (e) {
+    throw new ApiError(0, { errorMessage: 'The server cannot be reached.' });
+  }
+  let data = {};
+  try {
+    data = await response.json();
+  } catch (e) {
+    data = {};
+  }
+  if (!response.ok) {
+    const err = new ApiError(response.status, data);
+    if (response.status === 401 && session && path !== 'Login') {
+      session = null;
+      renderSignIn('Your session has ended. Sign in again.');
+    }
+    throw err;
+  }
+  return data;
+}
+
+// ---- small DOM helpers ---------------------------------------------------------
+
+/** Creates an element: h('p', {class: 'x'}, 'text', child, …). */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'value') el.value = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function announce(text) {
+  const s = document.getElementById('status');
+  s.textContent = '';
+  setTimeout(() => { s.textContent = text; }, 50);
+}
+
+function pad(n) { return String(n).padStart(2, '0'); }
+
+/** A Unix time as local YYYY-MM-DD. */
+function dateOf(ts) {
+  const d = new Date(ts * 1000);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** A Unix time as local YYYY-MM-DD HH:MM in a <time> element. */
+function when(ts) {
+  if (!ts) return 'Never';
+  const d = new Date(ts * 1000);
+  return h('time', { datetime: d.toISOString() }, `${dateOf(ts)} ${pad(d.getHours())}:${pad(d.getMinutes())}`);
+}
+
+/** A date field's value as a Unix time: that day at `base`'s time of day
+ *  (so the last allowed day is exactly creation + the limit), never past
+ *  `limit` on the limit's own day (a daylight-saving shift). */
+function timestampOf(date, base, limit) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
+  if (!m) return null;
+  const b = new Date(base * 1000);
+  const ts = Math.floor(new Date(+m[1], +m[2] - 1, +m[3], b.getHours(), b.getMinutes(), b.getSeconds()).getTime() / 1000);
+  return ts > limit && date === dateOf(limit) ? limit : ts;
+}
+
+function lines(text) {
+  return text.split('\n').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+function kindOf(tokenType) { return Number(tokenType) === 2 ? 0 : Number(tokenType); }
+function refreshable(tokenType) { return ![1, 4].includes(kindOf(tokenType)); }
+function now() { return Math.floor(Date.now() / 1000); }
+
+/** Clears the errors shown in `form`. */
+function clearErrors(form) {
+  for (const p of form.querySelectorAll('.error')) p.textContent = '';
+  for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+}
+
+/** An API message with its Unix times (10 digits) written as local dates. */
+function readable(message) {
+  return message.replace(/\b1\d{9}\b/g, (ts) => {
+    const d = new Date(Number(ts) * 1000);
+    return `${dateOf(Number(ts))} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  });
+}
+
+/** Shows an API error beside the field it names, or at the top of `form`. */
+function showError(form, err) {
+  clearErrors(form);
+  const id = err.field && FIELD_IDS[err.field];
+  const control = id && form.querySelector(`#${id}`);
+  if (control && !control.closest('[hidden]')) {
+    control.setAttribute('aria-invalid', 'true');
+    form.querySelector(`#${id}-error`).textContent = readable(err.message);
+    control.focus();
+  } else {
+    form.querySelector('.form-error').textContent = readable(err.message);
+  }
+}
+
+/** A labelled form field with its error line (and, optionally, a note). */
+function field(id, label, control, note) {
+  control.id = id;
+  const errorId = `${id}-error`;
+  const described = [note ? `${id}-note` : null, errorId].filter(Boolean).join(' ');
+  control.setAttribute('aria-describedby', described);
+  return h('div', { class: 'field', 'data-for': id },
+    h('label', { for: id }, label),
+    h('div', { class: 'control' }, control, note ? h('span', { class: 'note', id: `${id}-note` }, note) : null),
+    h('p', { class: 'error', id: errorId, role: 'alert' }));
+}
+
+/** Explicit table roles: the narrow layout's `display: block` would drop
+ *  them for assistive technology otherwise. */
+function tableRoles(table) {
+  table.setAttribute('role', 'table');
+  for (const el of table.querySelectorAll('thead, tbody')) el.setAttribute('role', 'rowgroup');
+  for (const el of table.querySelectorAll('tr')) el.setAttribute('role', 'row');
+  for (const el of table.querySelectorAll('thead th')) el.setAttribute('role', 'columnheader');
+  for (const el of table.querySelectorAll('tbody th')) el.setAttribute('role', 'rowheader');
+  for (const el of table.querySelectorAll('td')) el.setAttribute('role', 'cell');
+  return table;
+}
+
+/** A modal dialog; `build(dialog)` fills it. Removed from the page on close. */
+function modal(title, build) {
+  const titleId = `dlg-${Math.random().toString(36).slice(2)}`;
+  const dialog = h('dialog', { 'aria-labelledby': titleId }, h('h2', { id: titleId }, title));
+  dialog.addEventListener('close', () => dialog.remove());
+  build(dialog);
+  document.body.append(dialog);
+  dialog.showModal();
+  return dialog;
+}
+
+// ---- views ------------------------------------------------------------------------
+
+function setView(...children) {
+  const main = document.getElementById('main');
+  main.replaceChildren(...children);
+  const heading = main.querySelector('h1');
+  if (heading) {
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+}
+
+function renderChrome(current) {
+  const nav = document.getElementById('nav');
+  const who = document.getElementById('who');
+  if (!session) {
+    nav.hidden = true;
+    who.hidden = true;
+    nav.replaceChildren();
+    who.replaceChildren();
+    return;
+  }
+  nav.replaceChildren(
+    h('button', { type: 'button', class: 'link', 'aria-current': current === 'tokens' ? 'page' : null, onclick: () => renderTokens(null) }, 'Access tokens'),
+    session.isAdmin ? h('button', { type: 'button', class: 'link', 'aria-current': current === 'users' ? 'page' : null, onclick: () => renderUsers() }, 'Users') : null,
+  );
+  who.replaceChildren(
+    h('span', { class: 'user' }, session.userName),
+    h('button', { type: 'button', onclick: signOut }, 'Sign out'),
+  );
+  nav.hidden = false;
+  who.hidden = false;
+}
+
+function renderSignIn(message) {
+  renderChrome();
+  const user = h('input', { type: 'text', name: 'username', autocomplete: 'username', required: true });
+  const password = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
+  const form = h('form', { class: 'card signin', novalidate: true },
+    h('h1', {}, 'Sign in to Tessera'),
+    message ? h('p', { class: 'notice' }, message) : null,
+    h('p', { class: 'form-error', role: 'alert' }),
+    field('signin-user-name', 'User name', user),
+    field('signin-password', 'Password', password),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Sign in')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    try {
+      // The API takes the password as base64 of its UTF-8 bytes.
+      const bytes = new TextEncoder().encode(password.value);
+      const b64 = btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(''));
+      const r = await api('POST', 'Login', { username: user.value.trim(), password: b64 });
+      session = { token: r.token, userName: r.userName, userId: r.userId, isAdmin: false };
+      // Whether the user is an admin: only admins may list users.
+      try {
+        await api('GET', 'V4/User');
+        session.isAdmin = true;
+      } catch (e) {
+        if (!session) return;
+        session.isAdmin = false;
+      }
+      password.value = '';
+      await renderTokens(null);
+    } catch (err) {
+      if (err.field === 'password') err.field = null;
+      showError(form, err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  setView(form);
+  user.focus();
+}
+
+async function signOut() {
+  try {
+    await api('POST', 'Logout');
+  } catch (e) {
+    // The session may have ended already; either way it is forgotten.
+  }
+  session = null;
+  renderSignIn('You are signed out.');
+}
+
+/** The token list of `owner` ({userId, userName, kind}), or of the caller
+ *  when `owner` is null. */
+async function renderTokens(owner) {
+  const own = !owner || owner.userId === session.userId;
+  renderChrome(own ? 'tokens' : 'users');
+  const path = own ? 'V4/AccessToken' : `V4/AccessToken?userId=${encodeURIComponent(owner.userId)}`;
+  // Anyone adds their own tokens; an admin (the only owner of service
+  // accounts) adds a service account's, never another person's.
+  const mayAdd = own || (owner.kind === 'service' && session.isAdmin);
+  const title = own ? 'Access tokens' : `Access tokens of ${owner.userName}`;
+  const errorLine = h('p', { class: 'form-error', role: 'alert' });
+  const body = h('div', { class: 'list' }, h('p', { class: 'muted' }, 'Loading…'));
+  const reload = () => renderTokens(owner);
+  setView(
+    h('div', { class: 'view-head' },
+      h('h1', {}, title),
+      h('div', { class: 'head-actions' },
+        !own ? h('button', { type: 'button', onclick: () => renderUsers() }, 'Back to users') : null,
+        mayAdd ? h('button', { type: 'button', class: 'primary', onclick: () => tokenDialog(null, own ? null : owner, reload) }, 'Add token') : null)),
+    errorLine,
+    body);
+  let tokens;
+  try {
+    tokens = (await api('GET', path)).tokens || [];
+  } catch (err) {
+    if (!session) return;
+    body.replaceChildren();
+    errorLine.textContent = err.message;
+    return;
+  }
+  if (tokens.length === 0) {
+    body.replaceChildren(h('p', { class: 'muted' }, own ? 'You have no access tokens yet.' : 'This user has no access tokens.'));
+    return;
+  }
+  tokens.sort((a, b) => a.tokenId - b.tokenId);
+  body.replaceChildren(tableRoles(h('table', { class: 'cards' },
+    h('caption', { class: 'visually-hidden' }, title),
+    h('thead', {}, h('tr', {},
+      ['Name', 'Scope', 'Created', 'Expires / renewable until', 'Last used', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, tokens.map((t) => tokenRow(t, reload))))));
+}
+
+function tokenRow(t, reload) {
+  const expiry = t.renewableUntilTimestamp
+    ? h('span', {}, 'Renewable until ', when(t.renewableUntilTimestamp))
+    : h('span', {}, 'Expires ', when(t.tokenExpiryTimestamp));
+  const scope = h('span', {}, SCOPE_LABEL[t.tokenType] || String(t.tokenType));
+  if (kindOf(t.tokenType) === 3 && t.apiEndpoints && t.apiEndpoints.length) {
+    scope.append(h('span', { class: 'endpoints' }, t.apiEndpoints.join(', ')));
+  }
+  return h('tr', {},
+    h('th', { scope: 'row', 'data-label': 'Name' },
+      h('span', { class: 'name' }, t.tokenName),
+      t.isLegacy ? h('span', { class: 'badge', title: 'Imported from the older format; cannot be edited' }, 'Legacy') : null),
+    h('td', { 'data-label': 'Scope' }, scope),
+    h('td', { 'data-label': 'Created' }, when(t.createdTimestamp)),
+    h('td', { 'data-label': 'Valid until' }, expiry),
+    h('td', { 'data-label': 'Last used' }, when(t.lastUsedTimestamp)),
+    h('td', { class: 'row-actions', 'data-label': 'Actions' },
+      h('button', { type: 'button', onclick: () => tokenDialog(t, null, reload) }, 'Edit'),
+      h('button', { type: 'button', class: 'danger', onclick: () => revokeDialog(t, reload) }, 'Revoke')));
+}
+
+/** The Add token (token null) or Edit token dialog. `owner`: the service
+ *  account a new token is for, or null for the caller. */
+function tokenDialog(token, owner, reload) {
+  const adding = !token;
+  const legacy = token && token.isLegacy;
+  const base = adding ? now() : token.createdTimestamp;
+  const title = adding ? (owner ? `Add token for ${owner.userName}` : 'Add token') : `Edit token ${token.tokenName}`;
+  modal(title, (dialog) => {
+    const name = h('input', { type: 'text', maxlength: 255, autocomplete: 'off', value: adding ? '' : token.tokenName });
+    const scope = h('select', {}, SCOPES.map((s) => h('option', { value: s.value }, s.label)));
+    scope.value = adding ? '0' : String(kindOf(token.tokenType));
+    const endpoints = h('textarea', { rows: 4, spellcheck: 'false' });
+    endpoints.value = adding ? '' : (token.apiEndpoints || []).join('\n');
+    const renewable = h('input', { type: 'date' });
+    const expiry = h('input', { type: 'date' });
+    const ips = h('textarea', { rows: 3, spellcheck: 'false' });
+    ips.value = adding ? '' : (token.allowedIPs || []).join('\n');
+    const renewableNote = h('span', {});
+    const expiryNote = h('span', {});
+
+    const fEndpoints = field('endpoints', 'Endpoints', endpoints, 'One per line; a line may start with a method, as GET /Job.');
+    const fRenewable = field('renewable-until', 'Renewable until', renewable, renewableNote);
+    const fExpiry = field('expiry-date', 'Expiry date', expiry, expiryNote);
+
+    // The date fields: the policy's default filled in, its limit beside.
+    const initial = { renewable: '', expiry: '' };
+    function limits() {
+      const type = Number(scope.value);
+      const p = refreshable(type) ? POLICY.renewable : POLICY[type];
+      return { def: base + p.def * DAY, max: base + p.max * DAY, p };
+    }
+    function syncScope(resetDates) {
+      const type = Number(scope.value);
+      fEndpoints.hidden = type !== 3;
+      if (legacy) {
+        // A legacy token has a fixed expiry and no renewal, whatever its scope.
+        fRenewable.hidden = true;
+        fExpiry.hidden = false;
+        expiryNote.textContent = 'Fixed when the token was issued.';
+        return;
+      }
+      fRenewable.hidden = !refreshable(type);
+      fExpiry.hidden = refreshable(type);
+      const { def, max, p } = limits();
+      const input = refreshable(type) ? renewable : expiry;
+      const note = refreshable(type) ? renewableNote : expiryNote;
+      input.min = dateOf(now());
+      input.max = dateOf(max);
+      note.textContent = `Default ${dateOf(def)} (creation + ${p.def} days); at most ${dateOf(max)} (creation + ${p.max} days).`;
+      if (resetDates) input.value = dateOf(def);
+    }
+    if (adding) {
+      syncScope(true);
+    } else {
+      syncScope(false);
+      if (token.renewableUntilTimestamp) renewable.value = dateOf(token.renewableUntilTimestamp);
+      if (legacy || !refreshable(token.tokenType)) expiry.value = dateOf(token.tokenExpiryTimestamp);
+    }
+    initial.renewable = renewable.value;
+    initial.expiry = expiry.value;
+    scope.addEventListener('change', () => syncScope(adding || !renewable.value));
+
+    const form = h('form', { novalidate: true, class: 'token-form' },
+      legacy ? h('p', { class: 'notice legacy-message', role: 'note' }, LEGACY_MESSAGE) : null,
+      h('p', { class: 'form-error', role: 'alert' }),
+      field('token-name', 'Token name', name),
+      field('scope', 'Scope', scope),
+      fEndpoints, fRenewable, fExpiry,
+      field('ip-allowlist', 'IP allowlist', ips, 'One address, CIDR or range (a-b) per line; empty allows any address.'),
+      h('div', { class: 'actions' },
+        legacy ? null : h('button', { type: 'submit', class: 'primary' }, adding ? 'Submit' : 'Save'),
+        h('button', { type: 'button', onclick: () => dialog.close() }, legacy ? 'Close' : 'Cancel')));
+    if (legacy) {
+      for (const el of form.querySelectorAll('input, select, textarea')) {
+        el.disabled = true;
+        el.removeAttribute('placeholder');
+      }
+    }
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      if (legacy) return;
+      clearErrors(form);
+      const type = Number(scope.value);
+      const { max } = limits();
+      const body = {};
+      let reply;
+      const submit = form.querySelector('button[type=submit]');
+      submit.disabled = true;
+      try {
+        if (adding) {
+          body.tokenName = name.value.trim();
+          body.tokenType = type;
+          if (type === 3) body.apiEndpoints = lines(endpoints.value);
+          const list = lines(ips.value);
+          if (list.length) body.allowedIPs = list;
+          if (refreshable(type) && renewable.value !== initial.renewable) {
+            body.renewableUntilTimestamp = timestampOf(renewable.value, base, max);
+            if (body.renewableUntilTimestamp === null) throw dateError('renewableUntilTimestamp');
+          }
+          if (!refreshable(type) && expiry.value !== initial.expiry) {
+            body.tokenExpiryTimestamp = timestampOf(expiry.value, base, max);
+            if (body.tokenExpiryTimestamp === null) throw dateError('tokenExpiryTimestamp');
+          }
+          if (owner) body.userId = owner.userId;
+          reply = await api('POST', 'V4/AccessToken', body);
+          showSecrets(dialog, reply.tokenInfo);
+          reload();
+          return;
+        }
+        if (name.value.trim() !== token.tokenName) body.tokenName = name.value.trim();
+        const typeChanged = type !== kindOf(token.tokenType);
+        if (typeChanged) body.tokenType = type;
+        if (type === 3 && (typeChanged || lines(endpoints.value).join('\n') !== (token.apiEndpoints || []).join('\n'))) {
+          body.apiEndpoints = lines(endpoints.value);
+        }
+        if (lines(ips.value).join('\n') !== (token.allowedIPs || []).join('\n')) body.allowedIPs = lines(ips.value);
+        if (refreshable(type) && renewable.value !== initial.renewable) {
+          body.renewableUntilTimestamp = timestampOf(renewable.value, base, max);
+          if (body.renewableUntilTimestamp === null) throw dateError('renewableUntilTimestamp');
+        }
+        if (!refreshable(type) && expiry.value !== initial.expiry) {
+          body.tokenExpiryTimestamp = timestampOf(expiry.value, base, max);
+          if (body.tokenExpiryTimestamp === null) throw dateError('tokenExpiryTimestamp');
+        }
+        if (Object.keys(body).length > 0) {
+          await api('PUT', `V4/AccessToken/${token.tokenId}`, body);
+          announce('Token saved.');
+        }
+        dialog.close();
+        reload();
+      } catch (err) {
+        if (!session) {
+          dialog.close();
+          return;
+        }
+        showError(form, err);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    dialog.append(form);
+    setTimeout(() => (legacy ? form.querySelector('button') : name).focus(), 0);
+  });
+}
+
+function dateError(fieldName) {
+  const e = new ApiError(400, { errorMessage: 'Enter a date as YYYY-MM-DD.', field: fieldName });
+  return e;
+}
+
+/** After creation: each secret once, with a copy button. */
+function showSecrets(dialog, info) {
+  const secret = (id, label, value) => {
+    const input = h('input', { type: 'text', readonly: true, value, spellcheck: 'false', autocomplete: 'off' });
+    const done = h('span', { class: 'copied', 'aria-hidden': 'true' });
+    return h('div', { class: 'field' },
+      h('label', { for: id }, label),
+      h('div', { class: 'secret' },
+        Object.assign(input, { id }),
+        h('button', {
+          type: 'button',
+          onclick: async () => {
+            try {
+              await navigator.clipboard.writeText(value);
+            } catch (e) {
+              // No clipboard API (a plain-HTTP origin): copy the selection.
+              input.select();
+              document.execCommand('copy');
+            }
+            done.textContent = 'Copied';
+            announce(`${label} copied to the clipboard.`);
+          },
+        }, 'Copy'),
+        done));
+  };
+  dialog.querySelector('h2').textContent = `Token “${info.tokenName}” created`;
+  dialog.querySelector('form').remove();
+  const close = h('button', { type: 'button', class: 'primary', onclick: () => dialog.close() }, 'Done');
+  dialog.append(
+    h('p', { class: 'notice warning' }, 'Copy the tokens now: they cannot be shown again.'),
+    secret('secret-access', 'Access token', info.accessToken),
+    info.refreshToken ? secret('secret-refresh', 'Refresh token', info.refreshToken) : null,
+    h('div', { class: 'actions' }, close));
+  close.focus();
+}
+
+// A confirmation: `question`, a danger button `label` that runs `act` (an
+// API call; its error shows in the dialog), and Cancel.
+function confirmDialog(title, question, label, act) {
+  modal(title, (dialog) => {
+    const form = h('form', { novalidate: true },
+      h('p', {}, question),
+      h('p', { class: 'form-error', role: 'alert' }),
+      h('div', { class: 'actions' },
+        h('button', { type: 'submit', class: 'danger' }, label),
+        h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel')));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      try {
+        await act();
+        dialog.close();
+      } catch (err) {
+        if (!session) { dialog.close(); return; }
+        showError(form, err);
+      }
+    });
+    dialog.append(form);
+    setTimeout(() => form.querySelector('button[type=button]').focus(), 0);
+  });
+}
+
+function revokeDialog(token, reload) {
+  confirmDialog('Revoke token',
+    `Revoke “${token.tokenName}”? Anything using it stops working at once. This cannot be undone.`,
+    'Revoke',
+    async () => {
+      await api('DELETE', `V4/AccessToken/${token.tokenId}`);
+      announce(`Token ${token.tokenName} revoked.`);
+      reload();
+    });
+}
+
+// ---- users (admins) -----------------------------------------------------------------
+
+async function renderUsers() {
+  renderChrome('users');
+  const userName = h('input', { type: 'text', autocomplete: 'off' });
+  const password = h('input', { type: 'password', autocomplete: 'new-password' });
+  const role = h('select', {}, h('option', { value: 'user' }, 'User'), h('option', { value: 'admin' }, 'Admin'));
+  const kind = h('select', {}, h('option', { value: 'person' }, 'Person'), h('option', { value: 'service' }, 'Service account'));
+  const fPassword = field('password', 'Password', password);
+  kind.addEventListener('change', () => { fPassword.hidden = kind.value === 'service'; });
+  const form = h('form', { class: 'card user-form', novalidate: true },
+    h('h2', {}, 'Create user'),
+    h('p', { class: 'form-error', role: 'alert' }),
+    h('div', { class: 'grid' },
+      field('user-name', 'User name', userName),
+      field('kind', 'Kind', kind),
+      field('role', 'Role', role),
+      fPassword),
+    h('p', { class: 'muted' }, 'A service account has no password and cannot sign in; you become its owner and may add its tokens.'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Create user')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const body = { userName: userName.value.trim(), role: role.value, kind: kind.value };
+    if (kind.value === 'person') {
+      const bytes = new TextEncoder().encode(password.value);
+      body.password = btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(''));
+    }
+    try {
+      await api('POST', 'V4/User', body);
+      announce(`User ${body.userName} created.`);
+      renderUsers();
+    } catch (err) {
+      if (session) showError(form, err);
+    }
+  });
+  const errorLine = h('p', { class: 'form-error', role: 'alert' });
+  const list = h('div', { class: 'list' }, h('p', { class: 'muted' }, 'Loading…'));
+  setView(h('div', { class: 'view-head' }, h('h1', {}, 'Users')), errorLine, list, form);
+  let users;
+  try {
+    users = (await api('GET', 'V4/User')).users || [];
+  } catch (err) {
+    if (!session) return;
+    list.replaceChildren();
+    errorLine.textContent = err.message;
+    return;
+  }
+  const names = Object.fromEntries(users.map((u) => [u.userId, u.userName]));
+  users.sort((a, b) => a.userId - b.userId);
+  list.replaceChildren(tableRoles(h('table', { class: 'cards' },
+    h('caption', { class: 'visually-hidden' }, 'Users'),
+    h('thead', {}, h('tr', {}, ['User name', 'Role', 'Kind', 'Owner', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, users.map((u) => h('tr', {},
+      h('th', { scope: 'row', 'data-label': 'User name' }, h('span', { class: 'name' }, u.userName)),
+      h('td', { 'data-label': 'Role' }, u.role === 'admin' ? 'Admin' : 'User'),
+      h('td', { 'data-label': 'Kind' }, u.kind === 'service' ? 'Service account' : 'Person'),
+      h('td', { 'data-label': 'Owner' }, u.ownerId ? (names[u.ownerId] || `#${u.ownerId}`) : '—'),
+      h('td', { class: 'row-actions', 'data-label': 'Actions' },
+        h('button', { type: 'button', onclick: () => renderTokens(u) }, 'Access tokens'),
+        u.userId === session.userId ? null
+          : h('button', { type: 'button', class: 'danger', onclick: () => deleteUserDialog(u) }, 'Delete'))))))));
+}
+
+function deleteUserDialog(user) {
+  confirmDialog('Delete user',
+    `Delete “${user.userName}”? Every token of this user stops working at once.`,
+    'Delete',
+    async () => {
+      await api('DELETE', `V4/User/${user.userId}`);
+      announce(`User ${user.userName} deleted.`);
+      renderUsers();
+    });
+}
+
+renderSignIn();
