@@ -103,6 +103,7 @@ macro_rules! conformance_suite {
             deleting_a_user_stops_their_tokens,
             concurrent_renewals_have_one_winner,
             concurrent_creations_are_distinct,
+            concurrent_lookups_get_their_own_record,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -868,6 +869,27 @@ pub mod cases {
             store.token(t2.id).await.unwrap().unwrap().last_used_at,
             Some(T0 + 50)
         );
+        // A token inserted with a last use (an import): earlier uses leave
+        // it, later ones move it on.
+        let id = store.next_token_id().await.unwrap();
+        let access = secret::generate(SecretKind::Access, Some(id)).unwrap();
+        let mut t3 = t2.clone();
+        t3.id = id;
+        t3.access_digest = access.digest();
+        t3.refresh_digest = None;
+        t3.last_used_at = Some(T0 + 100);
+        store.insert_token(&t3).await.unwrap();
+        store.record_last_used(&[(t3.id, T0 + 60)]).await.unwrap();
+        assert_eq!(
+            store.token(t3.id).await.unwrap().unwrap().last_used_at,
+            Some(T0 + 100),
+            "never below the inserted time"
+        );
+        store.record_last_used(&[(t3.id, T0 + 150)]).await.unwrap();
+        assert_eq!(
+            store.token(t3.id).await.unwrap().unwrap().last_used_at,
+            Some(T0 + 150)
+        );
 
         for (i, kind) in [
             EventKind::TokenRevoked,
@@ -1044,6 +1066,40 @@ pub mod cases {
             .map(|t| t.id)
             .collect();
         assert_eq!(listed, ids, "all listed, by id");
+    }
+
+    /// 200 look-ups at once, known and unknown digests mixed (a backend may
+    /// answer several with one statement): each gets its own record or none.
+    pub async fn concurrent_lookups_get_their_own_record(store: Arc<dyn Store>) {
+        let u = user(&store, "alice", Role::User).await;
+        let mut known = Vec::new();
+        for _ in 0..20 {
+            let (t, access, _) = new_token(&store, &u, TokenType::ALL).await;
+            known.push((t.id, access_key(&access)));
+        }
+        let mut tasks = Vec::new();
+        for i in 0..200usize {
+            let store = store.clone();
+            let expected = (i % 3 != 0).then(|| known[i % known.len()]);
+            let key = match &expected {
+                Some((_, key)) => *key,
+                None => access_key(
+                    &secret::generate(SecretKind::Access, Some(TokenId(9_000_000 + i as u64)))
+                        .unwrap(),
+                ),
+            };
+            tasks.push(tokio::spawn(async move {
+                let found = store.token_by_access(&key).await.unwrap();
+                assert_eq!(
+                    found.map(|t| t.id),
+                    expected.map(|(id, _)| id),
+                    "look-up {i}"
+                );
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
     }
 }
 

@@ -6,8 +6,9 @@
 //!   unreachable server is [`StoreError::Unavailable`] within a bounded time.
 //!   A broken connection fails its call as Unavailable and is replaced, so
 //!   the store recovers by itself when the server is back.
-//! * The check's look-up runs on a few connections of its own ([`readers`]):
-//!   one round trip, where the pool's pings on hand-out and return make three.
+//! * The check's look-ups run on a few connections of their own, batched
+//!   (`readers`): one round trip answers every look-up waiting, where the
+//!   pool alone would make three round trips for each.
 //! * The schema's migrations are embedded (`migrations/`) and applied at start.
 //! * Indexes: the access digest (unique: the check's one look-up), tokens by
 //!   user (listing), by end of life and revocation (the sweep), legacy expiry.
@@ -22,8 +23,6 @@
 //! scopes, address lists and digests lives once for every backend.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-
-mod readers;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -73,7 +72,8 @@ pub struct PostgresConfig {
     pub command_timeout: Duration,
     /// Connections in the pool.
     pub max_connections: u32,
-    /// Connections kept apart for the check's look-up (at least one).
+    /// Connections kept apart for the check's look-ups (at least one), each
+    /// answering a batch at a time: few, so that batches fill under load.
     pub check_connections: u32,
     /// Shown in `pg_stat_activity`, so operators (and tests) can tell
     /// Tessera's connections apart.
@@ -82,7 +82,7 @@ pub struct PostgresConfig {
 
 impl PostgresConfig {
     /// Defaults for `url`: 5 s to connect, 10 s per call, 10 connections in
-    /// the pool and 4 for the check.
+    /// the pool and 2 for the check.
     pub fn new(url: impl Into<String>) -> Self {
         PostgresConfig {
             url: url.into(),
@@ -90,7 +90,7 @@ impl PostgresConfig {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
             max_connections: 10,
-            check_connections: 4,
+            check_connections: 2,
             application_name: "tessera".into(),
         }
     }
@@ -101,8 +101,8 @@ impl PostgresConfig {
 pub struct PostgresStore {
     /// The connection pool.
     pool: PgPool,
-    /// The check's own connections.
-    readers: Arc<readers::Readers>,
+    /// The check's look-ups, batched on connections of their own.
+    readers: Arc<readers::Lookups>,
     /// Bound on each call.
     command_timeout: Duration,
 }
@@ -117,9 +117,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 macro_rules! token_columns {
     () => {
         "id, user_id, user_name, name, token_type, api_endpoints, allowed_ips, created_at, access_expires_at, \
-         renewable_until, ends_at, access_digest, refresh_digest, legacy, revoked_at, last_used_at"
+         renewable_until, ends_at, access_digest, refresh_digest, legacy, revoked_at, \
+         COALESCE((SELECT at FROM token_usage WHERE token_id = tokens.id), last_used_at) AS last_used_at"
     };
 }
+
+mod readers;
 
 impl PostgresStore {
     /// Connects and applies the migrations (creating the schema if named and missing).
@@ -134,7 +137,7 @@ impl PostgresStore {
         options = options
             .options(params)
             .application_name(&config.application_name);
-        let readers = readers::Readers::new(options.clone(), config.check_connections as usize);
+        let options_for_checks = options.clone();
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.connect_timeout)
@@ -157,6 +160,11 @@ impl PostgresStore {
                 .map_err(PostgresStoreError::Connect)?;
         }
         MIGRATOR.run(&pool).await?;
+        let readers = readers::Lookups::start(
+            options_for_checks,
+            config.check_connections as usize,
+            config.command_timeout,
+        );
         Ok(PostgresStore {
             pool,
             readers: Arc::new(readers),
@@ -191,7 +199,7 @@ pub fn quote_ident(name: &str) -> String {
 
 /// sqlx's errors as the core's: a broken uniqueness rule is a conflict, an
 /// undecodable row is corrupt, everything else (I/O, locks, pool) unavailable.
-fn store_err(e: sqlx::Error) -> StoreError {
+pub(crate) fn store_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::Conflict(d.message().to_string())
@@ -205,7 +213,7 @@ fn store_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn token_row(row: &PgRow) -> StoreResult<TokenRecord> {
+pub(crate) fn token_row(row: &PgRow) -> StoreResult<TokenRecord> {
     let get = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
     let digest = |v: Vec<u8>| digest_from_slice(&v).map(|d| *d.as_bytes());
     let refresh: Option<Vec<u8>> = row.try_get("refresh_digest").map_err(get)?;
@@ -470,19 +478,7 @@ impl TokenStore for PostgresStore {
     }
 
     async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<Arc<TokenRecord>>> {
-        let row = self
-            .bounded(
-                self.readers.fetch_optional(
-                    sqlx::query(concat!(
-                        "SELECT ",
-                        token_columns!(),
-                        " FROM tokens WHERE access_digest = $1"
-                    ))
-                    .bind(bytes(&key.digest)),
-                ),
-            )
-            .await?;
-        Ok(row.as_ref().map(token_row).transpose()?.map(Arc::new))
+        self.readers.token(*key.digest.as_bytes()).await
     }
 
     async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>> {
@@ -639,24 +635,28 @@ impl TokenStore for PostgresStore {
     }
 
     async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
-        // One statement per chunk of uses (two arrays, unnested), in one
-        // transaction: the flush after a busy minute may carry tens of
-        // thousands.
-        let mut chunks = Vec::new();
-        for chunk in uses.chunks(LAST_USED_CHUNK) {
-            let ids = chunk
-                .iter()
-                .map(|(t, _)| id(t.0))
-                .collect::<StoreResult<Vec<i64>>>()?;
-            let ats: Vec<i64> = chunk.iter().map(|(_, at)| *at).collect();
-            chunks.push((ids, ats));
+        // Into `token_usage` (see its migration), one statement per chunk of
+        // uses (two arrays, unnested), in one transaction; unknown ids are
+        // skipped, and a time never moves back.
+        // One entry per token (an upsert may not touch a row twice).
+        let mut latest = std::collections::BTreeMap::new();
+        for (t, at) in uses {
+            let e = latest.entry(id(t.0)?).or_insert(*at);
+            *e = (*e).max(*at);
         }
+        let latest: Vec<(i64, i64)> = latest.into_iter().collect();
+        let chunks: Vec<(Vec<i64>, Vec<i64>)> = latest
+            .chunks(LAST_USED_CHUNK)
+            .map(|c| c.iter().copied().unzip())
+            .collect();
         self.bounded(async {
             let mut tx = self.pool.begin().await?;
             for (ids, ats) in &chunks {
                 sqlx::query(
-                    "UPDATE tokens AS t SET last_used_at = GREATEST(COALESCE(t.last_used_at, u.at), u.at) \
-                     FROM UNNEST($1::bigint[], $2::bigint[]) AS u(id, at) WHERE t.id = u.id",
+                    "INSERT INTO token_usage (token_id, at) \
+                     SELECT t.id, GREATEST(u.at, t.last_used_at) \
+                     FROM UNNEST($1::bigint[], $2::bigint[]) AS u(id, at) JOIN tokens t ON t.id = u.id \
+                     ON CONFLICT (token_id) DO UPDATE SET at = GREATEST(token_usage.at, EXCLUDED.at)",
                 )
                 .bind(ids)
                 .bind(ats)

@@ -1,73 +1,170 @@
-//! Connections of the check's own, outside the pool.
+//! The check's look-up: batched, on connections of its own.
 //!
 //! sqlx's pool pings a connection each time one is handed back (and, unless
-//! told otherwise, before one is handed out): three round trips to the
-//! server for one look-up. The check is the hot path, so its single
-//! `SELECT` runs on a few connections kept here instead: one round trip.
-//! A connection is taken out of its slot while in use and put back only
-//! after a clean answer, so a call cancelled by the time bound, or one that
-//! failed for any reason but an error the server reported, leaves the slot
-//! empty, and the next call there connects afresh: the store recovers by
-//! itself, as the pool does.
+//! told otherwise, before one is handed out): three round trips for one
+//! look-up. And under load, one round trip per check is most of the check's
+//! cost: PostgreSQL wakes a backend, parses a message, answers, sleeps.
+//!
+//! So the checks' look-ups go to a queue served by a few tasks, each with a
+//! connection of its own. A task takes every look-up waiting (up to
+//! [`MAX_BATCH`]) and answers them all with one statement,
+//! `… WHERE access_digest = ANY($1)`: one round trip for as many checks as
+//! arrived meanwhile. An idle system answers a lone look-up at once, so a
+//! batch never waits to fill.
+//!
+//! Failures: a connection that failed, or whose statement outran the bound,
+//! is dropped (the next batch connects afresh), and every look-up of that
+//! batch is answered `Unavailable`: fail closed, never a wrong answer.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
-use sqlx::query::Query;
-use sqlx::{ConnectOptions, Postgres};
-use tokio::sync::Mutex;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use sqlx::ConnectOptions;
+use tessera_core::model::TokenRecord;
+use tessera_core::store::StoreResult;
+use tessera_core::StoreError;
+use tokio::sync::{mpsc, oneshot, Mutex};
 
-/// A few connections for the check's look-up.
-pub(crate) struct Readers {
-    /// Each slot holds a connection, or none until the next call connects.
-    slots: Vec<Mutex<Option<PgConnection>>>,
-    /// Where the next call starts looking for a free slot (spreads the load).
-    next: AtomicUsize,
-    /// The pool's own options (schema, statement timeout, application name).
+/// The most look-ups one statement answers.
+pub(crate) const MAX_BATCH: usize = 128;
+
+/// The statement, over every waiting digest.
+const SQL: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM tokens WHERE access_digest = ANY($1)"
+);
+
+/// One look-up waiting for its answer.
+struct Pending {
+    /// The access digest looked up.
+    digest: [u8; 32],
+    /// Where its answer goes.
+    reply: oneshot::Sender<StoreResult<Option<Arc<TokenRecord>>>>,
+}
+
+/// The queue of the checks' look-ups, and the tasks that serve it.
+pub(crate) struct Lookups {
+    /// Closed (and the tasks end) when the store is dropped.
+    queue: mpsc::UnboundedSender<Pending>,
+    /// Bound on a look-up, waiting included.
+    timeout: Duration,
+}
+
+impl Lookups {
+    /// Starts `tasks` serving tasks (at least one), connecting lazily with
+    /// `options`; each statement is bounded by `timeout`.
+    pub(crate) fn start(options: PgConnectOptions, tasks: usize, timeout: Duration) -> Self {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..tasks.max(1) {
+            tokio::spawn(serve(rx.clone(), options.clone(), timeout));
+        }
+        Lookups { queue, timeout }
+    }
+
+    /// The token whose access digest is `digest`, if any.
+    pub(crate) async fn token(&self, digest: [u8; 32]) -> StoreResult<Option<Arc<TokenRecord>>> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { digest, reply })
+            .map_err(|_| StoreError::Unavailable("the look-up tasks have stopped".into()))?;
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(StoreError::Unavailable(
+                "a look-up task stopped before answering".into(),
+            )),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "PostgreSQL did not answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+}
+
+/// One serving task: takes what waits, answers it with one statement.
+async fn serve(
+    queue: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>,
     options: PgConnectOptions,
-}
-
-impl Readers {
-    /// `n` slots (at least one), connected lazily.
-    pub(crate) fn new(options: PgConnectOptions, n: usize) -> Self {
-        Readers {
-            slots: (0..n.max(1)).map(|_| Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
-            options,
-        }
-    }
-
-    /// Runs `query` on a free slot's connection (waiting for one when all
-    /// are busy): at most one row.
-    pub(crate) async fn fetch_optional(
-        &self,
-        query: Query<'_, Postgres, PgArguments>,
-    ) -> Result<Option<PgRow>, sqlx::Error> {
-        let n = self.slots.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let free = (0..n).find_map(|i| self.slots[(start + i) % n].try_lock().ok());
-        let mut slot = match free {
-            Some(s) => s,
-            None => self.slots[start].lock().await,
+    timeout: Duration,
+) {
+    let mut conn: Option<PgConnection> = None;
+    loop {
+        let mut batch = {
+            let mut rx = queue.lock().await;
+            let Some(first) = rx.recv().await else {
+                return; // the store is gone
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            batch
         };
-        let mut conn = match slot.take() {
-            Some(c) => c,
-            None => self.options.connect().await?,
-        };
-        let result = query.fetch_optional(&mut conn).await;
-        // An error the server reported leaves the connection usable; any
-        // other (I/O, protocol) may not, so it is dropped.
-        if result.is_ok() || matches!(result, Err(sqlx::Error::Database(_))) {
-            *slot = Some(conn);
+        // A caller that gave up (its own bound) needs no answer.
+        batch.retain(|p| !p.reply.is_closed());
+        if batch.is_empty() {
+            continue;
         }
-        result
+        let digests: Vec<Vec<u8>> = batch.iter().map(|p| p.digest.to_vec()).collect();
+        let rows = match tokio::time::timeout(timeout, fetch(&mut conn, &options, &digests)).await {
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(e)) => Err(crate::store_err(e)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "PostgreSQL did not answer within {timeout:?}"
+            ))),
+        };
+        answer(batch, rows);
     }
 }
 
-impl std::fmt::Debug for Readers {
+/// Runs the statement on the task's connection (connecting first if it has
+/// none). The connection is kept only after a clean answer or an error the
+/// server reported; a cancelled call drops it with the future.
+async fn fetch(
+    slot: &mut Option<PgConnection>,
+    options: &PgConnectOptions,
+    digests: &[Vec<u8>],
+) -> Result<Vec<PgRow>, sqlx::Error> {
+    let mut conn = match slot.take() {
+        Some(c) => c,
+        None => options.connect().await?,
+    };
+    let result = sqlx::query(SQL).bind(digests).fetch_all(&mut conn).await;
+    if result.is_ok() || matches!(result, Err(sqlx::Error::Database(_))) {
+        *slot = Some(conn);
+    }
+    result
+}
+
+/// Hands each look-up its record (or none), or everyone the error.
+fn answer(batch: Vec<Pending>, rows: StoreResult<Vec<PgRow>>) {
+    let found: StoreResult<HashMap<[u8; 32], Arc<TokenRecord>>> = rows.and_then(|rows| {
+        rows.iter()
+            .map(|r| {
+                let t = crate::token_row(r)?;
+                Ok((*t.access_digest.as_bytes(), Arc::new(t)))
+            })
+            .collect()
+    });
+    for p in batch {
+        let result = match &found {
+            Ok(map) => Ok(map.get(&p.digest).cloned()),
+            Err(e) => Err(e.clone()),
+        };
+        let _ = p.reply.send(result);
+    }
+}
+
+impl std::fmt::Debug for Lookups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Readers")
-            .field("slots", &self.slots.len())
+        f.debug_struct("Lookups")
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }

@@ -95,14 +95,16 @@ async fn a_terminated_connection_is_unavailable_then_recovers() {
     };
     pg.user_by_name("nobody").await.unwrap();
     // Kill every backend of this test's pool from outside, mid-run.
-    let admin = PostgresStore::open(&PostgresConfig::new(common::url()))
+    // A plain connection, not a store: opening a store would apply the
+    // migrations to the database's default schema, outside this test's own.
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&common::url())
         .await
         .unwrap();
     let killed: i64 = sqlx::query(
         "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE application_name = $1",
     )
     .bind(&app)
-    .fetch_one(admin.pool())
+    .fetch_one(&mut admin)
     .await
     .unwrap()
     .get("n");

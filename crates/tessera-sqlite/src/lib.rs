@@ -116,7 +116,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 macro_rules! token_columns {
     () => {
         "id, user_id, user_name, name, token_type, api_endpoints, allowed_ips, created_at, access_expires_at, \
-         renewable_until, ends_at, access_digest, refresh_digest, legacy, revoked_at, last_used_at"
+         renewable_until, ends_at, access_digest, refresh_digest, legacy, revoked_at, \
+         COALESCE((SELECT at FROM token_usage WHERE token_id = tokens.id), last_used_at) AS last_used_at"
     };
 }
 
@@ -675,9 +676,9 @@ impl TokenStore for SqliteStore {
     }
 
     async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
-        // A few statements for any number of uses (a JSON array of
-        // [id, time] pairs per chunk), in one transaction: the flush after a
-        // busy minute may carry tens of thousands.
+        // Into `token_usage` (see its migration), a few statements for any
+        // number of uses (a JSON array of [id, time] pairs per chunk), in one
+        // transaction; unknown ids are skipped, and a time never moves back.
         let mut chunks = Vec::new();
         for chunk in uses.chunks(LAST_USED_CHUNK) {
             let pairs = chunk
@@ -690,10 +691,12 @@ impl TokenStore for SqliteStore {
             let mut tx = self.pool.begin().await?;
             for json in &chunks {
                 sqlx::query(
-                    "UPDATE tokens SET last_used_at = MAX(COALESCE(last_used_at, u.at), u.at) \
+                    "INSERT INTO token_usage (token_id, at) \
+                     SELECT tokens.id, MAX(u.at, COALESCE(tokens.last_used_at, u.at)) \
                      FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at \
                            FROM json_each(?)) AS u \
-                     WHERE tokens.id = u.id",
+                     JOIN tokens ON tokens.id = u.id WHERE true \
+                     ON CONFLICT (token_id) DO UPDATE SET at = MAX(at, excluded.at)",
                 )
                 .bind(json)
                 .execute(&mut *tx)
