@@ -902,3 +902,121 @@ async fn time_limits_through_http() {
         401
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_endpoint_reports_the_configured_figures() {
+    const DAY: i64 = 86_400;
+    let store = common::sqlite();
+    let s = spawn(
+        &store,
+        &[
+            "--renewable-default",
+            "10d",
+            "--renewable-max",
+            "20d",
+            "--scim-max",
+            "40d",
+            "--one-touch-default",
+            "36h",
+            "--access-lifetime",
+            "45m",
+        ],
+    );
+    let admin = s.admin().await;
+    let (_, alice) = s.person(&admin, "alice", "user").await;
+    let expected = json!({
+        "renewableUntil": {"defaultSeconds": 10 * DAY, "maxSeconds": 20 * DAY},
+        "tokenExpiry": {
+            "1": {"defaultSeconds": 30 * DAY, "maxSeconds": 40 * DAY},
+            "4": {"defaultSeconds": 36 * 3600, "maxSeconds": 14 * DAY},
+        },
+        "accessTokenSeconds": 45 * 60,
+        "renewalGraceSeconds": 14 * DAY,
+    });
+    // Any session (not only an admin's), at any spelling and web root.
+    for (session, path) in [
+        (&admin, "/V4/AccessToken/Policy"),
+        (&alice, "/v4/accesstoken/policy/"),
+        (&alice, "/webconsole/api//V4/AccessToken/POLICY"),
+    ] {
+        let a = s.call("GET", path, &[("Authtoken", session)], None).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.json);
+        assert_eq!(a.json, expected, "{path}");
+    }
+    // No session, or not a valid one: 401.
+    for headers in [&[][..], &[("Authtoken", "QSDK nonsense")][..]] {
+        let a = s.call("GET", "/V4/AccessToken/Policy", headers, None).await;
+        assert_eq!(a.status, 401, "{}", a.json);
+        assert_eq!(a.json["errorCode"], 401);
+    }
+    // An access token is no session: 403, as for listing tokens.
+    let t = create(&s, &alice, json!({"tokenName": "all", "tokenType": 0})).await;
+    assert_eq!(t.status, 200, "{}", t.json);
+    let bearer = format!("Bearer {}", secret(&t, "accessToken"));
+    let a = s
+        .call(
+            "GET",
+            "/V4/AccessToken/Policy",
+            &[("Authorization", &bearer)],
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.json);
+    // Only GET: other methods answer as on any `/V4/AccessToken/{id}`.
+    for (method, status) in [("POST", 405), ("PUT", 400), ("DELETE", 400)] {
+        let a = s
+            .call(
+                method,
+                "/V4/AccessToken/Policy",
+                &[("Authtoken", &alice)],
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(a.status, status, "{method}: {}", a.json);
+    }
+    // The figures reported are the ones creation applies.
+    let info = &t.json["tokenInfo"];
+    let created = info["createdTimestamp"].as_i64().unwrap();
+    assert_eq!(info["renewableUntilTimestamp"], created + 10 * DAY);
+    assert_eq!(info["tokenExpiryTimestamp"], created + 45 * 60);
+    let t = create(&s, &alice, json!({"tokenName": "scim", "tokenType": 1})).await;
+    let created = t.json["tokenInfo"]["createdTimestamp"].as_i64().unwrap();
+    assert_eq!(
+        t.json["tokenInfo"]["tokenExpiryTimestamp"],
+        created + 30 * DAY
+    );
+    let t = create(
+        &s,
+        &alice,
+        json!({"tokenName": "too late", "renewableUntilTimestamp": created + 20 * DAY + 60}),
+    )
+    .await;
+    assert_eq!(t.status, 400, "{}", t.json);
+    assert_eq!(t.json["field"], "renewableUntilTimestamp");
+
+    // Unconfigured: SPEC §2's defaults.
+    let store = common::sqlite();
+    let s = spawn(&store, &[]);
+    let admin = s.admin().await;
+    let a = s
+        .call(
+            "GET",
+            "/V4/AccessToken/Policy",
+            &[("Authtoken", &admin)],
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    assert_eq!(
+        a.json,
+        json!({
+            "renewableUntil": {"defaultSeconds": 90 * DAY, "maxSeconds": 365 * DAY},
+            "tokenExpiry": {
+                "1": {"defaultSeconds": 30 * DAY, "maxSeconds": 365 * DAY},
+                "4": {"defaultSeconds": 7 * DAY, "maxSeconds": 14 * DAY},
+            },
+            "accessTokenSeconds": 30 * 60,
+            "renewalGraceSeconds": 14 * DAY,
+        })
+    );
+}

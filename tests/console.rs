@@ -1,5 +1,6 @@
 //! The web console (`/console/`) end to end: a real `tessera` on a fresh
-//! SQLite store, data prepared through the REST API and `import-legacy`, then
+//! SQLite store with non-default validity figures (which the Add token
+//! dialog must show), data prepared through the REST API and `import-legacy`, then
 //! `node tests/console/console.mjs` drives headless Chromium through every
 //! scenario (sign in, add, use, edit, revoke, a legacy token, an admin
 //! revoking another user's token, users, sign out) at 1280×800 and 390×844,
@@ -69,6 +70,17 @@ fn missing_prerequisite(dir: &Path) -> Option<String> {
     None
 }
 
+/// The validity figures the console's server runs with, in days: not SPEC
+/// §2's defaults, so the console must show what `GET /V4/AccessToken/Policy`
+/// reports. (`serve` flag, what console.mjs reads, days.)
+const POLICY: &[(&str, &str, u32)] = &[
+    ("--renewable-default", "POLICY_RENEWABLE_DEFAULT_DAYS", 60),
+    ("--renewable-max", "POLICY_RENEWABLE_MAX_DAYS", 200),
+    ("--scim-default", "POLICY_SCIM_DEFAULT_DAYS", 45),
+    ("--one-touch-default", "POLICY_ONE_TOUCH_DEFAULT_DAYS", 7),
+    ("--one-touch-max", "POLICY_ONE_TOUCH_MAX_DAYS", 10),
+];
+
 /// Imports one legacy token for `admin` while no server runs.
 fn import_legacy(store: &common::StoreFixture) {
     let far = 4_102_444_800i64; // 2100-01-01
@@ -94,7 +106,14 @@ async fn console_in_headless_chromium() {
     // The first start creates the admin, whom the legacy token belongs to.
     drop(spawn(&store, &[]));
     import_legacy(&store);
-    let s = spawn(&store, &[]);
+    let policy_args: Vec<String> = POLICY
+        .iter()
+        .flat_map(|(flag, _, days)| [flag.to_string(), format!("{days}d")])
+        .collect();
+    let s = spawn(
+        &store,
+        &policy_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
 
     // The files themselves: headers, the redirect, a 404 like the API's.
     let page = s.call("GET", "/console/", &[], None).await;
@@ -157,7 +176,11 @@ async fn console_in_headless_chromium() {
     let shots = screenshot_dir();
     let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
-    let mut child = Command::new("node")
+    let mut node = Command::new("node");
+    for (_, var, days) in POLICY {
+        node.env(var, days.to_string());
+    }
+    let mut child = node
         .arg("console.mjs")
         .current_dir(&dir)
         .env("BASE_URL", &s.base)

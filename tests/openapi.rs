@@ -34,6 +34,7 @@ const CALLS: &[(&str, &str)] = &[
     ("get", "/WhoAmI"),
     ("post", "/WhoAmI"),
     ("get", "/V4/AccessToken"),
+    ("get", "/V4/AccessToken/Policy"),
     ("post", "/V4/AccessToken"),
     ("put", "/V4/AccessToken/{tokenId}"),
     ("delete", "/V4/AccessToken/{tokenId}"),
@@ -793,6 +794,20 @@ async fn every_answer_of_a_full_flow_matches_the_document() {
     assert_eq!(r.status, 401);
     c.check("GET", "/V4/AccessToken", &r);
 
+    // The validity policy: a session reads it; nothing else does.
+    let pt = "/V4/AccessToken/Policy";
+    for path in [pt, "/commandcenter/api//v4/accesstoken/POLICY/"] {
+        let r = send(&s, "GET", path, &as_admin, Body::None).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        c.check("GET", pt, &r);
+    }
+    let r = send(&s, "GET", pt, none, Body::None).await;
+    assert_eq!(r.status, 401);
+    c.check("GET", pt, &r);
+    let r = send(&s, "GET", pt, &[("Authorization", &bearer0)], Body::None).await;
+    assert_eq!(r.status, 403, "an access token: {}", r.body);
+    c.check("GET", pt, &r);
+
     // Edit; refused edits: 400, 404, 409 (legacy), 401, 415.
     let edit = |tid: String| format!("/V4/AccessToken/{tid}");
     let t = "/V4/AccessToken/{tokenId}";
@@ -1118,6 +1133,7 @@ async fn every_answer_of_a_full_flow_matches_the_document() {
         ("GET", "/Login", "/Login"),
         ("POST", "/V4/AccessToken/5", "/V4/AccessToken/{tokenId}"),
         ("PUT", "/V4/User", "/V4/User"),
+        ("POST", "/V4/AccessToken/Policy", "/V4/AccessToken/Policy"),
     ] {
         let r = send(&s, m, p, &as_admin, Body::None).await;
         assert_eq!(r.status, 405, "{m} {p}");

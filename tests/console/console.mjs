@@ -1,7 +1,9 @@
 // The web console's end-to-end scenarios in headless Chromium, run by
 // tests/console.rs against a real tessera (BASE_URL) with prepared data:
 // the admin (ADMIN_PASSWORD), an imported legacy token "old console token",
-// and a person "bob" with tokens "bob desktop" and "bob mobile".
+// and a person "bob" with tokens "bob desktop" and "bob mobile". The server
+// runs with non-default validity figures (POLICY_* below), which the Add
+// token dialog must show: they come from GET /V4/AccessToken/Policy.
 //
 // Every scenario runs at 1280×800 and again at 390×844, each step with a
 // screenshot in SCREENSHOT_DIR. Every request to a host other than the
@@ -19,6 +21,19 @@ const SHOTS = process.env.SCREENSHOT_DIR || 'screenshots';
 const LEGACY_MESSAGE = 'This token was upgraded from an older format and cannot be edited.';
 assert.ok(BASE && ADMIN_PASSWORD, 'BASE_URL and ADMIN_PASSWORD are required');
 const ORIGIN = new URL(BASE);
+/** The server's validity figures, in days (tests/console.rs passes them to `tessera serve`). */
+const figure = (name) => {
+  const n = Number(process.env[name]);
+  assert.ok(Number.isInteger(n) && n > 0, `${name} is required`);
+  return n;
+};
+const POLICY = {
+  renewableDefault: figure('POLICY_RENEWABLE_DEFAULT_DAYS'),
+  renewableMax: figure('POLICY_RENEWABLE_MAX_DAYS'),
+  scimDefault: figure('POLICY_SCIM_DEFAULT_DAYS'),
+  oneTouchDefault: figure('POLICY_ONE_TOUCH_DEFAULT_DAYS'),
+  oneTouchMax: figure('POLICY_ONE_TOUCH_MAX_DAYS'),
+};
 mkdirSync(SHOTS, { recursive: true });
 
 const SIZES = [
@@ -48,6 +63,11 @@ async function check(token, method, uri) {
 function isoDate(d) {
   const p = (n) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+}
+
+/** The local date `days` days from now. */
+function inDays(days) {
+  return isoDate(new Date(Date.now() + days * 86400e3));
 }
 
 async function scenario(browser, size) {
@@ -110,17 +130,24 @@ async function scenario(browser, size) {
     await page.getByRole('button', { name: 'Add token' }).click();
     let dialog = page.getByRole('dialog');
     await dialog.getByRole('heading', { name: 'Add token' }).waitFor();
-    const in90 = isoDate(new Date(Date.now() + 90 * 86400e3));
-    const in365 = isoDate(new Date(Date.now() + 365 * 86400e3));
-    assert.equal(await dialog.getByLabel('Renewable until').inputValue(), in90, 'default renewableUntil');
-    await dialog.getByText(`at most ${in365}`).waitFor();
+    // The server's figures (not SPEC §2's defaults): the default filled in,
+    // the limit beside.
+    const inDefault = inDays(POLICY.renewableDefault);
+    const inMax = inDays(POLICY.renewableMax);
+    assert.equal(await dialog.getByLabel('Renewable until').inputValue(), inDefault, 'default renewableUntil');
+    const renewableNote = (await dialog.locator('#renewable-until-note').textContent()).trim();
+    assert.equal(renewableNote,
+      `Default ${inDefault} (creation + ${POLICY.renewableDefault} days); at most ${inMax} (creation + ${POLICY.renewableMax} days).`,
+      'the note beside Renewable until');
+    assert.equal(await dialog.getByLabel('Renewable until').getAttribute('max'), inMax);
     assert.equal(await dialog.getByLabel('Expiry date').isVisible(), false);
     await dialog.getByLabel('Scope').selectOption({ label: 'Microsoft SCIM' });
-    assert.equal(await dialog.getByLabel('Expiry date').inputValue(), isoDate(new Date(Date.now() + 30 * 86400e3)));
+    assert.equal(await dialog.getByLabel('Expiry date').inputValue(), inDays(POLICY.scimDefault));
+    await dialog.getByText(`(creation + ${POLICY.scimDefault} days)`).waitFor();
     assert.equal(await dialog.getByLabel('Renewable until').isVisible(), false);
     await dialog.getByLabel('Scope').selectOption({ label: '1-Touch recovery' });
-    assert.equal(await dialog.getByLabel('Expiry date').inputValue(), isoDate(new Date(Date.now() + 7 * 86400e3)));
-    await dialog.getByText(`at most ${isoDate(new Date(Date.now() + 14 * 86400e3))}`).waitFor();
+    assert.equal(await dialog.getByLabel('Expiry date').inputValue(), inDays(POLICY.oneTouchDefault));
+    await dialog.getByText(`at most ${inDays(POLICY.oneTouchMax)} (creation + ${POLICY.oneTouchMax} days)`).waitFor();
     await dialog.getByLabel('Scope').selectOption({ label: 'Custom' });
     await dialog.getByLabel('Token name').fill(`ci ${tag}`);
     // An API error appears beside the field it names.
@@ -131,10 +158,11 @@ async function scenario(browser, size) {
     await shot('add-token-field-error');
     await dialog.getByLabel('Endpoints').fill('/Client\nGET /Job');
     await dialog.getByLabel('IP allowlist').fill('127.0.0.1\n::1');
-    await dialog.getByLabel('Renewable until').fill(isoDate(new Date(Date.now() + 400 * 86400e3)));
+    // Past the server's limit (a day after it): refused beside the field.
+    await dialog.getByLabel('Renewable until').fill(inDays(POLICY.renewableMax + 1));
     await dialog.getByRole('button', { name: 'Submit' }).click();
     await dialog.locator('#renewable-until-error').filter({ hasText: 'past the limit' }).waitFor();
-    await dialog.getByLabel('Renewable until').fill(in365);
+    await dialog.getByLabel('Renewable until').fill(inMax);
     await shot('add-token');
     await dialog.getByRole('button', { name: 'Submit' }).click();
     await dialog.getByText('cannot be shown again').waitFor();
@@ -147,7 +175,7 @@ async function scenario(browser, size) {
     await shot('token-created');
     await dialog.getByRole('button', { name: 'Done' }).click();
     await row(`ci ${tag}`).waitFor();
-    assert.match(await row(`ci ${tag}`).innerText(), new RegExp(`Renewable until ${in365}`));
+    assert.match(await row(`ci ${tag}`).innerText(), new RegExp(`Renewable until ${inMax}`));
     await shot('token-listed');
 
     // ---- the shown token works, within its scope ---------------------------------
@@ -165,7 +193,7 @@ async function scenario(browser, size) {
     assert.equal(await dialog.getByLabel('Scope').inputValue(), '3');
     assert.equal(await dialog.getByLabel('Endpoints').inputValue(), '/Client\nGET /Job');
     assert.equal(await dialog.getByLabel('IP allowlist').inputValue(), '127.0.0.1\n::1');
-    assert.equal(await dialog.getByLabel('Renewable until').inputValue(), in365);
+    assert.equal(await dialog.getByLabel('Renewable until').inputValue(), inMax);
     await dialog.getByLabel('Token name').fill(`ci ${tag} edited`);
     await dialog.getByLabel('Endpoints').fill('/Client\nGET /Job\n/MediaAgent');
     await shot('edit-token');

@@ -18,14 +18,6 @@
  *  /commandcenter/api/console/ or a proxy's prefix works unchanged). */
 const API_ROOT = new URL('../', document.baseURI);
 
-/** Validity policy, SPEC §2 defaults (days from creation). The server is the
- *  authority: a value past its configured limit comes back as a 400 naming the
- *  field, shown beside it. */
-const POLICY = {
-  renewable: { def: 90, max: 365 },
-  1: { def: 30, max: 365 }, // Microsoft SCIM
-  4: { def: 7, max: 14 }, // 1-Touch recovery
-};
 const DAY = 86400;
 const LEGACY_MESSAGE = 'This token was upgraded from an older format and cannot be edited.';
 
@@ -56,6 +48,16 @@ const FIELD_IDS = {
 /** The signed-in user: { token, userName, userId, isAdmin }, or null. In
  *  memory only (see the header comment). */
 let session = null;
+
+/** The server's validity figures (GET V4/AccessToken/Policy, SPEC §2: each is
+ *  server configuration), read once after sign-in: { renewableUntil:
+ *  {defaultSeconds, maxSeconds}, tokenExpiry: {1: {…}, 4: {…}}, … }, or null.
+ *  They fill in the default dates and show the limits; the server stays the
+ *  authority: a value past its limit comes back as a 400 naming the field,
+ *  shown beside it. */
+let policy = null;
+/** Why the policy could not be read (an ApiError), or null. */
+let policyError = null;
 
 // ---- the API -----------------------------------------------------------------
 
@@ -150,11 +152,19 @@ function timestampOf(date, base, limit) {
   if (!m) return null;
   const b = new Date(base * 1000);
   const ts = Math.floor(new Date(+m[1], +m[2] - 1, +m[3], b.getHours(), b.getMinutes(), b.getSeconds()).getTime() / 1000);
-  return ts > limit && date === dateOf(limit) ? limit : ts;
+  return limit !== null && ts > limit && date === dateOf(limit) ? limit : ts;
 }
 
 function lines(text) {
   return text.split('\n').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+/** A duration as the notes write it: "60 days", else "36 hours", else minutes or seconds. */
+function span(seconds) {
+  const units = [[DAY, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']];
+  const [size, unit] = units.find(([u]) => seconds % u === 0);
+  const n = seconds / size;
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
 }
 
 function kindOf(tokenType) { return Number(tokenType) === 2 ? 0 : Number(tokenType); }
@@ -288,6 +298,8 @@ function renderSignIn(message) {
         if (!session) return;
         session.isAdmin = false;
       }
+      await loadPolicy();
+      if (!session) return;
       password.value = '';
       await renderTokens(null);
     } catch (err) {
@@ -308,7 +320,26 @@ async function signOut() {
     // The session may have ended already; either way it is forgotten.
   }
   session = null;
+  policy = null;
+  policyError = null;
   renderSignIn('You are signed out.');
+}
+
+/** Reads the server's validity figures into `policy` (or the reason it
+ *  could not into `policyError`). */
+async function loadPolicy() {
+  policyError = null;
+  try {
+    policy = await api('GET', 'V4/AccessToken/Policy');
+  } catch (err) {
+    policy = null;
+    policyError = err;
+  }
+}
+
+/** The message shown when the policy could not be read. */
+function policyProblem() {
+  return `The validity policy could not be read (${policyError.message}): no default dates or limits are shown; the server applies its own.`;
 }
 
 /** The token list of `owner` ({userId, userName, kind}), or of the caller
@@ -321,7 +352,7 @@ async function renderTokens(owner) {
   // accounts) adds a service account's, never another person's.
   const mayAdd = own || (owner.kind === 'service' && session.isAdmin);
   const title = own ? 'Access tokens' : `Access tokens of ${owner.userName}`;
-  const errorLine = h('p', { class: 'form-error', role: 'alert' });
+  const errorLine = h('p', { class: 'form-error', role: 'alert' }, policyError ? policyProblem() : null);
   const body = h('div', { class: 'list' }, h('p', { class: 'muted' }, 'Loading…'));
   const reload = () => renderTokens(owner);
   setView(
@@ -376,7 +407,10 @@ function tokenRow(t, reload) {
 
 /** The Add token (token null) or Edit token dialog. `owner`: the service
  *  account a new token is for, or null for the caller. */
-function tokenDialog(token, owner, reload) {
+async function tokenDialog(token, owner, reload) {
+  // Read after sign-in; asked again only if that failed.
+  if (!policy) await loadPolicy();
+  if (!session) return;
   const adding = !token;
   const legacy = token && token.isLegacy;
   const base = adding ? now() : token.createdTimestamp;
@@ -402,8 +436,9 @@ function tokenDialog(token, owner, reload) {
     const initial = { renewable: '', expiry: '' };
     function limits() {
       const type = Number(scope.value);
-      const p = refreshable(type) ? POLICY.renewable : POLICY[type];
-      return { def: base + p.def * DAY, max: base + p.max * DAY, p };
+      const w = policy && (refreshable(type) ? policy.renewableUntil : (policy.tokenExpiry || {})[type]);
+      if (!w) return { def: null, max: null, w: null };
+      return { def: base + w.defaultSeconds, max: base + w.maxSeconds, w };
     }
     function syncScope(resetDates) {
       const type = Number(scope.value);
@@ -417,12 +452,20 @@ function tokenDialog(token, owner, reload) {
       }
       fRenewable.hidden = !refreshable(type);
       fExpiry.hidden = refreshable(type);
-      const { def, max, p } = limits();
+      const { def, max, w } = limits();
       const input = refreshable(type) ? renewable : expiry;
       const note = refreshable(type) ? renewableNote : expiryNote;
       input.min = dateOf(now());
+      if (!w) {
+        // Without the server's figures: no default filled in (an empty
+        // field is not sent, so the server applies its own), no limit shown.
+        input.removeAttribute('max');
+        note.textContent = '';
+        if (resetDates) input.value = '';
+        return;
+      }
       input.max = dateOf(max);
-      note.textContent = `Default ${dateOf(def)} (creation + ${p.def} days); at most ${dateOf(max)} (creation + ${p.max} days).`;
+      note.textContent = `Default ${dateOf(def)} (creation + ${span(w.defaultSeconds)}); at most ${dateOf(max)} (creation + ${span(w.maxSeconds)}).`;
       if (resetDates) input.value = dateOf(def);
     }
     if (adding) {
@@ -438,7 +481,7 @@ function tokenDialog(token, owner, reload) {
 
     const form = h('form', { novalidate: true, class: 'token-form' },
       legacy ? h('p', { class: 'notice legacy-message', role: 'note' }, LEGACY_MESSAGE) : null,
-      h('p', { class: 'form-error', role: 'alert' }),
+      h('p', { class: 'form-error', role: 'alert' }, policyError && !legacy ? policyProblem() : null),
       field('token-name', 'Token name', name),
       field('scope', 'Scope', scope),
       fEndpoints, fRenewable, fExpiry,

@@ -182,6 +182,9 @@ where
         ["v4", "accesstoken", "renew"] if m == Method::POST => {
             ("renew", renew(app, req, body).await)
         }
+        ["v4", "accesstoken", "policy"] if m == Method::GET => {
+            ("tokens", token_policy(app, req).await)
+        }
         ["v4", "accesstoken"] if m == Method::GET => ("tokens", list_tokens(app, req).await),
         ["v4", "accesstoken"] if m == Method::POST => {
             ("tokens", create_token(app, req, body).await)
@@ -425,6 +428,15 @@ async fn list_tokens(app: &App, req: &Request) -> Result<Response, ApiError> {
             tokens: tokens.iter().map(TokenInfo::of).collect(),
         },
     ))
+}
+
+/// The validity figures in force, for clients that fill in defaults and show
+/// limits (the console). Reported from the core's configuration as is.
+async fn token_policy(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let c = caller(app, req).await?;
+    let policy = app.svc.policy();
+    policy.require_session(c.credential)?;
+    Ok(json(StatusCode::OK, &TokenPolicy::of(policy.config())))
 }
 
 async fn create_token<S, B>(app: &App, req: &Request, body: S) -> Result<Response, ApiError>

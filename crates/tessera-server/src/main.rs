@@ -104,7 +104,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let usage_every = (!args.last_used_flush.is_zero()).then_some(args.last_used_flush);
     svc.checker().set_usage_tracking(usage_every.is_some());
     tessera_server::spawn_upkeep(
-        svc,
+        svc.clone(),
         args.sweep_interval,
         secs(args.store.retention),
         usage_every,
@@ -112,6 +112,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!(%addr, store = %stores::redact_url(&args.store.store), "listening");
     eprintln!("tessera listening on http://{addr}");
     tessera_server::run(listener, app, tessera_server::shutdown_signal()).await;
+    // The last-used times noted since the last flush, before leaving.
+    match svc.checker().flush_usage().await {
+        Ok(n) if n > 0 => tracing::info!(written = n, "last-used times written"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "writing last-used times failed"),
+    }
     Ok(())
 }
 

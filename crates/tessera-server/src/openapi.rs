@@ -94,7 +94,7 @@ pub fn spec() -> OpenApi {
             tag("session", "Log in and out; who is calling."),
             tag(
                 "tokens",
-                "Access tokens: create, list, edit, revoke, renew.",
+                "Access tokens: create, list, edit, revoke, renew; the validity policy.",
             ),
             tag("users", "User administration (admins only)."),
             tag(
@@ -131,6 +131,9 @@ fn components() -> utoipa::openapi::Components {
         .schema_from::<TokenInfo>()
         .schema_from::<TokenReply>()
         .schema_from::<TokenList>()
+        .schema_from::<TokenPolicy>()
+        .schema_from::<ValidityWindow>()
+        .schema_from::<FixedExpiry>()
         .schema_from::<RenewBody>()
         .schema_from::<RenewReply>()
         .schema_from::<UserBody>()
@@ -509,6 +512,24 @@ fn calls() -> Vec<Call> {
             vec![error_because(400, "`userId` is not a number.")],
             errors(&[401, 403]),
             vec![error_because(404, "No such user.")],
+            errors(&[405, 500, 503]),
+        ]
+        .concat(),
+    },
+    Call {
+        method: Get,
+        path: "/V4/AccessToken/Policy",
+        id: "tokenPolicy",
+        tag: "tokens",
+        summary: "Validity policy",
+        description: "The validity figures this server applies (SPEC §2; each is server configuration, e.g. `--renewable-default`, `--renewable-max`), in seconds: the default and the latest `renewableUntilTimestamp` of the refreshable scopes and `tokenExpiryTimestamp` of SCIM (1) and 1-Touch (4), each counted from the token's creation; the access token's life and the renewal grace. Read-only; for clients that fill in defaults and show limits.",
+        auth: Auth::Session,
+        params: vec![],
+        body: None,
+        responses: [
+            vec![(200, json("The figures in force.", "TokenPolicy"))],
+            errors(&[401]),
+            vec![error_because(403, "An access token as caller: a session is needed.")],
             errors(&[405, 500, 503]),
         ]
         .concat(),

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use tessera_core::model::{TokenRecord, User};
-use tessera_core::policy::TokenRequest;
+use tessera_core::policy::{PolicyConfig, TokenRequest};
 use utoipa::ToSchema;
 
 /// Accepts a JSON number or a string holding one (some clients quote ids).
@@ -268,6 +268,62 @@ pub struct TokenReply {
 pub struct TokenList {
     /// The tokens, without secrets.
     pub tokens: Vec<TokenInfo>,
+}
+
+/// `GET /V4/AccessToken/Policy`: the validity figures this server applies
+/// (SPEC §2; every one is server configuration), in seconds. Read-only: the
+/// server only reports them; the limits are enforced on create and edit.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPolicy {
+    /// `renewableUntilTimestamp` of the refreshable scopes (`tokenType` 0, 2, 3, 5), from creation.
+    pub renewable_until: ValidityWindow,
+    /// `tokenExpiryTimestamp` of the fixed-expiry scopes, by `tokenType`, from creation.
+    pub token_expiry: FixedExpiry,
+    /// Life of an access token of a refreshable scope, from creation or renewal.
+    pub access_token_seconds: i64,
+    /// How long after its access token expired a token may still be renewed.
+    pub renewal_grace_seconds: i64,
+}
+
+/// A default and a maximum, in seconds from the token's creation.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidityWindow {
+    /// Applied when the field is absent (or 0): creation + this.
+    pub default_seconds: i64,
+    /// The latest value accepted: creation + this.
+    pub max_seconds: i64,
+}
+
+/// `tokenExpiryTimestamp` windows, keyed by `tokenType`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FixedExpiry {
+    /// Microsoft SCIM (`tokenType` 1).
+    #[serde(rename = "1")]
+    pub scim: ValidityWindow,
+    /// 1-Touch recovery (`tokenType` 4).
+    #[serde(rename = "4")]
+    pub one_touch: ValidityWindow,
+}
+
+impl TokenPolicy {
+    /// The figures of the policy in force (reported as configured, nothing computed).
+    pub fn of(c: &PolicyConfig) -> Self {
+        let window = |default_seconds, max_seconds| ValidityWindow {
+            default_seconds,
+            max_seconds,
+        };
+        TokenPolicy {
+            renewable_until: window(c.renewable_default, c.renewable_max),
+            token_expiry: FixedExpiry {
+                scim: window(c.scim_default, c.scim_max),
+                one_touch: window(c.one_touch_default, c.one_touch_max),
+            },
+            access_token_seconds: c.access_lifetime,
+            renewal_grace_seconds: c.renewal_grace,
+        }
+    }
 }
 
 /// `POST /V4/AccessToken/Renew` body.
