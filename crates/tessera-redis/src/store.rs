@@ -29,7 +29,55 @@ struct ById {
     loc: Loc,
 }
 
+/// Uses written by one pipeline of [`TokenStore::record_last_used`].
+const LAST_USED_PIPELINE: usize = 500;
+
 impl RedisStore {
+    /// Writes the last-used times of `uses` in one pipeline (and a second
+    /// for legacy tokens, reached through their pointer).
+    async fn last_used_chunk(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let script = &self.scripts.last_used;
+        let mut p = Self::pipe_with(&[script]);
+        for (id, at) in uses {
+            let loc = Loc::Token(*id);
+            let mut inv = script.prepare_invoke();
+            inv.key(self.keys.rec(&loc))
+                .key(self.keys.ptr(&loc))
+                .key(self.keys.spent(&loc))
+                .arg(*at);
+            p.invoke_script(&inv);
+        }
+        let replies = self.pipe(&p).await?;
+        // Legacy tokens answered with their pointer: a second round for them.
+        let mut legacy = Self::pipe_with(&[script]);
+        let mut any = false;
+        for ((id, at), reply) in uses.iter().zip(replies) {
+            let (tag, rest) = tagged(reply)?;
+            if tag != "moved" {
+                continue;
+            }
+            let hex = required(
+                rest.into_iter().next().unwrap_or_default(),
+                "legacy pointer",
+            )?;
+            let loc = Loc::Legacy(*id, codec::digest(&hex, "legacy pointer")?.to_hex());
+            let mut inv = script.prepare_invoke();
+            inv.key(self.keys.rec(&loc))
+                .key(self.keys.ptr(&loc))
+                .key(self.keys.spent(&loc))
+                .arg(*at);
+            legacy.invoke_script(&inv).ignore();
+            any = true;
+        }
+        if any {
+            self.pipe(&legacy).await?;
+        }
+        Ok(())
+    }
+
     /// `HMGET` of a token record's fields.
     fn hmget_token(&self, loc: &Loc) -> redis::Cmd {
         let mut c = redis::cmd("HMGET");
@@ -770,44 +818,11 @@ impl TokenStore for RedisStore {
     }
 
     async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
-        if uses.is_empty() {
-            return Ok(());
-        }
-        let script = &self.scripts.last_used;
-        let mut p = Self::pipe_with(&[script]);
-        for (id, at) in uses {
-            let loc = Loc::Token(*id);
-            let mut inv = script.prepare_invoke();
-            inv.key(self.keys.rec(&loc))
-                .key(self.keys.ptr(&loc))
-                .key(self.keys.spent(&loc))
-                .arg(*at);
-            p.invoke_script(&inv);
-        }
-        let replies = self.pipe(&p).await?;
-        // Legacy tokens answered with their pointer: a second round for them.
-        let mut legacy = Self::pipe_with(&[script]);
-        let mut any = false;
-        for ((id, at), reply) in uses.iter().zip(replies) {
-            let (tag, rest) = tagged(reply)?;
-            if tag != "moved" {
-                continue;
-            }
-            let hex = required(
-                rest.into_iter().next().unwrap_or_default(),
-                "legacy pointer",
-            )?;
-            let loc = Loc::Legacy(*id, codec::digest(&hex, "legacy pointer")?.to_hex());
-            let mut inv = script.prepare_invoke();
-            inv.key(self.keys.rec(&loc))
-                .key(self.keys.ptr(&loc))
-                .key(self.keys.spent(&loc))
-                .arg(*at);
-            legacy.invoke_script(&inv).ignore();
-            any = true;
-        }
-        if any {
-            self.pipe(&legacy).await?;
+        // In pipelines of a bounded size, one after the other: the checks
+        // share the connection, and one pipeline of every use of a busy
+        // minute would hold their look-ups behind it.
+        for chunk in uses.chunks(LAST_USED_PIPELINE) {
+            self.last_used_chunk(chunk).await?;
         }
         Ok(())
     }
