@@ -38,9 +38,36 @@ pub async fn drop_schema(schema: &str) {
     }
 }
 
+/// A test's schema, dropped when this goes out of scope — also when the
+/// test panics, so a failing test leaves nothing behind.
+pub struct Schema(pub String);
+
+impl std::ops::Deref for Schema {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        // Drop may run inside the test's runtime: use a thread of its own.
+        let name = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(drop_schema(&name));
+            }
+        })
+        .join();
+    }
+}
+
 /// A store on a fresh schema, or `None` (SKIPPED) when PostgreSQL is unreachable.
-pub async fn open(config: PostgresConfig) -> Option<(PostgresStore, String)> {
-    let schema = config.schema.clone().unwrap_or_default();
+pub async fn open(config: PostgresConfig) -> Option<(PostgresStore, Schema)> {
+    let schema = Schema(config.schema.clone().unwrap_or_default());
     match PostgresStore::open(&config).await {
         Ok(store) => Some((store, schema)),
         Err(e) => {
@@ -55,6 +82,6 @@ pub async fn fresh_store() -> Option<Fixture> {
     let (store, schema) = open(config()).await?;
     Some(Fixture::with_cleanup(
         Arc::new(store),
-        Box::pin(async move { drop_schema(&schema).await }),
+        Box::pin(async move { drop(schema) }),
     ))
 }
