@@ -502,6 +502,15 @@ async function tokenDialog(token, owner, reload) {
       const type = Number(scope.value);
       const { max } = limits();
       const body = {};
+      // The date field the scope uses, when the user changed it.
+      const setDate = (body) => {
+        const [field, input, was] = refreshable(type)
+          ? ['renewableUntilTimestamp', renewable, initial.renewable]
+          : ['tokenExpiryTimestamp', expiry, initial.expiry];
+        if (input.value === was) return;
+        body[field] = timestampOf(input.value, base, max);
+        if (body[field] === null) throw dateError(field);
+      };
       let reply;
       const submit = form.querySelector('button[type=submit]');
       submit.disabled = true;
@@ -512,14 +521,7 @@ async function tokenDialog(token, owner, reload) {
           if (type === 3) body.apiEndpoints = lines(endpoints.value);
           const list = lines(ips.value);
           if (list.length) body.allowedIPs = list;
-          if (refreshable(type) && renewable.value !== initial.renewable) {
-            body.renewableUntilTimestamp = timestampOf(renewable.value, base, max);
-            if (body.renewableUntilTimestamp === null) throw dateError('renewableUntilTimestamp');
-          }
-          if (!refreshable(type) && expiry.value !== initial.expiry) {
-            body.tokenExpiryTimestamp = timestampOf(expiry.value, base, max);
-            if (body.tokenExpiryTimestamp === null) throw dateError('tokenExpiryTimestamp');
-          }
+          setDate(body);
           if (owner) body.userId = owner.userId;
           reply = await api('POST', 'V4/AccessToken', body);
           showSecrets(dialog, reply.tokenInfo);
@@ -533,14 +535,7 @@ async function tokenDialog(token, owner, reload) {
           body.apiEndpoints = lines(endpoints.value);
         }
         if (lines(ips.value).join('\n') !== (token.allowedIPs || []).join('\n')) body.allowedIPs = lines(ips.value);
-        if (refreshable(type) && renewable.value !== initial.renewable) {
-          body.renewableUntilTimestamp = timestampOf(renewable.value, base, max);
-          if (body.renewableUntilTimestamp === null) throw dateError('renewableUntilTimestamp');
-        }
-        if (!refreshable(type) && expiry.value !== initial.expiry) {
-          body.tokenExpiryTimestamp = timestampOf(expiry.value, base, max);
-          if (body.tokenExpiryTimestamp === null) throw dateError('tokenExpiryTimestamp');
-        }
+        setDate(body);
         if (Object.keys(body).length > 0) {
           await api('PUT', `V4/AccessToken/${token.tokenId}`, body);
           announce('Token saved.');

@@ -67,11 +67,15 @@ pub fn spawn_upkeep(
     tokio::spawn(async move {
         let mut sweep = tokio::time::interval(sweep_every);
         let mut legacy = tokio::time::interval(Duration::from_secs(30));
-        // Off: an interval that never comes round (a day; nothing is noted).
-        let mut usage = tokio::time::interval(usage_every.unwrap_or(Duration::from_secs(86_400)));
+        let mut usage = usage_every.map(tokio::time::interval);
         loop {
             tokio::select! {
-                _ = usage.tick() => {
+                Some(_) = async {
+                    match usage.as_mut() {
+                        Some(i) => Some(i.tick().await),
+                        None => None,
+                    }
+                } => {
                     if let Err(e) = svc.checker().flush_usage().await {
                         tracing::warn!(error = %e, "writing last-used times failed");
                     }
