@@ -11,135 +11,16 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{spawn, Server};
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket};
-
-// ---- the upstream ------------------------------------------------------------
-
-/// One request as the upstream received it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    target: String,
-    /// Every `X-Tessera-User` header it carried.
-    users: Vec<String>,
-}
-
-/// A tiny HTTP/1 server on 127.0.0.1 that answers 200 to everything, with a
-/// body naming what it received, and records each request.
-struct Upstream {
-    port: u16,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Upstream {
-    async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let sink = seen.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut conn, _)) = listener.accept().await else {
-                    continue;
-                };
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    let Some(head) = read_head(&mut conn).await else {
-                        return;
-                    };
-                    let mut lines = head.split("\r\n");
-                    let mut first = lines.next().unwrap_or_default().split(' ');
-                    let method = first.next().unwrap_or_default().to_string();
-                    let target = first.next().unwrap_or_default().to_string();
-                    let users = lines
-                        .filter_map(|l| l.split_once(':'))
-                        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("x-tessera-user"))
-                        .map(|(_, v)| v.trim().to_string())
-                        .collect::<Vec<_>>();
-                    let body = format!("upstream saw {method} {target} as {}", users.join(","));
-                    sink.lock().unwrap().push(Seen {
-                        method,
-                        target,
-                        users,
-                    });
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
-                         Connection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = conn.write_all(reply.as_bytes()).await;
-                    let _ = conn.shutdown().await;
-                });
-            }
-        });
-        Upstream { port, seen, task }
-    }
-
-    fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-
-    /// What it received from the `from`-th request on.
-    fn since(&self, from: usize) -> Vec<Seen> {
-        self.seen.lock().unwrap()[from..].to_vec()
-    }
-}
-
-/// Reads a request or response head (up to the blank line), bounded.
-async fn read_head(conn: &mut tokio::net::TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some(String::from_utf8_lossy(&buf).into_owned())
-}
+use common::proxy::{free_port, raw, through, wait_listening, Upstream, TRAVERSALS};
+use common::spawn;
+use serde_json::json;
 
 // ---- nginx -------------------------------------------------------------------
-
-/// The nginx binary, if installed (`/usr/sbin` is not on every user's PATH).
-fn nginx_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join("nginx"))
-        .find(|p| p.is_file())
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Our own nginx process; stopped, and its directory removed, when dropped.
 struct Nginx {
@@ -167,8 +48,15 @@ impl Drop for Nginx {
     }
 }
 
-fn nginx_conf(dir: &Path, port: u16, tessera: &str, upstream: u16) -> String {
+/// The README's configuration; `with_method: false` leaves out the
+/// `X-Original-Method` line (a mistake an operator can make).
+fn nginx_conf(dir: &Path, port: u16, tessera: &str, upstream: u16, with_method: bool) -> String {
     let d = dir.display();
+    let method = if with_method {
+        "proxy_set_header X-Original-Method $request_method;"
+    } else {
+        "# (no X-Original-Method: every check must then be refused)"
+    };
     format!(
         r#"worker_processes 1;
 pid {d}/nginx.pid;
@@ -198,11 +86,11 @@ http {{
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-URI $request_uri;
-            proxy_set_header X-Original-Method $request_method;
-            proxy_set_header X-Real-IP $remote_addr;
-            # Tessera reads X-Forwarded-For before X-Real-IP: a client's own
-            # header must not pass through unchanged (it would choose the
-            # client address); appending the peer makes it the nearest hop.
+            {method}
+            # Tessera reads X-Forwarded-For (by default) right to left, past
+            # trusted proxies: nginx appends the peer it saw, so whatever a
+            # client wrote sits to its left and is never reached. X-Real-IP is
+            # read only with --client-ip-header x-real-ip.
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header Authorization $http_authorization;
         }}
@@ -215,7 +103,7 @@ http {{
 impl Nginx {
     /// Starts nginx in front of `tessera` (a base URL) and the upstream, and
     /// waits (bounded) until it accepts connections.
-    fn start(bin: &Path, tessera: &str, upstream: u16) -> Nginx {
+    fn start(bin: &Path, tessera: &str, upstream: u16, with_method: bool) -> Nginx {
         let dir = std::env::temp_dir().join(format!(
             "tessera-nginx-{}",
             tessera_core::testkit::unique_suffix()
@@ -223,7 +111,11 @@ impl Nginx {
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_port();
         let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, nginx_conf(&dir, port, tessera, upstream)).unwrap();
+        std::fs::write(
+            &conf,
+            nginx_conf(&dir, port, tessera, upstream, with_method),
+        )
+        .unwrap();
         let child = Command::new(bin)
             .arg("-p")
             .arg(&dir)
@@ -239,28 +131,19 @@ impl Nginx {
             .spawn()
             .expect("start nginx");
         let mut nginx = Nginx { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return nginx;
-            }
-            let exited = nginx.child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                panic!(
-                    "nginx did not start on port {port} ({exited:?}); error log:\n{}",
-                    nginx.error_log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        let log = nginx.dir.join("error.log");
+        wait_listening(
+            "nginx",
+            port,
+            &mut nginx.child,
+            Duration::from_secs(10),
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        );
+        nginx
     }
 
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
 
     fn access_lines(&self) -> Vec<String> {
@@ -285,130 +168,11 @@ impl Nginx {
     }
 }
 
-// ---- clients -----------------------------------------------------------------
-
-/// A response: status and body.
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-/// Sends `method target` to nginx byte for byte (no URL library between, so
-/// `..` and `%2e` reach nginx as written), from the local address `from`,
-/// with `Authorization: Bearer token` when given and `extra` header lines.
-async fn raw(
-    port: u16,
-    from: Ipv4Addr,
-    method: &str,
-    target: &str,
-    token: Option<&str>,
-    extra: &[(&str, &str)],
-) -> Reply {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(IpAddr::V4(from), 0))
-        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
-    let mut conn = socket
-        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
-        .await
-        .expect("connect to nginx");
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    for (k, v) in extra {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-    conn.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut buf))
-        .await
-        .expect("nginx answered in time")
-        .expect("read nginx's answer");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    Reply {
-        status,
-        head: head.to_string(),
-        body: body.to_string(),
-    }
-}
-
-/// A request through nginx with reqwest (for ordinary paths).
-async fn through(
-    http: &reqwest::Client,
-    base: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-) -> Reply {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut rb = http.request(method, format!("{base}{path}"));
-    if let Some(t) = token {
-        rb = rb.bearer_auth(t);
-    }
-    let r = rb.send().await.expect("request through nginx");
-    let status = r.status().as_u16();
-    let head = format!("{:?}", r.headers());
-    Reply {
-        status,
-        head,
-        body: r.text().await.unwrap_or_default(),
-    }
-}
-
-async fn create_token(s: &Server, admin: &str, body: Value) -> (u64, String) {
-    let a = s
-        .call(
-            "POST",
-            "/V4/AccessToken",
-            &[("Authtoken", admin)],
-            Some(body),
-        )
-        .await;
-    assert_eq!(a.status, 200, "create token: {}", a.json);
-    let info = &a.json["tokenInfo"];
-    (
-        info["tokenId"].as_u64().unwrap(),
-        info["accessToken"].as_str().unwrap().to_string(),
-    )
-}
-
 // ---- the test ----------------------------------------------------------------
-
-/// The path tricks of SPEC §6. Tessera gets nginx's `$request_uri` (the raw
-/// target), so each must be refused there, whatever nginx makes of `$uri`.
-const TRAVERSALS: &[&str] = &[
-    "/Client/../Job",
-    "/Client/%2e%2e/Job",
-    "/Client/%2E%2E/Job",
-    "/Client/..%2fJob",
-    "/Client%2f..%2fJob",
-    "/Client/.%2e/Job",
-    "/Client/..;/Job",
-    "//Client/../Job",
-    // and a few more of the same family
-    "/Client/5/../../Job/1",
-    "/commandcenter/api/Client/../Job",
-    "/Client/./5",
-    "/Client/%252e%252e/Job",
-    "/Client/..%5cJob",
-    "/Client\\..\\Job",
-    "/Client/%00/../Job",
-    "/Client/..",
-    "/Client/../../../Job",
-];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_auth_behind_nginx() {
-    let Some(bin) = nginx_binary() else {
+    let Some(bin) = common::proxy::find_binary("nginx") else {
         // Panics under CI (CI=true or TESSERA_REQUIRE_BACKENDS=1).
         tessera_core::testkit::skip("nginx not installed");
         return;
@@ -416,15 +180,16 @@ async fn forward_auth_behind_nginx() {
     let store = common::sqlite();
     let s = spawn(&store, &["--trusted-proxies", "127.0.0.1"]);
     let upstream = Upstream::start().await;
-    let nginx = Nginx::start(&bin, &s.base, upstream.port);
+    let nginx = Nginx::start(&bin, &s.base, upstream.port, true);
     let base = nginx.base();
     let http = reqwest::Client::new();
     let local = Ipv4Addr::LOCALHOST;
     let mut requests = 0usize; // requests sent to nginx so far (access-log lines)
 
     let admin = s.admin().await;
-    let (_, one_touch) =
-        create_token(&s, &admin, json!({"tokenName": "1-Touch", "tokenType": 4})).await;
+    let (_, one_touch) = s
+        .token(&admin, json!({"tokenName": "1-Touch", "tokenType": 4}))
+        .await;
 
     // 1-Touch: its paths reach the upstream, unchanged, as the token's owner.
     for path in ["/Client/5", "/commandcenter/api/Client/5?x=1"] {
@@ -517,12 +282,12 @@ async fn forward_auth_behind_nginx() {
     );
 
     // Custom: method and path both count.
-    let (_, custom) = create_token(
-        &s,
-        &admin,
-        json!({"tokenName": "custom", "tokenType": 3, "apiEndpoints": ["GET /Client"]}),
-    )
-    .await;
+    let (_, custom) = s
+        .token(
+            &admin,
+            json!({"tokenName": "custom", "tokenType": 3, "apiEndpoints": ["GET /Client"]}),
+        )
+        .await;
     let before = upstream.count();
     let r = through(&http, &base, "GET", "/Client/1", Some(&custom)).await;
     requests += 1;
@@ -538,7 +303,9 @@ async fn forward_auth_behind_nginx() {
     );
 
     // All: reaches what 1-Touch may not.
-    let (all_id, all) = create_token(&s, &admin, json!({"tokenName": "all", "tokenType": 2})).await;
+    let (all_id, all) = s
+        .token(&admin, json!({"tokenName": "all", "tokenType": 2}))
+        .await;
     let before = upstream.count();
     let r = through(&http, &base, "GET", "/Job/1", Some(&all)).await;
     requests += 1;
@@ -575,18 +342,18 @@ async fn forward_auth_behind_nginx() {
     // from the trusted proxy 127.0.0.1), not one the client claims. The
     // client speaks from 127.0.0.2, which is not a trusted proxy.
     let other = Ipv4Addr::new(127, 0, 0, 2);
-    let (_, pinned) = create_token(
-        &s,
-        &admin,
-        json!({"tokenName": "pinned", "tokenType": 2, "allowedIPs": ["127.0.0.2"]}),
-    )
-    .await;
-    let (_, elsewhere) = create_token(
-        &s,
-        &admin,
-        json!({"tokenName": "elsewhere", "tokenType": 2, "allowedIPs": ["127.0.0.3"]}),
-    )
-    .await;
+    let (_, pinned) = s
+        .token(
+            &admin,
+            json!({"tokenName": "pinned", "tokenType": 2, "allowedIPs": ["127.0.0.2"]}),
+        )
+        .await;
+    let (_, elsewhere) = s
+        .token(
+            &admin,
+            json!({"tokenName": "elsewhere", "tokenType": 2, "allowedIPs": ["127.0.0.3"]}),
+        )
+        .await;
     let before = upstream.count();
     let r = raw(nginx.port, other, "GET", "/Job/1", Some(&pinned), &[]).await;
     requests += 1;
@@ -625,4 +392,144 @@ async fn forward_auth_behind_nginx() {
         requests,
         "one log line per request"
     );
+}
+
+/// What a client may write, through nginx as the README configures it: raw
+/// bytes nginx passes on in `$request_uri`, its own `X-Forwarded-*` and
+/// `X-Original-*`, forged addresses in every form. None of it reaches the
+/// upstream. And nginx without `X-Original-Method`: nothing passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_a_client_writes_steers_the_check_behind_nginx() {
+    let Some(bin) = common::proxy::find_binary("nginx") else {
+        tessera_core::testkit::skip("nginx not installed");
+        return;
+    };
+    let store = common::sqlite();
+    let s = spawn(&store, &["--trusted-proxies", "127.0.0.1"]);
+    let upstream = Upstream::start().await;
+    let nginx = Nginx::start(&bin, &s.base, upstream.port, true);
+    let admin = s.admin().await;
+    let local = Ipv4Addr::LOCALHOST;
+    let (_, custom) = s
+        .token(
+            &admin,
+            json!({"tokenName": "c", "tokenType": 3, "apiEndpoints": ["GET /Client", "/Job"]}),
+        )
+        .await;
+    let never = |what: &str, before: usize, status: u16| {
+        let seen = upstream.since(before);
+        assert!(
+            seen.is_empty(),
+            "{what} reached the upstream as {seen:?} (status {status})"
+        );
+    };
+    // Allowed as it should be.
+    let before = upstream.count();
+    let r = raw(nginx.port, local, "GET", "/Client/5", Some(&custom), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(upstream.since(before).len(), 1);
+
+    // Finding 1: raw bytes in the request line, a client's X-Forwarded-Uri beside.
+    for (method, target) in [
+        ("GET", "/Admin/5?q=é"),
+        ("POST", "/V4/AccessToken?ÿ"),
+        ("DELETE", "/Client/5?é"),
+        ("DELETE", "/Admin/5?\u{1}"),
+    ] {
+        let before = upstream.count();
+        let forged = [("X-Forwarded-Uri", "/Job/1"), ("X-Forwarded-Method", "GET")];
+        let r = raw(nginx.port, local, method, target, Some(&custom), &forged).await;
+        never(&format!("{method} {target}"), before, r.status);
+        assert_ne!(r.status, 200, "{method} {target}: {}", r.head);
+    }
+    // Finding 2: a client's X-Forwarded-* (nginx passes them on) or
+    // X-Original-* (nginx overwrites those) never decide.
+    for (method, target, forged) in [
+        (
+            "DELETE",
+            "/Admin/1",
+            [
+                ("X-Forwarded-Uri", "/Client/1"),
+                ("X-Forwarded-Method", "GET"),
+            ],
+        ),
+        (
+            "DELETE",
+            "/Admin/1",
+            [
+                ("X-Original-URI", "/Client/1"),
+                ("X-Original-Method", "GET"),
+            ],
+        ),
+        (
+            "POST",
+            "/Client/1",
+            [
+                ("X-Forwarded-Method", "GET"),
+                ("X-Forwarded-Uri", "/Client/1"),
+            ],
+        ),
+    ] {
+        let before = upstream.count();
+        let r = raw(nginx.port, local, method, target, Some(&custom), &forged).await;
+        never(
+            &format!("{method} {target} with {forged:?}"),
+            before,
+            r.status,
+        );
+    }
+
+    // Finding 4: forged client addresses. The token may be used from
+    // 127.0.0.3 only; the client speaks from 127.0.0.2.
+    let (_, pinned) = s
+        .token(
+            &admin,
+            json!({"tokenName": "pinned", "tokenType": 2, "allowedIPs": ["127.0.0.3"]}),
+        )
+        .await;
+    let other = Ipv4Addr::new(127, 0, 0, 2);
+    for forged in [
+        vec![
+            ("X-Forwarded-For", "127.0.0.3"),
+            ("X-Forwarded-For", "127.0.0.3"),
+        ],
+        vec![("X-Forwarded-For", "127.0.0.3, garbage")],
+        vec![("X-Forwarded-For", "127.0.0.3, 127.0.0.1")],
+        vec![("X-Real-IP", "127.0.0.3")],
+        vec![("X-Real-IP", "127.0.0.3"), ("X-Forwarded-For", "127.0.0.3")],
+    ] {
+        let before = upstream.count();
+        let r = raw(nginx.port, other, "GET", "/Job/1", Some(&pinned), &forged).await;
+        never(&format!("{forged:?}"), before, r.status);
+    }
+    // From the address itself: allowed.
+    let third = Ipv4Addr::new(127, 0, 0, 3);
+    let r = raw(nginx.port, third, "GET", "/Job/1", Some(&pinned), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.head);
+
+    // Finding 3: nginx configured without X-Original-Method. Its
+    // sub-request is always GET: Tessera must not take that for the method.
+    let careless = Nginx::start(&bin, &s.base, upstream.port, false);
+    for method in ["DELETE", "POST", "GET"] {
+        let before = upstream.count();
+        let r = raw(
+            careless.port,
+            local,
+            method,
+            "/Client/5",
+            Some(&custom),
+            &[],
+        )
+        .await;
+        never(
+            &format!("{method} /Client/5 without X-Original-Method"),
+            before,
+            r.status,
+        );
+        assert_eq!(
+            r.status, 500,
+            "nginx turns the check's 400 into 500: {}",
+            r.head
+        );
+    }
 }

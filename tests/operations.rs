@@ -10,17 +10,8 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::spawn;
+use common::{signal, spawn};
 use serde_json::json;
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
 
 /// A private Redis on a free port, stopped and resumed with SIGSTOP/SIGCONT
 /// (so the data survives the outage), killed when dropped.

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -179,9 +181,22 @@ impl Drop for Server {
     }
 }
 
-/// The `tessera` binary built with this test.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_tessera")
+/// Sends `sig` (`-TERM`, `-STOP`, …) to process `pid`; panics if `kill` fails.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// The `tessera` binary built with this test, or the one `TESSERA_TEST_BINARY`
+/// names (to run the suites against another build, e.g. to see a new test
+/// fail on the code before a fix).
+pub fn binary() -> String {
+    std::env::var("TESSERA_TEST_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tessera").to_string())
 }
 
 /// Starts `tessera serve` on a random port over `store`, with `extra` arguments.
@@ -268,15 +283,38 @@ impl Server {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> Answer {
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        let body = body.map(|b| b.to_string());
+        self.send(
+            method,
+            path,
+            &headers,
+            body.as_deref().map(|b| ("application/json", b.as_bytes())),
+        )
+        .await
+    }
+
+    /// Sends a request whose headers may repeat and hold any bytes (each
+    /// pair is appended as given), with an optional raw body and its
+    /// content type.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: Option<(&str, &[u8])>,
+    ) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut rb = self.http.request(method, self.url(path));
+        let mut map = reqwest::header::HeaderMap::new();
         for (k, v) in headers {
-            rb = rb.header(*k, *v);
+            map.append(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                reqwest::header::HeaderValue::from_bytes(v).unwrap(),
+            );
         }
-        if let Some(b) = body {
-            rb = rb
-                .header("Content-Type", "application/json")
-                .body(b.to_string());
+        let mut rb = self.http.request(method, self.url(path)).headers(map);
+        if let Some((ct, b)) = body {
+            rb = rb.header("Content-Type", ct).body(b.to_vec());
         }
         let r = rb.send().await.expect("request");
         let status = r.status().as_u16();
@@ -287,6 +325,24 @@ impl Server {
             headers,
             json: serde_json::from_str(&text).unwrap_or(Value::Null),
         }
+    }
+
+    /// Creates a token as `session`; panics unless 200. Returns (id, access token).
+    pub async fn token(&self, session: &str, body: Value) -> (u64, String) {
+        let a = self
+            .call(
+                "POST",
+                "/V4/AccessToken",
+                &[("Authtoken", session)],
+                Some(body),
+            )
+            .await;
+        assert_eq!(a.status, 200, "create token: {}", a.json);
+        let info = &a.json["tokenInfo"];
+        (
+            info["tokenId"].as_u64().unwrap(),
+            info["accessToken"].as_str().unwrap().to_string(),
+        )
     }
 
     /// Logs in; returns the `Authtoken` header value (`QSDK …`).

@@ -53,8 +53,8 @@ async function check(token, method, uri) {
   const r = await fetch(new URL('/auth/check', BASE), {
     headers: {
       Authorization: `Bearer ${token}`,
-      'X-Forwarded-Method': method,
-      'X-Forwarded-Uri': uri,
+      'X-Original-Method': method,
+      'X-Original-URI': uri,
     },
   });
   return r.status;

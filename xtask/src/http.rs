@@ -30,6 +30,14 @@ use tessera_core::store::Store;
 const WRK_THREADS: usize = 2;
 /// wrk's connections.
 const WRK_CONNECTIONS: usize = 64;
+/// Wrong logins per second during the `check-flood` case, each from another
+/// address (`X-Forwarded-For`, the server trusting the loopback proxy) and
+/// for another unknown user, so that no lock stops them before Argon2.
+const FLOOD_PER_SEC: u64 = 100;
+/// Threads sending the flood (each login waits for its answer).
+const FLOOD_THREADS: usize = 32;
+/// The check under a login flood keeps at least this share of its rate.
+const FLOOD_TARGET: f64 = 0.8;
 /// Concurrent tasks creating tokens during the pre-fill.
 const PREFILL_TASKS: usize = 32;
 
@@ -939,95 +947,130 @@ fn measure_backend(
         }
     }
 
-    let server = Server::start(binary, fixture, &[])?;
-    let result = (|| {
-        let addr = server.addr.clone();
-        sanity(&addr, &pre, &malformed, unknown.expose())?;
-        let session = login(&addr, &pre.admin)?;
-        let session_file = dir.join("session.txt");
-        write_lines(&session_file, [session])?;
+    // The loopback is a trusted proxy, so that the flood's logins come
+    // "from" many addresses; no other case sends a forwarded header.
+    let server = Server::start(binary, fixture, &["--trusted-proxies", "127.0.0.1"])?;
+    let result =
+        (|| {
+            let addr = server.addr.clone();
+            sanity(&addr, &pre, &malformed, unknown.expose())?;
+            let session = login(&addr, &pre.admin)?;
+            let session_file = dir.join("session.txt");
+            write_lines(&session_file, [session])?;
 
-        let base = format!("http://{addr}");
-        let arg = |p: &Path| p.display().to_string();
-        type Case = (&'static str, String, Option<PathBuf>, Vec<String>);
-        // The refusals right after the ceiling: they touch no store (or
-        // only read it), so they are measured while the database is as
-        // quiet as for the ceiling, before any case that makes it write.
-        let mut cases: Vec<Case> = vec![
-            ("ceiling", format!("{base}/health/live"), None, vec![]),
-            (
-                "malformed",
+            let base = format!("http://{addr}");
+            let arg = |p: &Path| p.display().to_string();
+            type Case = (&'static str, String, Option<PathBuf>, Vec<String>);
+            // The refusals right after the ceiling: they touch no store (or
+            // only read it), so they are measured while the database is as
+            // quiet as for the ceiling, before any case that makes it write.
+            let mut cases: Vec<Case> = vec![
+                ("ceiling", format!("{base}/health/live"), None, vec![]),
+                (
+                    "malformed",
+                    base.clone(),
+                    Some(scripts.join("check.lua")),
+                    vec![arg(&malformed_file)],
+                ),
+                (
+                    "unknown",
+                    base.clone(),
+                    Some(scripts.join("check.lua")),
+                    vec![arg(&unknown_file)],
+                ),
+                (
+                    "check-valid",
+                    base.clone(),
+                    Some(scripts.join("check.lua")),
+                    vec![arg(&check_file)],
+                ),
+            ];
+            // The renewal case names its pair files by run below.
+            cases.push((
+                "renew",
                 base.clone(),
-                Some(scripts.join("check.lua")),
-                vec![arg(&malformed_file)],
-            ),
-            (
-                "unknown",
+                Some(scripts.join("renew.lua")),
+                vec![],
+            ));
+            cases.push((
+                "create",
                 base.clone(),
-                Some(scripts.join("check.lua")),
-                vec![arg(&unknown_file)],
-            ),
-            (
-                "check-valid",
-                base.clone(),
-                Some(scripts.join("check.lua")),
-                vec![arg(&check_file)],
-            ),
-        ];
-        // The renewal case names its pair files by run below.
-        cases.push((
-            "renew",
-            base.clone(),
-            Some(scripts.join("renew.lua")),
-            vec![],
-        ));
-        cases.push((
-            "create",
-            base.clone(),
-            Some(scripts.join("create.lua")),
-            vec![arg(&session_file)],
-        ));
-        let mut rows = Vec::new();
-        for (case, url, script, args) in cases {
-            let args_for = |run: &str| {
-                if case == "renew" {
-                    vec![arg(&dir.join(format!("renew-{run}")))]
-                } else {
-                    args.clone()
+                Some(scripts.join("create.lua")),
+                vec![arg(&session_file)],
+            ));
+            let mut rows = Vec::new();
+            for (case, url, script, args) in cases {
+                let args_for = |run: &str| {
+                    if case == "renew" {
+                        vec![arg(&dir.join(format!("renew-{run}")))]
+                    } else {
+                        args.clone()
+                    }
+                };
+                // Each case starts with the last-used times of the one before
+                // written, so no case pays for another's background writes.
+                wait_for_usage_flush(&addr)?;
+                if let Some(w) = sizes.warmup_s {
+                    wrk(&url, script.as_deref(), &args_for("warmup"), w)?;
                 }
-            };
-            // Each case starts with the last-used times of the one before
-            // written, so no case pays for another's background writes.
-            wait_for_usage_flush(&addr)?;
-            if let Some(w) = sizes.warmup_s {
-                wrk(&url, script.as_deref(), &args_for("warmup"), w)?;
+                let sampler = match (&profile, case) {
+                    (Some(out), "check-valid") => Some(Sampler::start(server.child.id(), out)?),
+                    _ => None,
+                };
+                let text = wrk(
+                    &url,
+                    script.as_deref(),
+                    &args_for("measured"),
+                    sizes.duration_s,
+                )?;
+                if let Some(s) = sampler {
+                    s.finish()?;
+                }
+                let figures = parse_wrk(&text).map_err(|e| format!("{case}: {e}"))?;
+                eprintln!(
+                    "xtask: {} {case}: {:.0} requests/s, {} non-2xx of {}",
+                    fixture.name, figures.requests_per_sec, figures.non_2xx, figures.requests
+                );
+                rows.push(Row {
+                    backend: fixture.name,
+                    case,
+                    figures,
+                });
+                if case == "check-valid" {
+                    // The same checks again, while wrong logins flood in.
+                    wait_for_usage_flush(&addr)?;
+                    let flood = Flood::start(&addr);
+                    let text = wrk(
+                        &url,
+                        script.as_deref(),
+                        &args_for("measured"),
+                        sizes.duration_s,
+                    );
+                    let tally = flood.stop();
+                    let figures = parse_wrk(&text?).map_err(|e| format!("check-flood: {e}"))?;
+                    let without = rows.last().map_or(0.0, |r| r.figures.requests_per_sec);
+                    let share = figures.requests_per_sec / without.max(1.0);
+                    println!(
+                    "{} check-flood: {:.0} checks/s under {} wrong logins/s ({:.0}/s sent: {}), \
+                     {:.2} of check-valid's {:.0}/s (target ≥ {FLOOD_TARGET}: {})",
+                    fixture.name,
+                    figures.requests_per_sec,
+                    FLOOD_PER_SEC,
+                    tally.sent as f64 / tally.secs.max(0.001),
+                    tally.summary(),
+                    share,
+                    without,
+                    if share >= FLOOD_TARGET { "met" } else { "not met" },
+                );
+                    rows.push(Row {
+                        backend: fixture.name,
+                        case: "check-flood",
+                        figures,
+                    });
+                }
             }
-            let sampler = match (&profile, case) {
-                (Some(out), "check-valid") => Some(Sampler::start(server.child.id(), out)?),
-                _ => None,
-            };
-            let text = wrk(
-                &url,
-                script.as_deref(),
-                &args_for("measured"),
-                sizes.duration_s,
-            )?;
-            if let Some(s) = sampler {
-                s.finish()?;
-            }
-            let figures = parse_wrk(&text).map_err(|e| format!("{case}: {e}"))?;
-            eprintln!(
-                "xtask: {} {case}: {:.0} requests/s, {} non-2xx of {}",
-                fixture.name, figures.requests_per_sec, figures.non_2xx, figures.requests
-            );
-            rows.push(Row {
-                backend: fixture.name,
-                case,
-                figures,
-            });
-        }
-        Ok(rows)
-    })();
+            Ok(rows)
+        })();
     let result =
         result.map_err(|e: String| format!("{e}\nserver log (last lines):\n{}", server.log_tail()));
     server.stop();
@@ -1055,6 +1098,97 @@ fn measure_backend(
         figures: result?,
     });
     Ok(rows)
+}
+
+/// Wrong logins sent at [`FLOOD_PER_SEC`] by [`FLOOD_THREADS`] threads,
+/// each from another forwarded address and for another unknown user.
+struct Flood {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Vec<u16>>>,
+    started: Instant,
+}
+
+/// What the flood's logins were answered.
+struct FloodTally {
+    sent: usize,
+    secs: f64,
+    by_status: std::collections::BTreeMap<u16, usize>,
+}
+
+impl FloodTally {
+    fn summary(&self) -> String {
+        self.by_status
+            .iter()
+            .map(|(s, n)| match s {
+                0 => format!("{n} no answer"),
+                s => format!("{n}× {s}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl Flood {
+    fn start(addr: &str) -> Flood {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let every = Duration::from_micros(1_000_000 / FLOOD_PER_SEC);
+        let threads = (0..FLOOD_THREADS)
+            .map(|_| {
+                let (stop, next, addr) = (stop.clone(), next.clone(), addr.to_string());
+                std::thread::spawn(move || {
+                    let mut statuses = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        // The k-th login goes at start + k/rate, whoever sends it.
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let at = started + every * k as u32;
+                        if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let from = format!("10.{}.{}.{}", (k >> 16) & 255, (k >> 8) & 255, k & 255);
+                        let body = format!(r#"{{"username":"flood-{k}","password":"d3Jvbmc="}}"#);
+                        let status = http(
+                            &addr,
+                            "POST",
+                            "/Login",
+                            &[("X-Forwarded-For", &from)],
+                            Some(&body),
+                        )
+                        .map_or(0, |(s, _)| s);
+                        statuses.push(status);
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        Flood {
+            stop,
+            threads,
+            started,
+        }
+    }
+
+    fn stop(self) -> FloodTally {
+        self.stop.store(true, Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64();
+        let mut by_status = std::collections::BTreeMap::new();
+        let mut sent = 0;
+        for t in self.threads {
+            for s in t.join().unwrap_or_default() {
+                sent += 1;
+                *by_status.entry(s).or_insert(0) += 1;
+            }
+        }
+        FloodTally {
+            sent,
+            secs,
+            by_status,
+        }
+    }
 }
 
 /// Waits (polling `/metrics`, at most two minutes) until the server has

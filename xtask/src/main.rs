@@ -64,7 +64,8 @@ fn run(mut c: Command) -> Result<(), String> {
 /// then one closing line adding up every `test result:` line of the run.
 fn test(extra: &[String]) -> Result<(), String> {
     let mut c = cargo();
-    c.args(["test", "--workspace", "--all-features"]);
+    // Every suite runs even after one fails, so a run reports all failures.
+    c.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
     c.args(extra);
     c.stdout(Stdio::piped());
     eprintln!("xtask: running {c:?}");

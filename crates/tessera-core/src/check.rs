@@ -218,6 +218,18 @@ impl Checker {
         pending + self.flushing.load(Ordering::Relaxed)
     }
 
+    /// Readiness: one look-up of a token that cannot exist, through the very
+    /// path the check takes (a backend's check connections, its batching,
+    /// its slot), so that a store the check cannot read is not "ready".
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let key = SecretKey {
+            kind: SecretKind::Access,
+            token_id: Some(TokenId(0)),
+            digest: Digest::of("tessera readiness probe"),
+        };
+        self.store.token_by_access(&key).await.map(|_| ())
+    }
+
     /// Recognises a presented access token without the store: a Tessera
     /// access secret, or (while legacy tokens live) a legacy secret's digest.
     pub fn recognise(&self, presented: &str, now: i64) -> Result<SecretKey, Refusal> {

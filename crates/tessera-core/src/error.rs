@@ -28,6 +28,10 @@ pub enum Error {
     /// The store cannot be reached or answered too late (503). Never an allow.
     #[error("the token store is unavailable: {0}")]
     Unavailable(String),
+    /// The server has more of some costly work waiting than it takes on
+    /// (password hashing under a login flood): 503 with `Retry-After`.
+    #[error("{0}")]
+    Busy(String),
     /// A fault on our side: a corrupt record, a failed random source (500).
     #[error("internal error: {0}")]
     Internal(String),

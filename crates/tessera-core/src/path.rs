@@ -62,6 +62,16 @@ pub enum PathError {
     /// A web-service root normalises to `/`, which would name no root at all.
     #[error("a web-service root must name at least one path segment")]
     EmptyRoot,
+    /// A raw `#` anywhere in a request target. A client never sends a
+    /// fragment, and upstreams disagree on where a path ends around one
+    /// (`/Client#/../Admin`), so it is refused rather than cut.
+    #[error("the request target contains a raw '#'")]
+    Fragment,
+    /// A control character (U+0001 to U+001F, U+007F) in the path, raw or
+    /// percent-encoded: upstreams that trim or truncate at one would see
+    /// another path than the one checked.
+    #[error("path contains a control character")]
+    ControlCharacter,
 }
 
 /// A request path in normal form, produced only by [`Normaliser::normalise`].
@@ -154,14 +164,18 @@ impl Normaliser {
     /// into normal form, or says why it must be refused.
     ///
     /// Rules, in order:
-    /// 1. cut at the first `?` or `#`; the rest must start with `/`
+    /// 1. a raw `#` anywhere is refused ([`PathError::Fragment`]); cut at
+    ///    the first `?`; the rest must start with `/`
     ///    ([`PathError::NotAbsolute`]);
-    /// 2. a raw `\` ([`PathError::Backslash`]) or NUL ([`PathError::Nul`]) is refused;
+    /// 2. a raw `\` ([`PathError::Backslash`]), NUL ([`PathError::Nul`]) or
+    ///    other control character ([`PathError::ControlCharacter`]) is refused;
     /// 3. percent-escapes are decoded exactly once; malformed escapes, encoded
-    ///    separators, encoded NUL, invalid UTF-8 and escapes that survive
-    ///    decoding as an escape of `.`, `/`, `\`, NUL or `%` are refused;
-    /// 4. the path is split on `/`, empty segments dropped; any all-dots
-    ///    segment (`.`, `..`, also followed by `;…`) is refused;
+    ///    separators, encoded NUL or control characters, invalid UTF-8 and
+    ///    escapes that survive decoding as an escape of `.`, `/`, `\`, NUL or
+    ///    `%` are refused;
+    /// 4. the path is split on `/`, empty segments dropped; any segment of
+    ///    dots, alone or with whitespace (`.`, `..`, `..%20`, `%20..`, also
+    ///    followed by `;…`), is refused;
     /// 5. ASCII letters are lowercased and the segments joined as `/a/b`
     ///    (`/` when there are none);
     /// 6. one web-service root is stripped if the path equals it or continues
@@ -203,13 +217,15 @@ impl Normaliser {
 /// unusual, including every refusal, goes through [`normalise_careful`], the
 /// reference implementation, so both always agree on the answer.
 fn normalise_unrooted(raw: &str) -> Result<String, PathError> {
-    let end = raw
-        .bytes()
-        .position(|b| b == b'?' || b == b'#')
-        .unwrap_or(raw.len());
-    // `?` and `#` are ASCII, so `end` is a character boundary.
+    let end = raw.bytes().position(|b| b == b'?').unwrap_or(raw.len());
+    // `?` is ASCII, so `end` is a character boundary.
     let path = &raw[..end];
-    if !path.starts_with('/') || path.bytes().any(|b| b == b'%' || b == b'\\' || b == 0) {
+    if !path.starts_with('/')
+        || path
+            .bytes()
+            .any(|b| b == b'%' || b == b'\\' || b == b'#' || b == 0 || is_control(b))
+        || raw[end..].contains('#')
+    {
         return normalise_careful(raw);
     }
     let mut out = String::with_capacity(path.len());
@@ -229,20 +245,29 @@ fn normalise_unrooted(raw: &str) -> Result<String, PathError> {
 
 /// Steps 1–5, step by step: the reference for [`normalise_unrooted`].
 fn normalise_careful(raw: &str) -> Result<String, PathError> {
-    // 1. Cut query and fragment; what is left must be absolute.
-    let path = raw.split(['?', '#']).next().unwrap_or(raw);
+    // 1. No raw '#' at all; cut the query; what is left must be absolute.
+    if raw.contains('#') {
+        return Err(PathError::Fragment);
+    }
+    let path = raw.split('?').next().unwrap_or(raw);
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
-    // 2. Raw backslash and NUL.
+    // 2. Raw backslash, NUL and other control characters.
     if path.contains('\\') {
         return Err(PathError::Backslash);
     }
     if path.contains('\0') {
         return Err(PathError::Nul);
     }
+    if path.bytes().any(is_control) {
+        return Err(PathError::ControlCharacter);
+    }
     // 3. Decode once, then refuse anything that still looks like a dangerous escape.
     let decoded = percent_decode(path)?;
+    if decoded.bytes().any(is_control) {
+        return Err(PathError::ControlCharacter);
+    }
     if has_dangerous_escape(&decoded) {
         return Err(PathError::DoubleEncoding);
     }
@@ -317,16 +342,24 @@ fn has_dangerous_escape(decoded: &str) -> bool {
 }
 
 /// Whether a decoded segment is a dot segment: before any `;` (path
-/// parameters, which Tomcat strips) it consists only of dots.
+/// parameters, which Tomcat strips) it holds at least one dot and nothing
+/// but dots and whitespace.
 ///
-/// This covers `.`, `..`, `..;`, `..;jsessionid=x` and, failing closed, also
-/// `...` and longer, which some file-system back ends treat specially.
+/// This covers `.`, `..`, `..;`, `..;jsessionid=x`, the forms an upstream
+/// that trims whitespace turns into `..` (`.. `, ` ..`, `..\t` once decoded,
+/// also Unicode whitespace) and, failing closed, `...` and longer, which some
+/// file-system back ends treat specially.
 fn is_dot_segment(segment: &str) -> bool {
     let head = match segment.split_once(';') {
         Some((head, _)) => head,
         None => segment,
     };
-    !head.is_empty() && head.bytes().all(|b| b == b'.')
+    head.contains('.') && head.chars().all(|c| c == '.' || c.is_whitespace())
+}
+
+/// A C0 control character other than NUL (reported on its own), or DEL.
+fn is_control(b: u8) -> bool {
+    (1..0x20).contains(&b) || b == 0x7f
 }
 
 /// A path-prefix rule that matches on whole segments.
@@ -628,8 +661,6 @@ mod tests {
             norm("/commandcenter/api/Client/5?x=1"),
             Ok("/client/5".to_owned())
         );
-        assert_eq!(norm("/Client/5#frag"), Ok("/client/5".to_owned()));
-        assert_eq!(norm("/Client/5#a?b"), Ok("/client/5".to_owned()));
         // Whatever follows the cut is not inspected.
         assert_eq!(norm("/Client?a=\\..%2f%00%zz"), Ok("/client".to_owned()));
     }
@@ -716,7 +747,7 @@ mod tests {
         assert_eq!(norm(""), Err(PathError::NotAbsolute));
         assert_eq!(norm("Client"), Err(PathError::NotAbsolute));
         assert_eq!(norm("?/x"), Err(PathError::NotAbsolute));
-        assert_eq!(norm("#/x"), Err(PathError::NotAbsolute));
+        assert_eq!(norm("#/x"), Err(PathError::Fragment));
         assert_eq!(norm("%2FClient"), Err(PathError::NotAbsolute));
         assert_eq!(norm(" /Client"), Err(PathError::NotAbsolute));
         assert_eq!(norm("http://h/Client"), Err(PathError::NotAbsolute));
@@ -809,6 +840,64 @@ mod tests {
     }
 
     #[test]
+    fn dots_with_whitespace_are_dot_segments() {
+        for raw in [
+            "/Client/..%20/Job",
+            "/Client/%20../Job",
+            "/Client/.. /Job",
+            "/Client/%20..%20/Job",
+            "/Client/..%09/Job",
+            "/Client/..%C2%A0/Job",
+            "/Client/. ./Job",
+            "/Client/..%20;x/Job",
+        ] {
+            assert!(
+                matches!(
+                    norm(raw),
+                    Err(PathError::DotSegment | PathError::ControlCharacter)
+                ),
+                "{raw}: {:?}",
+                norm(raw)
+            );
+        }
+        assert_eq!(norm("/Client/..%20/Job"), Err(PathError::DotSegment));
+        assert_eq!(norm("/Client/%20../Job"), Err(PathError::DotSegment));
+        // Dots beside other characters stay ordinary.
+        assert_eq!(norm("/a/.x/%20b"), Ok("/a/.x/ b".to_owned()));
+    }
+
+    #[test]
+    fn raw_fragment_is_refused_anywhere() {
+        for raw in [
+            "/Client/5#frag",
+            "/Client#/../Admin",
+            "/Client?x=#",
+            "#",
+            "/a%23b#",
+        ] {
+            assert_eq!(norm(raw), Err(PathError::Fragment), "{raw}");
+        }
+        // An encoded '#' is an ordinary character of a segment.
+        assert_eq!(norm("/a%23b"), Ok("/a#b".to_owned()));
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        for raw in [
+            "/Client/5\t",
+            "/Client/%09",
+            "/Client%0d%0a/x",
+            "/a\x7f",
+            "/a%7F",
+            "/a\r\n",
+        ] {
+            assert_eq!(norm(raw), Err(PathError::ControlCharacter), "{raw:?}");
+        }
+        // In the query, which is dropped, they are not looked at.
+        assert_eq!(norm("/Client?x=%09\t"), Ok("/client".to_owned()));
+    }
+
+    #[test]
     fn raw_checks_come_before_decoding() {
         // Cut first: a backslash in the query is not seen.
         assert_eq!(norm("/a?\\"), Ok("/a".to_owned()));
@@ -890,6 +979,8 @@ mod tests {
             PathError::DoubleEncoding,
             PathError::QueryOrFragment,
             PathError::EmptyRoot,
+            PathError::Fragment,
+            PathError::ControlCharacter,
         ];
         let messages: Vec<String> = all.iter().map(ToString::to_string).collect();
         for (i, m) in messages.iter().enumerate() {
@@ -1160,6 +1251,9 @@ mod tests {
             1 => Just("#".to_owned()),
             1 => Just("\\".to_owned()),
             1 => Just("É".to_owned()),
+            1 => Just("%20".to_owned()),
+            1 => Just(" ".to_owned()),
+            1 => Just("%09".to_owned()),
             2 => Just("/commandcenter/api".to_owned()),
             2 => Just("/WebConsole/API/".to_owned()),
         ];
@@ -1240,7 +1334,7 @@ mod tests {
 
         /// The same on inputs of any characters, with '/' made common.
         #[test]
-        fn fast_path_agrees_on_anything(raw in "(/|[a-zA-Z.;%?#\\\\\x00é]){0,24}") {
+        fn fast_path_agrees_on_anything(raw in "(/|[a-zA-Z.;%?#\\\\\x00\t é\u{a0}]){0,24}") {
             prop_assert_eq!(normalise_unrooted(&raw), normalise_careful(&raw));
         }
 

@@ -14,7 +14,9 @@
 
 use crate::address::IpAllowList;
 use crate::error::{Error, Result};
-use crate::model::{Role, SessionRecord, Timestamp, TokenChanges, TokenRecord, User, UserKind};
+use crate::model::{
+    Role, SessionRecord, Timestamp, TokenChanges, TokenRecord, User, UserId, UserKind,
+};
 use crate::path::{Normaliser, PathError};
 use crate::scope::{parse_endpoints, Scope, ScopeKind, ScopeRules, TokenType};
 
@@ -405,23 +407,45 @@ impl Policy {
         }
     }
 
-    /// May `caller` create a token owned by `owner`? Only for themselves, or
-    /// for a service account they own (an admin: any service account).
-    /// Naming another person is refused, for admins too.
-    pub fn may_create_for(&self, caller: &User, owner: &User) -> Result<()> {
-        if caller.id == owner.id {
-            return Ok(());
-        }
-        match owner.kind {
-            UserKind::Service if caller.role == Role::Admin || owner.owner == Some(caller.id) => {
-                Ok(())
-            }
-            UserKind::Service => Err(Error::Forbidden(format!(
-                "service account {} belongs to another user",
-                owner.id.0
-            ))),
-            UserKind::Person => Err(Error::Forbidden(
+    /// May `caller` create a token owned by the user `id` (`owner`: that
+    /// user, `None` when there is none)? Only for themselves, or for a
+    /// service account they own (an admin: any service account). Naming
+    /// another person is refused, for admins too.
+    ///
+    /// A non-admin gets the same refusal whether the user is missing, a
+    /// person or another's service account, so that ids tell them nothing;
+    /// an admin, who may list every user anyway, hears that it is missing.
+    pub fn may_create_for(&self, caller: &User, id: UserId, owner: Option<&User>) -> Result<()> {
+        let refused = || {
+            Error::Forbidden(
                 "tokens are created for yourself only (or for a service account you own)".into(),
+            )
+        };
+        match owner {
+            Some(owner) if caller.id == owner.id => Ok(()),
+            Some(owner) if owner.kind == UserKind::Service => {
+                if caller.role == Role::Admin || owner.owner == Some(caller.id) {
+                    Ok(())
+                } else {
+                    Err(refused())
+                }
+            }
+            Some(_) => Err(refused()),
+            None if caller.role == Role::Admin => Err(missing_user(id)),
+            None => Err(refused()),
+        }
+    }
+
+    /// May `caller` list the tokens of the user `id` (`owner`: that user,
+    /// `None` when there is none)? Their own, those of service accounts they
+    /// own, and anyone's for an admin. As for creation, a non-admin hears
+    /// the same for a missing user as for someone else's.
+    pub fn may_list_for(&self, caller: &User, id: UserId, owner: Option<&User>) -> Result<()> {
+        match owner {
+            Some(owner) if self.may_manage(caller, owner) => Ok(()),
+            None if caller.role == Role::Admin => Err(missing_user(id)),
+            _ => Err(Error::Forbidden(
+                "you may list only your own tokens (or those of service accounts you own)".into(),
             )),
         }
     }
@@ -577,4 +601,9 @@ fn reject_field(field: &str, v: Option<i64>, kind: ScopeKind) -> Result<()> {
             format!("does not apply to {} tokens", kind.label()),
         )),
     }
+}
+
+/// "No such user" (404), for those who may know.
+fn missing_user(id: UserId) -> Error {
+    Error::NotFound(format!("user {} does not exist", id.0))
 }

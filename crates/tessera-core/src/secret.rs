@@ -409,6 +409,47 @@ pub mod password {
             Err(_) => false,
         }
     }
+
+    /// Why a hash or verification handed to a [`PasswordWork`] was not done.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    pub enum WorkError {
+        /// Too much hashing is waiting already: answer "busy, retry", never
+        /// queue without bound (a login flood must not starve the check).
+        #[error("too many password checks are waiting; try again shortly")]
+        Busy,
+        /// The OS random source or Argon2 failed.
+        #[error("password hashing failed")]
+        Failed,
+    }
+
+    /// Where Argon2 runs. A verification costs tens of milliseconds of CPU:
+    /// on an async worker it would stall every request that worker holds,
+    /// checks included. The service hands every hash and verification to
+    /// one of these; the server's runs them on a few low-priority threads
+    /// behind a bounded queue. [`Inline`] runs them on the calling thread
+    /// (tests, one-shot commands).
+    #[async_trait::async_trait]
+    pub trait PasswordWork: Send + Sync {
+        /// [`hash`], somewhere.
+        async fn hash(&self, password: String) -> Result<PasswordHash, WorkError>;
+        /// [`verify`], somewhere.
+        async fn verify(&self, password: String, stored: PasswordHash) -> Result<bool, WorkError>;
+    }
+
+    /// Hashing on the calling thread.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct Inline;
+
+    #[async_trait::async_trait]
+    impl PasswordWork for Inline {
+        async fn hash(&self, password: String) -> Result<PasswordHash, WorkError> {
+            hash(&password).map_err(|_| WorkError::Failed)
+        }
+
+        async fn verify(&self, password: String, stored: PasswordHash) -> Result<bool, WorkError> {
+            Ok(verify(&password, &stored))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::policy::{Credential, Policy, TokenRequest};
 use crate::scope::{parse_endpoints, Scope, TokenType};
-use crate::secret::password::{self, PasswordHash};
+use crate::secret::password::{self, Inline, PasswordHash, PasswordWork, WorkError};
 use crate::secret::{self, Digest, Secret, SecretKind};
 use crate::store::Store;
 
@@ -77,6 +77,8 @@ pub struct Tessera {
     policy: Arc<Policy>,
     clock: Arc<dyn Clock>,
     checker: Checker,
+    /// Where Argon2 runs (default: on the calling thread).
+    passwords: Arc<dyn PasswordWork>,
 }
 
 impl std::fmt::Debug for Tessera {
@@ -102,7 +104,15 @@ impl Tessera {
             policy,
             clock,
             checker,
+            passwords: Arc::new(Inline),
         }
+    }
+
+    /// Runs every password hash and verification on `work` (the server's
+    /// bounded, low-priority pool) instead of the calling thread.
+    pub fn with_password_work(mut self, work: Arc<dyn PasswordWork>) -> Self {
+        self.passwords = work;
+        self
     }
 
     /// The check (hot path).
@@ -120,6 +130,13 @@ impl Tessera {
         &self.store
     }
 
+    /// Readiness: what the check reads ([`Checker::probe`]) and what the
+    /// management calls use ([`Store::ping`]) both answer.
+    pub async fn ready(&self) -> std::result::Result<(), StoreError> {
+        self.checker.probe().await?;
+        self.store.ping().await
+    }
+
     /// Now, by the injected clock.
     pub fn now(&self) -> Timestamp {
         self.clock.now()
@@ -129,7 +146,7 @@ impl Tessera {
 
     /// Creates a user outside any session (the `user add` command, first start).
     pub async fn add_user(&self, name: &str, password: &str, role: Role) -> Result<User> {
-        let hash = hash_password(password)?;
+        let hash = self.hash_password(password).await?;
         self.insert_user(name, Some(hash), role, UserKind::Person, None)
             .await
     }
@@ -150,7 +167,7 @@ impl Tessera {
             UserKind::Person => {
                 let pw = password
                     .ok_or_else(|| Error::invalid("password", "a person needs a password"))?;
-                let hash = hash_password(pw)?;
+                let hash = self.hash_password(pw).await?;
                 self.insert_user(name, Some(hash), role, kind, None).await
             }
             UserKind::Service => {
@@ -224,14 +241,18 @@ impl Tessera {
     /// The same answer for an unknown user and a wrong password.
     pub async fn login(&self, name: &str, password: &str) -> Result<(Secret, User)> {
         let user = self.store.user_by_name(name).await?;
-        let ok = match user.as_ref().and_then(|u| u.password.as_ref()) {
-            Some(hash) => password::verify(password, hash),
-            None => {
-                // Spend the same time as a real check, so timing tells nothing.
-                let _ = password::verify(password, dummy_hash());
-                false
-            }
+        // Without a user (or a password), verify against a fixed hash: the
+        // same time as a real check, so timing tells nothing.
+        let (stored, real) = match user.as_ref().and_then(|u| u.password.as_ref()) {
+            Some(hash) => (hash.clone(), true),
+            None => (dummy_hash().clone(), false),
         };
+        let ok = self
+            .passwords
+            .verify(password.to_string(), stored)
+            .await
+            .map_err(work_failed)?
+            && real;
         let user = match user {
             Some(u) if ok => u,
             _ => return Err(Error::Unauthorized("invalid user name or password".into())),
@@ -288,16 +309,12 @@ impl Tessera {
         req: &TokenRequest,
     ) -> Result<Issued> {
         self.policy.require_session(caller.credential)?;
-        let owner = match owner {
-            None => caller.user.clone(),
-            Some(id) if id == caller.user.id => caller.user.clone(),
-            Some(id) => self
-                .store
-                .user_by_id(id)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("user {} does not exist", id.0)))?,
-        };
-        self.policy.may_create_for(&caller.user, &owner)?;
+        let (id, found) = self.named_user(caller, owner).await?;
+        self.policy
+            .may_create_for(&caller.user, id, found.as_ref())?;
+        // may_create_for refuses a missing user, so `found` holds one here.
+        let owner =
+            found.ok_or_else(|| Error::NotFound(format!("user {} does not exist", id.0)))?;
         let now = self.now();
         let plan = self.policy.plan_new_token(req, now)?;
         let id = self.store.next_token_id().await?;
@@ -339,19 +356,23 @@ impl Tessera {
         user: Option<UserId>,
     ) -> Result<Vec<TokenRecord>> {
         self.policy.require_session(caller.credential)?;
-        let owner = match user {
-            None => caller.user.clone(),
-            Some(id) if id == caller.user.id => caller.user.clone(),
-            Some(id) => self
-                .store
-                .user_by_id(id)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("user {} does not exist", id.0)))?,
-        };
-        if !self.policy.may_manage(&caller.user, &owner) {
-            return Err(Error::Forbidden("you may list only your own tokens".into()));
+        let (id, found) = self.named_user(caller, user).await?;
+        self.policy.may_list_for(&caller.user, id, found.as_ref())?;
+        Ok(self.store.tokens_of_user(id).await?)
+    }
+
+    /// The user a request names (default: the caller), and the record if
+    /// there is one; the policy decides what a missing one answers.
+    async fn named_user(
+        &self,
+        caller: &Caller,
+        named: Option<UserId>,
+    ) -> Result<(UserId, Option<User>)> {
+        match named {
+            None => Ok((caller.user.id, Some(caller.user.clone()))),
+            Some(id) if id == caller.user.id => Ok((id, Some(caller.user.clone()))),
+            Some(id) => Ok((id, self.store.user_by_id(id).await?)),
         }
-        Ok(self.store.tokens_of_user(owner.id).await?)
     }
 
     /// A token the caller may manage; anything else is "not found", so ids
@@ -636,11 +657,24 @@ impl Tessera {
     }
 }
 
-fn hash_password(pw: &str) -> Result<PasswordHash> {
-    if pw.is_empty() {
-        return Err(Error::invalid("password", "a password cannot be empty"));
+impl Tessera {
+    async fn hash_password(&self, pw: &str) -> Result<PasswordHash> {
+        if pw.is_empty() {
+            return Err(Error::invalid("password", "a password cannot be empty"));
+        }
+        self.passwords
+            .hash(pw.to_string())
+            .await
+            .map_err(work_failed)
     }
-    password::hash(pw).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// A hash or verification not done: busy (503, retry) or a fault (500).
+fn work_failed(e: WorkError) -> Error {
+    match e {
+        WorkError::Busy => Error::Busy(e.to_string()),
+        WorkError::Failed => Error::Internal(e.to_string()),
+    }
 }
 
 /// A fixed hash to verify against when the user does not exist.

@@ -138,6 +138,9 @@ pub trait TokenStore: Send + Sync {
 /// Everything a Tessera server needs from one backend.
 #[async_trait]
 pub trait Store: UserStore + SessionStore + TokenStore {
-    /// Whether the backend answers now (`/health/ready`).
+    /// Whether the backend answers now (`/health/ready`, with the check's
+    /// own look-up beside it): a read of a stored table by the connections
+    /// the management calls use, not a bare round trip (`SELECT 1` reads no
+    /// page of a damaged file).
     async fn ping(&self) -> StoreResult<()>;
 }

@@ -89,6 +89,12 @@ pub fn id_to_i64(id: u64) -> Result<i64, StoreError> {
     i64::try_from(id).map_err(|_| corrupt("id out of range"))
 }
 
+/// An id as a signed column value, or `None` when no row can have it (past
+/// `i64::MAX`): a look-up by such an id finds nothing, it is no fault.
+pub fn id_in_range(id: u64) -> Option<i64> {
+    i64::try_from(id).ok()
+}
+
 /// A signed column value as an id.
 pub fn id_from_i64(id: i64) -> Result<u64, StoreError> {
     u64::try_from(id).map_err(|_| corrupt("negative id"))

@@ -24,7 +24,7 @@ use crate::check::{CheckError, Refusal};
 use crate::clock::{Clock, ManualClock};
 use crate::model::{
     Event, EventKind, NewUser, RefreshLookup, Role, RotateOutcome, Rotation, SessionRecord,
-    Timestamp, TokenChanges, TokenId, TokenRecord, User, UserKind,
+    Timestamp, TokenChanges, TokenId, TokenRecord, User, UserId, UserKind,
 };
 use crate::policy::{Credential, Policy, PolicyConfig, TokenRequest};
 use crate::scope::{parse_endpoints, Scope, TokenType};
@@ -104,6 +104,7 @@ macro_rules! conformance_suite {
             concurrent_renewals_have_one_winner,
             concurrent_creations_are_distinct,
             concurrent_lookups_get_their_own_record,
+            ids_no_record_can_have_are_not_found,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -954,6 +955,40 @@ pub mod cases {
         assert!(store.token(t3.id).await.unwrap().is_some());
         assert!(store.session(&s_old.digest()).await.unwrap().is_none());
         assert!(store.session(&s_new.digest()).await.unwrap().is_some());
+    }
+
+    /// Ids no record can have (past `i64::MAX`, as a client may write in a
+    /// URL) are simply not found: no error, no fault, nothing changed.
+    pub async fn ids_no_record_can_have_are_not_found(store: Arc<dyn Store>) {
+        let (svc, _clock, admin) = service(&store).await;
+        let t = svc
+            .create_token(&admin, None, &TokenRequest::named("kept"))
+            .await
+            .unwrap();
+        for raw in [i64::MAX as u64 + 1, u64::MAX] {
+            let (tid, uid) = (TokenId(raw), UserId(raw));
+            assert_eq!(store.token(tid).await.unwrap(), None, "token {raw}");
+            assert!(!store.revoke_token(tid, T0).await.unwrap(), "revoke {raw}");
+            assert_eq!(store.user_by_id(uid).await.unwrap(), None, "user {raw}");
+            assert!(!store.delete_user(uid, T0).await.unwrap(), "delete {raw}");
+            assert!(store.tokens_of_user(uid).await.unwrap().is_empty());
+            let mut changes = svc
+                .policy()
+                .plan_edit(&t.token, &TokenRequest::named("x"), T0)
+                .unwrap();
+            changes.id = tid;
+            assert!(!store.update_token(&changes).await.unwrap(), "edit {raw}");
+            // Through the service, the same: "not found".
+            assert!(matches!(
+                svc.revoke_token(&admin, tid).await,
+                Err(crate::Error::NotFound(_))
+            ));
+            assert!(matches!(
+                svc.list_tokens(&admin, Some(uid)).await,
+                Err(crate::Error::NotFound(_))
+            ));
+        }
+        assert_allowed(&svc, &t.access).await;
     }
 
     /// Deleting a user ends their sessions and stops every token they own.

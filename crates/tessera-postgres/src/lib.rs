@@ -39,7 +39,7 @@ use tessera_core::model::{
 use tessera_core::secret::{Digest, SecretKey};
 use tessera_core::store::{SessionStore, Store, StoreResult, TokenStore, UserStore};
 use tessera_core::stored::{
-    digest_from_slice, id_from_i64, id_to_i64, StoredEvent, StoredToken, StoredUser,
+    digest_from_slice, id_from_i64, id_in_range, id_to_i64, StoredEvent, StoredToken, StoredUser,
 };
 use tessera_core::StoreError;
 
@@ -302,10 +302,13 @@ impl UserStore for PostgresStore {
     }
 
     async fn user_by_id(&self, uid: UserId) -> StoreResult<Option<User>> {
+        let Some(uid) = id_in_range(uid.0) else {
+            return Ok(None);
+        };
         let row = self
             .bounded(
                 sqlx::query("SELECT * FROM users WHERE id = $1")
-                    .bind(id(uid.0)?)
+                    .bind(uid)
                     .fetch_optional(&self.pool),
             )
             .await?;
@@ -341,7 +344,9 @@ impl UserStore for PostgresStore {
     }
 
     async fn delete_user(&self, uid: UserId, now: Timestamp) -> StoreResult<bool> {
-        let uid = id(uid.0)?;
+        let Some(uid) = id_in_range(uid.0) else {
+            return Ok(false);
+        };
         self.bounded(async {
             let mut tx = self.pool.begin().await?;
             let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
@@ -470,9 +475,12 @@ impl TokenStore for PostgresStore {
     }
 
     async fn token(&self, tid: TokenId) -> StoreResult<Option<TokenRecord>> {
+        let Some(tid) = id_in_range(tid.0) else {
+            return Ok(None);
+        };
         let sql = concat!("SELECT ", token_columns!(), " FROM tokens WHERE id = $1");
         let row = self
-            .bounded(sqlx::query(sql).bind(id(tid.0)?).fetch_optional(&self.pool))
+            .bounded(sqlx::query(sql).bind(tid).fetch_optional(&self.pool))
             .await?;
         row.as_ref().map(token_row).transpose()
     }
@@ -482,18 +490,24 @@ impl TokenStore for PostgresStore {
     }
 
     async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>> {
+        let Some(user) = id_in_range(user.0) else {
+            return Ok(Vec::new());
+        };
         let sql = concat!(
             "SELECT ",
             token_columns!(),
             " FROM tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id"
         );
         let rows = self
-            .bounded(sqlx::query(sql).bind(id(user.0)?).fetch_all(&self.pool))
+            .bounded(sqlx::query(sql).bind(user).fetch_all(&self.pool))
             .await?;
         rows.iter().map(token_row).collect()
     }
 
     async fn update_token(&self, c: &TokenChanges) -> StoreResult<bool> {
+        let Some(tid) = id_in_range(c.id.0) else {
+            return Ok(false);
+        };
         let t = c.scope.token_type().number();
         let r = self
             .bounded(
@@ -508,7 +522,7 @@ impl TokenStore for PostgresStore {
                 .bind(c.access_expires_at)
                 .bind(c.renewable_until)
                 .bind(c.ends_at)
-                .bind(id(c.id.0)?)
+                .bind(tid)
                 .execute(&self.pool),
             )
             .await?;
@@ -593,13 +607,16 @@ impl TokenStore for PostgresStore {
     }
 
     async fn revoke_token(&self, tid: TokenId, now: Timestamp) -> StoreResult<bool> {
+        let Some(tid) = id_in_range(tid.0) else {
+            return Ok(false);
+        };
         let r = self
             .bounded(
                 sqlx::query(
                     "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
                 )
                 .bind(now)
-                .bind(id(tid.0)?)
+                .bind(tid)
                 .execute(&self.pool),
             )
             .await?;
@@ -733,7 +750,7 @@ impl TokenStore for PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.bounded(sqlx::query("SELECT 1").execute(&self.pool))
+        self.bounded(sqlx::query("SELECT id FROM users ORDER BY id LIMIT 1").execute(&self.pool))
             .await?;
         Ok(())
     }

@@ -16,7 +16,7 @@ use tessera_core::check::Allowed;
 use tessera_core::clock::SystemClock;
 use tessera_core::policy::{Policy, PolicyConfig};
 use tessera_core::service::Tessera;
-use tessera_server::filter::{authorized, recover};
+use tessera_server::filter::{authorized, recover, Addressing};
 use tessera_server::stores::{open, StoreOptions};
 use warp::Filter;
 
@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     svc.checker().refresh_legacy_horizon().await?;
 
     // Every route below `authorized` sees only allowed callers.
-    let routes = authorized(svc, vec![])
+    let routes = authorized(svc, Addressing::default())
         .map(|who: Allowed| format!("hello {} (token {})\n", who.user_name(), who.token_id().0))
         .recover(recover);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3030").await?;

@@ -3,15 +3,15 @@
 //! web-service roots stripped), and the handlers, which translate HTTP to the
 //! core's [`Tessera`] calls and back. No policy here.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures_util::StreamExt;
-use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 use tessera_core::check::CheckError;
 use tessera_core::model::{Role, TokenId, UserId, UserKind};
@@ -23,10 +23,12 @@ use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Buf, Filter};
 
-use crate::auth::{client_ip, presented, Presented};
+use crate::auth::{presented, Addressing, Presented};
 use crate::error::{check_outcome, check_reply, json, ApiError};
+use crate::forward::Convention;
 use crate::metrics::Metrics;
-use crate::throttle::LoginThrottle;
+use crate::serve::Peer;
+use crate::throttle::{LoginThrottle, Refused};
 use crate::wire::*;
 
 /// Largest request body accepted (413 past it).
@@ -38,12 +40,18 @@ pub struct App {
     pub svc: Arc<Tessera>,
     /// Web-service roots, lower-case, as path segments.
     pub roots: Vec<Vec<String>>,
-    /// Proxies whose `X-Forwarded-For`/`X-Real-IP` are believed.
-    pub trusted_proxies: Vec<IpNet>,
+    /// Where the client's address comes from (trusted proxies, which header).
+    pub addressing: Addressing,
+    /// Which headers (or path) carry the request a forward-auth check is about.
+    pub forward: Convention,
     /// Login rate limiting.
     pub throttle: LoginThrottle,
     /// Counters and histograms.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Set when shutdown begins: readiness answers 503 from then on.
+    pub draining: Arc<AtomicBool>,
+    /// Bound on the readiness probe's store reads.
+    pub ready_timeout: Duration,
 }
 
 impl std::fmt::Debug for App {
@@ -62,13 +70,21 @@ struct Request {
     peer: Option<SocketAddr>,
 }
 
+/// The peer's address: from [`crate::serve`]'s connections, or warp's own
+/// server when the API is mounted elsewhere.
+pub fn peer() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<Peer>()
+        .and(warp::addr::remote())
+        .map(|ours: Option<Peer>, warps: Option<SocketAddr>| ours.map(|p| p.0).or(warps))
+}
+
 /// The whole API as one filter.
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     warp::method()
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(peer())
         .and(warp::body::stream())
         .and(warp::any().map(move || app.clone()))
         .then(
@@ -145,7 +161,7 @@ where
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let (group, result) = dispatch(&app, &req, &segs, body).await;
     let response = result.unwrap_or_else(|e| {
-        if e.status() == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(e, ApiError::Core(CoreError::Unavailable(_))) {
             app.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
         }
         e.into_response()
@@ -173,9 +189,18 @@ where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin + Send,
     B: Buf + Send,
 {
-    let m = &req.method;
+    // HEAD answers wherever GET does (hyper sends no body for it); the
+    // check keeps the method as sent.
+    let m = if req.method == Method::HEAD {
+        &Method::GET
+    } else {
+        &req.method
+    };
     match segs {
         ["auth", "check"] => ("check", Ok(forward_auth(app, req).await)),
+        ["auth", "check", ..] if app.forward.appends_path() => {
+            ("check", Ok(forward_auth(app, req).await))
+        }
         ["login"] if m == Method::POST => ("login", login(app, req, body).await),
         ["logout"] if m == Method::POST => ("login", logout(app, req).await),
         ["whoami"] if m == Method::POST || m == Method::GET => ("other", whoami(app, req).await),
@@ -189,6 +214,13 @@ where
         ["v4", "accesstoken"] if m == Method::POST => {
             ("tokens", create_token(app, req, body).await)
         }
+        // Words of their own, not token ids: a wrong method is a 405.
+        ["v4", "accesstoken", "renew" | "policy"] => (
+            "other",
+            Err(ApiError::MethodNotAllowed(
+                allowed_methods(segs).unwrap_or("GET"),
+            )),
+        ),
         ["v4", "accesstoken", id] if m == Method::PUT => {
             ("tokens", edit_token(app, req, id, body).await)
         }
@@ -210,24 +242,32 @@ where
             "other",
             Ok(json(StatusCode::OK, &crate::openapi::document())),
         ),
-        ["login"]
-        | ["logout"]
-        | ["whoami"]
-        | ["v4", "accesstoken"]
-        | ["v4", "accesstoken", _]
-        | ["v4", "user"]
-        | ["v4", "user", _]
-        | ["oauth", "introspect"]
-        | ["oauth", "revoke"] => ("other", Err(ApiError::MethodNotAllowed)),
         ["console", rest @ ..] => ("other", crate::console::serve(m, &req.raw_path, rest)),
-        _ => ("other", Err(ApiError::NotFound)),
+        other => match allowed_methods(other) {
+            Some(allow) => ("other", Err(ApiError::MethodNotAllowed(allow))),
+            None => ("other", Err(ApiError::NotFound)),
+        },
     }
+}
+
+/// The methods a known path answers (the `Allow` of its 405), matching the
+/// dispatch above; `None` for paths that do not exist.
+fn allowed_methods(segs: &[&str]) -> Option<&'static str> {
+    Some(match segs {
+        ["login"] | ["logout"] | ["v4", "accesstoken", "renew"] => "POST",
+        ["whoami"] | ["v4", "accesstoken"] | ["v4", "user"] => "GET, HEAD, POST",
+        ["v4", "accesstoken", "policy"] => "GET, HEAD",
+        ["v4", "accesstoken", _] => "PUT, DELETE",
+        ["v4", "user", _] => "DELETE",
+        ["oauth", "introspect"] | ["oauth", "revoke"] => "POST",
+        _ => return None,
+    })
 }
 
 // ---- request helpers ---------------------------------------------------------
 
-fn client(app: &App, req: &Request) -> IpAddr {
-    client_ip(req.peer, &req.headers, &app.trusted_proxies)
+fn client(app: &App, req: &Request) -> Result<IpAddr, ApiError> {
+    app.addressing.client(req.peer, &req.headers)
 }
 
 /// The body as JSON of type `T`: 415 for another content type, 400 naming
@@ -262,9 +302,14 @@ where
     })
 }
 
+/// One JSON object and nothing after it (serde would take an array for a
+/// struct, and stop reading after the first value).
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad(None, "the body must be one JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let field = (path != ".").then_some(path);
         let message = match &field {
@@ -272,7 +317,32 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             None => format!("malformed JSON: {}", e.inner()),
         };
         ApiError::BadRequest { field, message }
-    })
+    })?;
+    de.end().map_err(|_| {
+        ApiError::bad(
+            None,
+            "the body must be one JSON object, with nothing after it",
+        )
+    })?;
+    Ok(value)
+}
+
+/// The query's parameters by lower-case name; a parameter given twice (in
+/// any case) is a 400, never "the last one wins".
+fn query_params(query: &str) -> Result<HashMap<String, String>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::bad(None, format!("malformed query: {e}")))?;
+    let mut params = HashMap::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let key = k.to_ascii_lowercase();
+        if params.insert(key, v).is_some() {
+            return Err(ApiError::bad(
+                Some(&k),
+                format!("{k}: given more than once"),
+            ));
+        }
+    }
+    Ok(params)
 }
 
 /// A path id: a non-number is a 400 naming `field`.
@@ -310,7 +380,7 @@ async fn caller(app: &App, req: &Request) -> Result<Caller, ApiError> {
             let allowed = app
                 .svc
                 .checker()
-                .check(&t, req.method.as_str(), &req.raw_path, client(app, req))
+                .check(&t, req.method.as_str(), &req.raw_path, client(app, req)?)
                 .await
                 .map_err(check_error)?;
             let user = app
@@ -329,6 +399,10 @@ async fn caller(app: &App, req: &Request) -> Result<Caller, ApiError> {
         }
         Presented::None => Err(CoreError::Unauthorized(
             "log in first and send the session as Authtoken: QSDK <token>".into(),
+        )
+        .into()),
+        Presented::Ambiguous => Err(CoreError::Unauthorized(
+            "the credential headers are repeated, unreadable or contradict each other".into(),
         )
         .into()),
     }
@@ -350,12 +424,20 @@ where
     if name.trim().is_empty() {
         return Err(ApiError::bad(Some("username"), "username: required"));
     }
-    let ip = client(app, req);
+    let ip = client(app, req)?;
     let now = app.svc.now();
-    if let Err(left) = app.throttle.check(&name, ip, now) {
-        app.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::Locked(left));
-    }
+    // Counted before the (slow) verification, so that concurrent attempts
+    // cannot overrun the limit.
+    let attempt = match app.throttle.begin(&name, ip, now) {
+        Ok(a) => a,
+        Err(refused) => {
+            app.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+            return Err(match refused {
+                Refused::Locked(left) => ApiError::Locked(left),
+                Refused::Pending => ApiError::LoginsPending,
+            });
+        }
+    };
     // A password that is not base64 of UTF-8 matches nothing.
     let password = body
         .password
@@ -364,7 +446,7 @@ where
         .unwrap_or_default();
     match app.svc.login(&name, &password).await {
         Ok((secret, user)) => {
-            app.throttle.succeeded(&name);
+            attempt.succeeded();
             app.metrics.logins_ok.fetch_add(1, Ordering::Relaxed);
             Ok(json(
                 StatusCode::OK,
@@ -377,11 +459,13 @@ where
         }
         Err(CoreError::Unauthorized(_)) => {
             app.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
-            match app.throttle.failed(&name, ip, now) {
+            match attempt.failed(app.svc.now()) {
                 Some(lock) => Err(ApiError::Locked(lock)),
                 None => Err(ApiError::LoginFailed),
             }
         }
+        // Busy or unavailable: not a failure of the password (the attempt,
+        // dropped undecided, no longer counts).
         Err(e) => Err(e.into()),
     }
 }
@@ -414,12 +498,11 @@ async fn whoami(app: &App, req: &Request) -> Result<Response, ApiError> {
 
 async fn list_tokens(app: &App, req: &Request) -> Result<Response, ApiError> {
     let c = caller(app, req).await?;
-    let query: std::collections::HashMap<String, String> =
-        serde_urlencoded::from_str(&req.query).unwrap_or_default();
-    let user = match query.iter().find(|(k, _)| k.eq_ignore_ascii_case("userId")) {
+    let query = query_params(&req.query)?;
+    let user = match query.get("userid") {
         None => None,
-        Some((_, v)) if v.trim().is_empty() => None,
-        Some((_, v)) => Some(UserId(path_id(v.trim(), "userId")?)),
+        Some(v) if v.trim().is_empty() => None,
+        Some(v) => Some(UserId(path_id(v.trim(), "userId")?)),
     };
     let tokens = app.svc.list_tokens(&c, user).await?;
     Ok(json(
@@ -598,15 +681,6 @@ async fn delete_user(app: &App, req: &Request, id: &str) -> Result<Response, Api
 
 // ---- the check three ways ---------------------------------------------------
 
-/// A header's value as text, if present and readable.
-fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
-
 /// A header value for a name that may hold any character (percent-encoded when not visible ASCII).
 fn safe_header(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| {
@@ -629,15 +703,14 @@ fn safe_header(text: &str) -> HeaderValue {
 /// refusal (401/403/503). Never 200 unless the check allowed.
 async fn forward_auth(app: &App, req: &Request) -> Response {
     let h = &req.headers;
-    let method = header_text(h, "x-original-method")
-        .or_else(|| header_text(h, "x-forwarded-method"))
-        .unwrap_or(req.method.as_str())
-        .to_string();
-    let Some(uri) = header_text(h, "x-original-uri").or_else(|| header_text(h, "x-forwarded-uri"))
-    else {
-        app.metrics.check("path");
-        return ApiError::bad(None, "X-Original-URI (or X-Forwarded-Uri) is required")
-            .into_response();
+    let read = crate::forward::original(app.forward, &req.method, &req.raw_path, &req.query, h)
+        .and_then(|original| Ok((original, client(app, req)?)));
+    let (original, ip) = match read {
+        Ok(found) => found,
+        Err(e) => {
+            app.metrics.check("unreadable");
+            return e.into_response();
+        }
     };
     let token = match presented(h) {
         Presented::Access(t) => t,
@@ -648,7 +721,7 @@ async fn forward_auth(app: &App, req: &Request) -> Response {
     let result = app
         .svc
         .checker()
-        .check(&token, &method, uri, client(app, req))
+        .check(&token, &original.method, &original.uri, ip)
         .await;
     app.metrics.check(check_outcome(
         &result.as_ref().map(|_| ()).map_err(Clone::clone),
@@ -752,15 +825,30 @@ where
 
 // ---- operations ---------------------------------------------------------------
 
+/// Readiness, for a load balancer: 503 once shutdown has begun, or when
+/// the store does not answer what the check reads within the bound.
 async fn ready(app: &App) -> Response {
-    match app.svc.store().ping().await {
-        Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
-        Err(e) => {
+    let not_ready = |why: &str| {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "unavailable", "reason": why}),
+        )
+    };
+    if app.draining.load(Ordering::Relaxed) {
+        return not_ready("shutting down");
+    }
+    match tokio::time::timeout(app.ready_timeout, app.svc.ready()).await {
+        Ok(Ok(())) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: store unavailable");
-            json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!({"status": "unavailable"}),
-            )
+            not_ready("store unavailable")
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = app.ready_timeout.as_millis() as u64,
+                "readiness: the store did not answer in time"
+            );
+            not_ready("store too slow")
         }
     }
 }
@@ -817,6 +905,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.token_type, Some(3));
+        let whole = parse_json::<TokenBody>(br#"{"tokenType": 2.0, "userId": "7"}"#).unwrap();
+        assert_eq!((whole.token_type, whole.user_id), (Some(2), Some(7)));
+        let e = parse_json::<TokenBody>(br#"{"tokenType": 2.5}"#).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::BadRequest { field: Some(f), message } if f == "tokenType" && !message.contains("enum")),
+            "{e:?}"
+        );
         assert_eq!(
             ok.allowed_ips,
             Some(vec!["10.0.0.1".to_string(), "10.0.0.2".to_string()])

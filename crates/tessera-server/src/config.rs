@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use tessera_core::policy::PolicyConfig;
 
+use crate::auth::ClientIpHeader;
+use crate::forward::Convention;
+
 /// `tessera`.
 #[derive(Debug, Parser)]
 #[command(
@@ -83,7 +86,7 @@ pub struct ServeArgs {
     /// The policy figures.
     #[command(flatten)]
     pub policy: PolicyArgs,
-    /// Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For / X-Real-IP are believed.
+    /// Proxies (addresses or CIDRs, comma-separated) whose forwarded client address is believed.
     #[arg(
         long,
         env = "TESSERA_TRUSTED_PROXIES",
@@ -91,6 +94,51 @@ pub struct ServeArgs {
         default_value = ""
     )]
     pub trusted_proxies: Vec<String>,
+    /// Which header of a trusted proxy carries the client's address:
+    /// x-forwarded-for (read right to left; every proxy that appends) or
+    /// x-real-ip (only behind a proxy that overwrites it).
+    #[arg(
+        long,
+        env = "TESSERA_CLIENT_IP_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub client_ip_header: ClientIpHeader,
+    /// The proxy in front, which says where forward auth reads the request
+    /// being checked: nginx (X-Original-Method/-URI), traefik or caddy
+    /// (X-Forwarded-Method/-Uri), envoy (the check request's own method, its
+    /// path after /auth/check).
+    #[arg(
+        long,
+        env = "TESSERA_FORWARD_AUTH",
+        value_enum,
+        default_value = "nginx"
+    )]
+    pub forward_auth: Convention,
+    /// A request head must be complete within this, or the connection closes.
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Most connections open at once (default: the file-descriptor limit
+    /// less 256, at most 10000); at the bound the longest-idle one is closed.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// After SIGTERM: not ready at once, then requests received are answered
+    /// and connections closed; whatever is left after this is cut.
+    #[arg(long, env = "TESSERA_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Bound on /health/ready's reads of the store.
+    #[arg(long, env = "TESSERA_READY_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    pub ready_timeout: Duration,
+    /// Threads that hash and verify passwords (default: half the CPUs, at least 1).
+    #[arg(long, env = "TESSERA_HASH_WORKERS")]
+    pub hash_workers: Option<usize>,
+    /// Password checks that may wait for a hashing thread; past it a login
+    /// is answered 503 with Retry-After (default: 16 per thread).
+    #[arg(long, env = "TESSERA_HASH_QUEUE")]
+    pub hash_queue: Option<usize>,
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -247,7 +295,7 @@ pub fn parse_proxies(entries: &[String]) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
-/// `90`, `90s`, `30m`, `12h`, `14d`.
+/// `90`, `90s`, `30m`, `12h`, `14d`, `500ms`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
@@ -256,16 +304,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 90s, 30m, 12h, 14d)"))?;
-    let unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?}: unknown unit (s, m, h, d)")),
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 90s, 30m, 12h, 14d, 500ms)"))?;
+    let millis = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{text:?}: unknown unit (ms, s, m, h, d)")),
     };
-    n.checked_mul(unit)
-        .map(Duration::from_secs)
+    n.checked_mul(millis)
+        .map(Duration::from_millis)
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
@@ -278,6 +327,7 @@ mod tests {
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
         assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("5x").is_err() && parse_duration("").is_err());
         assert_eq!(
             parse_proxies(&["10.0.0.0/8".into(), " ::1 ".into(), "".into()])

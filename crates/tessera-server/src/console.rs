@@ -36,7 +36,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 /// unknown file is the API's JSON 404.
 pub fn serve(method: &Method, raw_path: &str, rest: &[&str]) -> Result<Response, ApiError> {
     if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::MethodNotAllowed);
+        return Err(ApiError::MethodNotAllowed("GET, HEAD"));
     }
     let (body, content_type, cache) = match rest {
         [] if !raw_path.ends_with('/') => return Ok(redirect_to_directory(raw_path)),
@@ -116,7 +116,7 @@ mod tests {
         ));
         assert!(matches!(
             serve(&Method::POST, "/console/", &[]),
-            Err(ApiError::MethodNotAllowed)
+            Err(ApiError::MethodNotAllowed(_))
         ));
     }
 

@@ -35,15 +35,19 @@ pub enum ApiError {
     /// No such route.
     #[error("no such resource")]
     NotFound,
-    /// The route exists, not with this method.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// The route exists, not with this method; holds the `Allow` value.
+    #[error("method not allowed; this resource answers {0}")]
+    MethodNotAllowed(&'static str),
     /// A failed login, in Commvault's `errList` shape.
     #[error("invalid user name or password")]
     LoginFailed,
     /// Too many failed logins for this user or address.
     #[error("too many failed logins; try again in {0} seconds")]
     Locked(u64),
+    /// As many logins for this user or address as the limit allows are
+    /// being verified right now.
+    #[error("too many login attempts at once for this user or address; try again shortly")]
+    LoginsPending,
 }
 
 impl ApiError {
@@ -64,16 +68,16 @@ impl ApiError {
                 CoreError::Forbidden(_) => StatusCode::FORBIDDEN,
                 CoreError::NotFound(_) => StatusCode::NOT_FOUND,
                 CoreError::Conflict(_) => StatusCode::CONFLICT,
-                CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                CoreError::Unavailable(_) | CoreError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
                 CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
-            ApiError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Locked(_) | ApiError::LoginsPending => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -82,17 +86,22 @@ impl ApiError {
         let status = self.status();
         match self {
             ApiError::LoginFailed => login_failure(status, "Invalid user name or password.", 0),
-            ApiError::Locked(secs) => {
-                let mut r = login_failure(
+            ApiError::Locked(secs) => with_retry_after(
+                login_failure(
                     status,
                     &format!("Too many failed logins; try again in {secs} seconds."),
                     secs,
-                );
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                r
-            }
+                ),
+                secs,
+            ),
+            ApiError::LoginsPending => with_retry_after(
+                login_failure(
+                    status,
+                    "Too many login attempts at once for this user or address; try again shortly.",
+                    0,
+                ),
+                1,
+            ),
             other => {
                 let (field, message) = match &other {
                     ApiError::Core(CoreError::Invalid { field, message }) => {
@@ -105,6 +114,10 @@ impl ApiError {
                             "The token store is unavailable; try again shortly.".to_string(),
                         )
                     }
+                    ApiError::Core(CoreError::Busy(detail)) => {
+                        tracing::warn!(%detail, "busy");
+                        (None, "The server is busy; try again shortly.".to_string())
+                    }
                     ApiError::Core(CoreError::Internal(detail)) => {
                         tracing::error!(%detail, "internal error");
                         (None, "Internal error.".to_string())
@@ -113,6 +126,11 @@ impl ApiError {
                     e => (None, e.to_string()),
                 };
                 let code = status.as_u16();
+                let retry = matches!(other, ApiError::Core(CoreError::Busy(_)));
+                let allow = match other {
+                    ApiError::MethodNotAllowed(allow) => Some(allow),
+                    _ => None,
+                };
                 let body = ErrorReply {
                     error_code: code,
                     error_message: message.clone(),
@@ -122,10 +140,24 @@ impl ApiError {
                     },
                     field,
                 };
-                json(status, &body)
+                let mut r = json(status, &body);
+                if let Some(allow) = allow {
+                    r.headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static(allow));
+                }
+                if retry {
+                    r = with_retry_after(r, 1);
+                }
+                r
             }
         }
     }
+}
+
+fn with_retry_after(mut r: Response, secs: u64) -> Response {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r
 }
 
 fn login_failure(status: StatusCode, message: &str, remaining: u64) -> Response {

@@ -3,21 +3,21 @@
 //!
 //! ```text
 //! let protected = warp::path("orders")
-//!     .and(tessera_server::filter::authorized(svc.clone(), vec![]))
+//!     .and(tessera_server::filter::authorized(svc.clone(), Addressing::default()))
 //!     .map(|who: Allowed| format!("hello {}", who.user_name()))
 //!     .recover(tessera_server::filter::recover);
 //! ```
 //!
 //! The request's own method, path and peer address are checked (the
-//! address from `X-Forwarded-For` only when the peer is in `trusted_proxies`).
-//! A refusal rejects with [`Refused`]; [`recover`] answers it 401, 403 or 503
-//! with the `WWW-Authenticate` challenge, never 200. See
+//! address from a forwarded header only when the peer is one of the
+//! [`Addressing`]'s trusted proxies; an unreadable one refuses with 400).
+//! A refusal rejects with [`Refused`]; [`recover`] answers it 400, 401, 403 or
+//! 503 (with the `WWW-Authenticate` challenge for 401 and 403), never 200. See
 //! `examples/protected.rs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ipnet::IpNet;
 use tessera_core::check::{Allowed, CheckError};
 use tessera_core::service::Tessera;
 use warp::http::{HeaderMap, Method};
@@ -25,26 +25,32 @@ use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::auth::{client_ip, presented, Presented};
-use crate::error::check_reply;
+pub use crate::auth::Addressing;
+use crate::auth::{presented, Presented};
+use crate::error::{check_reply, ApiError};
 
 /// The check refused (or could not be made); carried in a rejection.
 #[derive(Debug)]
-pub struct Refused(pub CheckError);
+pub enum Refused {
+    /// The check's answer.
+    Check(CheckError),
+    /// The client's address could not be read (400).
+    Address(ApiError),
+}
 
 impl warp::reject::Reject for Refused {}
 
 /// Extracts the [`Allowed`] caller, or rejects with [`Refused`].
 pub fn authorized(
     svc: Arc<Tessera>,
-    trusted_proxies: Vec<IpNet>,
+    addressing: Addressing,
 ) -> impl Filter<Extract = (Allowed,), Error = Rejection> + Clone {
-    let trusted = Arc::new(trusted_proxies);
+    let addressing = Arc::new(addressing);
     warp::method()
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(crate::api::peer())
         .and_then(
             move |method: Method,
                   path: FullPath,
@@ -52,7 +58,7 @@ pub fn authorized(
                   headers: HeaderMap,
                   peer: Option<SocketAddr>| {
                 let svc = svc.clone();
-                let trusted = trusted.clone();
+                let addressing = addressing.clone();
                 async move {
                     let token = match presented(&headers) {
                         Presented::Access(t) => t,
@@ -63,11 +69,13 @@ pub fn authorized(
                     } else {
                         format!("{}?{query}", path.as_str())
                     };
-                    let ip = client_ip(peer, &headers, &trusted);
+                    let ip = addressing
+                        .client(peer, &headers)
+                        .map_err(|e| warp::reject::custom(Refused::Address(e)))?;
                     svc.checker()
                         .check(&token, method.as_str(), &uri, ip)
                         .await
-                        .map_err(|e| warp::reject::custom(Refused(e)))
+                        .map_err(|e| warp::reject::custom(Refused::Check(e)))
                 }
             },
         )
@@ -76,7 +84,8 @@ pub fn authorized(
 /// Answers a [`Refused`] rejection (pass other rejections on).
 pub async fn recover(r: Rejection) -> Result<Response, Rejection> {
     match r.find::<Refused>() {
-        Some(Refused(e)) => Ok(check_reply(e)),
+        Some(Refused::Check(e)) => Ok(check_reply(e)),
+        Some(Refused::Address(e)) => Ok(ApiError::bad(None, e.to_string()).into_response()),
         None => Err(r),
     }
 }
@@ -96,7 +105,7 @@ mod tests {
 
     /// Serves `authorized(svc)` on a random port; returns its base URL.
     async fn serve(svc: Arc<Tessera>) -> String {
-        let routes = authorized(svc, vec![])
+        let routes = authorized(svc, Addressing::default())
             .map(|who: Allowed| who.user_name().to_string())
             .recover(recover);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

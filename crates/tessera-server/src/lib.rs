@@ -4,7 +4,10 @@
 //!
 //! * [`api`] — routing and handlers (SPEC §5), forward auth, RFC 7662/7009;
 //! * [`wire`] — the JSON shapes; [`error`] — the one mapping to HTTP;
+//! * [`forward`] — which request a forward-auth check is about;
 //! * [`auth`] — credentials and client addresses; [`throttle`] — login limits;
+//! * [`hashing`] — where Argon2 runs (bounded, low priority);
+//! * [`serve`] — connections: timeouts, a bound, the drain on shutdown;
 //! * [`metrics`] — Prometheus counters; [`openapi`] — `/openapi.json`;
 //! * [`stores`] — opening a store by URL;
 //! * [`filter`] — a warp filter other Rust services embed;
@@ -25,9 +28,12 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod filter;
+pub mod forward;
+pub mod hashing;
 pub mod legacy;
 pub mod metrics;
 pub mod openapi;
+pub mod serve;
 pub mod stores;
 pub mod throttle;
 pub mod wire;
@@ -39,18 +45,23 @@ use std::time::Duration;
 pub use api::App;
 use tessera_core::service::Tessera;
 
-/// Serves the API on `listener` until `shutdown` resolves; requests in
-/// flight then finish before this returns.
+/// Serves the API on `listener` until `shutdown` resolves, then drains
+/// within `options.shutdown_grace` (see [`serve`]).
 pub async fn run(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
+    options: serve::ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(api::routes(app))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    serve::serve(
+        listener,
+        api::routes(app.clone()),
+        options,
+        app.draining.clone(),
+        app.metrics.clone(),
+        shutdown,
+    )
+    .await;
 }
 
 /// Background upkeep while serving: the sweep of dead records every

@@ -10,11 +10,14 @@ use tessera_core::clock::SystemClock;
 use tessera_core::model::Role;
 use tessera_core::policy::{Policy, PolicyConfig};
 use tessera_core::service::Tessera;
+use tessera_server::auth::Addressing;
 use tessera_server::config::{
     parse_proxies, Cli, Command, ImportArgs, LogFormat, ServeArgs, StoreArgs, UserAddArgs,
     UserCommand,
 };
+use tessera_server::hashing::HashPool;
 use tessera_server::metrics::Metrics;
+use tessera_server::serve::{default_max_connections, ServeOptions};
 use tessera_server::stores::{self, StoreOptions};
 use tessera_server::throttle::{LoginThrottle, ThrottleConfig};
 use tessera_server::App;
@@ -52,7 +55,7 @@ fn init_logs(format: LogFormat) {
 }
 
 /// The service over the store the arguments name.
-async fn service(store: &StoreArgs, policy: PolicyConfig) -> Result<Arc<Tessera>, String> {
+async fn service(store: &StoreArgs, policy: PolicyConfig) -> Result<Tessera, String> {
     let policy = Policy::new(policy).map_err(|e| format!("invalid policy configuration: {e}"))?;
     let options = StoreOptions {
         connect_timeout: store.store_connect_timeout,
@@ -63,7 +66,7 @@ async fn service(store: &StoreArgs, policy: PolicyConfig) -> Result<Arc<Tessera>
     let store = stores::open(&store.store, &options)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Arc::new(Tessera::new(store, policy, Arc::new(SystemClock))))
+    Ok(Tessera::new(store, policy, Arc::new(SystemClock)))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -80,7 +83,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 .collect()
         })
         .collect();
-    let svc = service(&args.store, policy).await?;
+    let (default_workers, default_queue) = HashPool::default_size();
+    let workers = args.hash_workers.unwrap_or(default_workers).max(1);
+    let hashing = HashPool::new(workers, args.hash_queue.unwrap_or(default_queue))
+        .map_err(|e| format!("cannot start the password hashing threads: {e}"))?;
+    let svc = Arc::new(
+        service(&args.store, policy)
+            .await?
+            .with_password_work(Arc::new(hashing)),
+    );
     first_start(&svc).await?;
     if let Err(e) = svc.checker().refresh_legacy_horizon().await {
         tracing::warn!(error = %e, "cannot read the legacy horizon yet");
@@ -89,14 +100,29 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let app = Arc::new(App {
         svc: svc.clone(),
         roots,
-        trusted_proxies,
+        addressing: Addressing {
+            trusted_proxies,
+            header: args.client_ip_header,
+        },
+        forward: args.forward_auth,
         throttle: LoginThrottle::new(ThrottleConfig {
             max_failures: args.login_max_failures.max(1),
             window: secs(args.login_window),
             lockout: secs(args.login_lockout),
         }),
-        metrics: Metrics::default(),
+        metrics: Arc::new(Metrics::default()),
+        draining: Arc::default(),
+        ready_timeout: args.ready_timeout,
     });
+    let options = ServeOptions {
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args
+            .max_connections
+            .unwrap_or_else(default_max_connections)
+            .max(1),
+        shutdown_grace: args.shutdown_grace,
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -111,7 +137,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     tracing::info!(%addr, store = %stores::redact_url(&args.store.store), "listening");
     eprintln!("tessera listening on http://{addr}");
-    tessera_server::run(listener, app, tessera_server::shutdown_signal()).await;
+    tracing::info!(
+        forward_auth = ?args.forward_auth,
+        client_ip_header = ?args.client_ip_header,
+        max_connections = options.max_connections,
+        hash_workers = workers,
+        "serving"
+    );
+    tessera_server::run(listener, app, options, tessera_server::shutdown_signal()).await;
     // The last-used times noted since the last flush, before leaving.
     match svc.checker().flush_usage().await {
         Ok(n) if n > 0 => tracing::info!(written = n, "last-used times written"),

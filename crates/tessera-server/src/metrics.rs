@@ -11,7 +11,7 @@ const BUCKETS: [f64; 12] = [
 ];
 
 /// Check outcomes, in the order of [`Metrics::checks`].
-pub const CHECK_OUTCOMES: [&str; 9] = [
+pub const CHECK_OUTCOMES: [&str; 10] = [
     "allowed",
     "malformed",
     "unknown",
@@ -21,6 +21,8 @@ pub const CHECK_OUTCOMES: [&str; 9] = [
     "scope",
     "address",
     "unavailable",
+    // The request to check could not be read (forward-auth headers, client address): 400.
+    "unreadable",
 ];
 
 /// Route groups timed separately.
@@ -67,6 +69,10 @@ pub struct Metrics {
     pub store_errors: AtomicU64,
     /// Request latency by route group ([`ROUTES`]).
     pub latency: [Histogram; ROUTES.len()],
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections refused because every open one was busy at the bound.
+    pub connections_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -133,6 +139,18 @@ impl Metrics {
             out,
             "tessera_store_errors_total {}",
             get(&self.store_errors)
+        );
+        out.push_str("# HELP tessera_connections_open Connections open now.\n# TYPE tessera_connections_open gauge\n");
+        let _ = writeln!(
+            out,
+            "tessera_connections_open {}",
+            get(&self.connections_open)
+        );
+        out.push_str("# HELP tessera_connections_refused_total Connections refused at the bound with every open one busy.\n# TYPE tessera_connections_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "tessera_connections_refused_total {}",
+            get(&self.connections_refused)
         );
         out.push_str("# HELP tessera_request_duration_seconds Request latency by route group.\n# TYPE tessera_request_duration_seconds histogram\n");
         for (i, route) in ROUTES.iter().enumerate() {

@@ -14,8 +14,8 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
-    AdditionalProperties, ArrayBuilder, ComponentsBuilder, KnownFormat, ObjectBuilder,
-    OneOfBuilder, Schema, SchemaFormat, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, ComponentsBuilder, KnownFormat,
+    ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
@@ -203,24 +203,21 @@ fn components() -> utoipa::openapi::Components {
                 _ => None,
             };
             let lenient: Option<RefOr<Schema>> = match name.as_str() {
-                "tokenType" | "renewableUntilTimestamp" | "tokenExpiryTimestamp" | "userId" => {
-                    Some(
-                        OneOfBuilder::new()
-                            .item(
-                                ObjectBuilder::new()
-                                    .schema_type(Type::Integer)
-                                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
-                            )
-                            .item(
-                                ObjectBuilder::new()
-                                    .schema_type(Type::String)
-                                    .pattern(Some(r"^\s*(-?[0-9]+)?\s*$")),
-                            )
-                            .item(ObjectBuilder::new().schema_type(Type::Null))
-                            .description(description)
-                            .into(),
-                    )
+                "tokenType" => Some(lenient_number(
+                    int64().minimum(Some(0)).maximum(Some(5)),
+                    &format!(r"^{WS}*(\+?0*[0-5]|-0+)?{WS}*$"),
+                    description,
+                )),
+                "renewableUntilTimestamp" | "tokenExpiryTimestamp" | "userId" => {
+                    Some(lenient_number(int64(), &any_i64_text(), description))
                 }
+                "tokenName" => Some(
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                        .pattern(Some(name_pattern()))
+                        .description(description)
+                        .into(),
+                ),
                 "apiEndpoints" | "allowedIPs" => Some(
                     OneOfBuilder::new()
                         .item(
@@ -240,7 +237,173 @@ fn components() -> utoipa::openapi::Components {
         }
     }
     c = c.schema(TokenBody::name(), token_body);
+    c = c.schema(
+        "NewTokenBody",
+        AllOfBuilder::new()
+            .item(schema_ref("TokenBody"))
+            .item(
+                ObjectBuilder::new()
+                    .property("tokenName", name())
+                    .required("tokenName")
+                    // 0 (or none) is the caller; no negative id.
+                    .property(
+                        "userId",
+                        lenient_number(
+                            int64().minimum(Some(0)),
+                            &format!(r"^{WS}*(\+?0*[0-9]{{1,18}}|-0+)?{WS}*$"),
+                            None,
+                        ),
+                    ),
+            )
+            .description(Some(
+                "`POST /V4/AccessToken`: the fields of `TokenBody`, `tokenName` required, \
+                 `userId` not negative.",
+            )),
+    );
+    // What the handlers require of the request bodies (serde sees every
+    // field as optional, so that a missing one is a 400 naming it).
+    let mut login = LoginRequest::schema();
+    require(&mut login, "username", non_blank());
+    c = c.schema(LoginRequest::name(), login);
+    let mut renew = RenewBody::schema();
+    for field in ["accessToken", "refreshToken"] {
+        require(
+            &mut renew,
+            field,
+            ObjectBuilder::new().schema_type(Type::String),
+        );
+    }
+    c = c.schema(RenewBody::name(), renew);
+    let mut user = UserBody::schema();
+    require(&mut user, "userName", name());
+    for (field, values) in [("role", ["user", "admin"]), ("kind", ["person", "service"])] {
+        restrict(
+            &mut user,
+            field,
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .enum_values(Some(
+                    values
+                        .iter()
+                        .map(|v| serde_json::json!(v))
+                        .chain([serde_json::json!(""), serde_json::Value::Null]),
+                )),
+        );
+    }
+    restrict(
+        &mut user,
+        "password",
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .pattern(Some(format!(
+                "^{WS}*(([A-Za-z0-9+/]{{4}})*([A-Za-z0-9+/]{{2}}==|[A-Za-z0-9+/]{{3}}=)?){WS}*$"
+            ))),
+    );
+    if let RefOr::T(Schema::Object(obj)) = &mut user {
+        obj.description = Some(
+            "`POST /V4/User` body. A person (the default `kind`) needs a `password`, base64 \
+             of a non-empty UTF-8 password; a service account has none (absent, null or blank). \
+             `userName` must be free (else 409)."
+                .into(),
+        );
+    }
+    c = c.schema(UserBody::name(), user);
+    let mut param = TokenParam::schema();
+    require(
+        &mut param,
+        "token",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1)),
+    );
+    c = c.schema(TokenParam::name(), param);
     c.build()
+}
+
+/// The characters Rust's `str::trim` removes (Unicode `White_Space`), as a
+/// regular-expression class: the same in ECMA-262, Python and Rust syntax.
+const WS: &str = r"[\t\n\v\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+
+/// Some character outside [`WS`]: not blank once trimmed.
+fn non_blank_pattern() -> String {
+    format!("[^{}]", &WS[1..WS.len() - 1])
+}
+
+/// A string that is not blank once trimmed (the handlers trim names).
+fn non_blank() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(non_blank_pattern()))
+}
+
+/// A token or user name as the policy takes it: once trimmed, not empty and
+/// without control characters (`char::is_control`: U+0000–U+001F,
+/// U+007F–U+009F). The length limit is configuration, not said here.
+fn name_pattern() -> String {
+    let ws = &WS[1..WS.len() - 1];
+    let visible = format!(r"[^{ws}\x00-\x1F\x7F-\x9F]");
+    format!(r"^{WS}*{visible}([^\x00-\x1F\x7F-\x9F]*{visible})?{WS}*$")
+}
+
+/// A required name (see [`name_pattern`]).
+fn name() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(name_pattern()))
+}
+
+fn int64() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+}
+
+/// Text that `str::trim` then `i64::from_str` read, within 18 digits (every
+/// such number fits), or blank (the field absent).
+fn any_i64_text() -> String {
+    format!(r"^{WS}*([+-]?0*[0-9]{{1,18}})?{WS}*$")
+}
+
+/// A number field of a request body (`wire::lenient_i64`): a JSON integer
+/// as `integer` says, its digits as text (`text` is the pattern), or null.
+fn lenient_number(
+    integer: ObjectBuilder,
+    text: &str,
+    description: Option<String>,
+) -> RefOr<Schema> {
+    OneOfBuilder::new()
+        .item(integer)
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(text)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(description)
+        .into()
+}
+
+/// Replaces the property `name` of the derived object schema `schema` with
+/// `value` (keeping its description).
+fn restrict(schema: &mut RefOr<Schema>, name: &str, value: ObjectBuilder) {
+    if let RefOr::T(Schema::Object(obj)) = schema {
+        let description = match obj.properties.get(name) {
+            Some(RefOr::T(Schema::Object(o))) => o.description.clone(),
+            _ => None,
+        };
+        obj.properties
+            .insert(name.to_string(), value.description(description).into());
+    }
+}
+
+/// As [`restrict`], and the property becomes required.
+fn require(schema: &mut RefOr<Schema>, name: &str, value: ObjectBuilder) {
+    restrict(schema, name, value);
+    if let RefOr::T(Schema::Object(obj)) = schema {
+        if !obj.required.iter().any(|r| r == name) {
+            obj.required.push(name.to_string());
+        }
+    }
 }
 
 // ---- the calls ----------------------------------------------------------------------
@@ -286,7 +449,34 @@ impl Call {
                 .security(SecurityRequirement::new(AUTHTOKEN, Vec::<String>::new()))
                 .security(SecurityRequirement::new(BEARER, Vec::<String>::new())),
         };
-        for (status, response) in self.responses {
+        for (status, mut response) in self.responses {
+            // Every answer, whatever its route (the connection layer adds it).
+            response.headers.insert(
+                "X-Content-Type-Options".into(),
+                HeaderBuilder::new()
+                    .schema(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(["nosniff"])),
+                    )
+                    .description(Some("Always `nosniff`, on every answer."))
+                    .build(),
+            );
+            if status == 405 {
+                response.headers.insert(
+                    "Allow".into(),
+                    HeaderBuilder::new()
+                        .schema(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .pattern(Some("^[A-Z]+(, [A-Z]+)*$")),
+                        )
+                        .description(Some(
+                            "The methods this path answers (those this document lists for it).",
+                        ))
+                        .build(),
+                );
+            }
             op = op.response(status.to_string(), response);
         }
         op.build()
@@ -310,11 +500,28 @@ fn json(description: &str, schema: &str) -> utoipa::openapi::Response {
         .build()
 }
 
-/// A JSON request body of the component `schema`.
+/// An optional JSON request body of the component `schema` (none is `{}`).
 fn json_body(description: &str, schema: &str) -> utoipa::openapi::request_body::RequestBody {
+    body_of(description, schema, Required::False)
+}
+
+/// A JSON request body of the component `schema` that has required fields
+/// (none is `{}`, which lacks them: 400).
+fn required_json_body(
+    description: &str,
+    schema: &str,
+) -> utoipa::openapi::request_body::RequestBody {
+    body_of(description, schema, Required::True)
+}
+
+fn body_of(
+    description: &str,
+    schema: &str,
+    required: Required,
+) -> utoipa::openapi::request_body::RequestBody {
     RequestBodyBuilder::new()
         .description(Some(description))
-        .required(Some(Required::False))
+        .required(Some(required))
         .content(
             "application/json",
             ContentBuilder::new()
@@ -327,11 +534,11 @@ fn json_body(description: &str, schema: &str) -> utoipa::openapi::request_body::
 /// The error envelope with the usual meaning of `status`.
 fn error(status: u16) -> (u16, utoipa::openapi::Response) {
     let description = match status {
-        400 => "Malformed JSON, a field of the wrong type, or a value the policy refuses; `field` names the request field when known.",
+        400 => "Malformed JSON, a body that is not one JSON object (an array, trailing data), a field of the wrong type, or a value the policy refuses; `field` names the request field when known.",
         401 => "No valid credential: none sent, or an unknown, expired or revoked session or token.",
         403 => "Not allowed: the caller lacks the right (SPEC §4), or an access token's scope or address list does not cover this call.",
         404 => "No such token or user.",
-        405 => "This path exists, not with this method.",
+        405 => "This path exists, not with this method; `Allow` lists those it answers.",
         409 => "Conflict with the current state.",
         413 => "The body is larger than 64 KiB.",
         415 => "The body is not JSON (`application/json` or `+json`).",
@@ -345,6 +552,33 @@ fn error(status: u16) -> (u16, utoipa::openapi::Response) {
 /// The error envelope with a specific description.
 fn error_because(status: u16, description: &str) -> (u16, utoipa::openapi::Response) {
     (status, json(description, "ErrorReply"))
+}
+
+/// 503 for a call that hashes or verifies a password: the store is
+/// unavailable, or the hashing queue is full (then with `Retry-After`).
+fn busy() -> (u16, utoipa::openapi::Response) {
+    (
+        503,
+        ResponseBuilder::new()
+            .description(
+                "The token store is unavailable, or the password-hashing queue is full \
+                 (then with `Retry-After`); try again shortly.",
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(schema_ref("ErrorReply")))
+                    .build(),
+            )
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(integer_id())
+                    .description(Some("Seconds to wait (when the hashing queue is full)."))
+                    .build(),
+            )
+            .build(),
+    )
 }
 
 fn errors(statuses: &[u16]) -> Vec<(u16, utoipa::openapi::Response)> {
@@ -376,6 +610,31 @@ fn header_param(name: &str, description: &str) -> utoipa::openapi::path::Paramet
         .description(Some(description))
         .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
         .build()
+}
+
+/// An original request's URI, as forward auth reads it: one copy of
+/// visible ASCII, no whitespace.
+fn uri_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    let mut p = header_param(name, description);
+    p.schema = Some(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[!-~]+$"))
+            .into(),
+    );
+    p
+}
+
+/// An original request's method: an HTTP token of at most 32 characters.
+fn method_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    let mut p = header_param(name, description);
+    p.schema = Some(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$"))
+            .into(),
+    );
+    p
 }
 
 fn string_header(description: &str) -> utoipa::openapi::Header {
@@ -443,13 +702,13 @@ fn calls() -> Vec<Call> {
         description: "A new session for a person whose password matches. The `token` is the value of the `Authtoken` header for later calls. Failed logins are rate-limited per user and per address; a locked account answers 429 with `isAccountLocked` and `remainingLockTime`.",
         auth: Auth::None,
         params: vec![],
-        body: Some(json_body(
+        body: Some(required_json_body(
             "`username` and `password` (base64 of the UTF-8 password).",
             "LoginRequest",
         )),
         responses: [
             vec![(200, json("Logged in.", "LoginReply"))],
-            vec![error_because(400, "Malformed JSON, or no `username`.")],
+            vec![error_because(400, "Malformed JSON, not one JSON object, or no `username` (or a blank one).")],
             vec![(
                 401,
                 json("Invalid user name or password.", "LoginFailure"),
@@ -458,7 +717,7 @@ fn calls() -> Vec<Call> {
             vec![(
                 429,
                 ResponseBuilder::new()
-                    .description("Too many failed logins for this user or address; even the right password is refused until `remainingLockTime` has passed.")
+                    .description("Too many failed logins for this user or address; even the right password is refused until `remainingLockTime` has passed. Also (`isAccountLocked` false) when as many logins for this user or address as the limit allows are being verified at this moment.")
                     .content(
                         "application/json",
                         ContentBuilder::new().schema(Some(schema_ref("LoginFailure"))).build(),
@@ -466,7 +725,8 @@ fn calls() -> Vec<Call> {
                     .header("Retry-After", HeaderBuilder::new().schema(integer_id()).description(Some("Seconds until attempts are accepted again.")).build())
                     .build(),
             )],
-            errors(&[500, 503]),
+            errors(&[500]),
+            vec![busy()],
         ]
         .concat(),
     },
@@ -503,13 +763,22 @@ fn calls() -> Vec<Call> {
             .name("userId")
             .parameter_in(ParameterIn::Query)
             .required(Required::False)
-            .description(Some("Whose tokens (default: the caller's). The name matches case-insensitively."))
-            .schema(Some(integer_id()))
+            .description(Some("Whose tokens: a user id, possibly with whitespace around it; empty or blank for the caller's (the default). At most once; the parameter's name matches case-insensitively."))
+            .schema(Some(
+                AnyOfBuilder::new()
+                    .item(integer_id())
+                    .item(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            // Up to 19 digits: every such number is a u64.
+                            .pattern(Some(format!(r"^{WS}*(\+?[0-9]{{1,19}}{WS}*)?$"))),
+                    ),
+            ))
             .build()],
         body: None,
         responses: [
             vec![(200, json("The tokens.", "TokenList"))],
-            vec![error_because(400, "`userId` is not a number.")],
+            vec![error_because(400, "`userId` is not a number or is given more than once, or the query is malformed.")],
             errors(&[401, 403]),
             vec![error_because(404, "No such user.")],
             errors(&[405, 500, 503]),
@@ -543,9 +812,9 @@ fn calls() -> Vec<Call> {
         description: "A new token for `userId` (default: the caller). The answer holds `accessToken` (and `refreshToken` for refreshable scopes): shown this once only.",
         auth: Auth::Session,
         params: vec![],
-        body: Some(json_body(
+        body: Some(required_json_body(
             "`tokenName` (required), `tokenType` 0–5 (default 2), the timestamps, `apiEndpoints` (Custom), `allowedIPs`, `userId`.",
-            "TokenBody",
+            "NewTokenBody",
         )),
         responses: [
             vec![(200, json("Created; the secrets are in `tokenInfo`.", "TokenReply"))],
@@ -567,7 +836,7 @@ fn calls() -> Vec<Call> {
         body: Some(json_body("Any of the create fields.", "TokenBody")),
         responses: [
             vec![(200, json("Edited.", "TokenReply"))],
-            vec![error_because(400, "`tokenId` is not a number, malformed JSON, or a refused value.")],
+            vec![error_because(400, "`tokenId` is not a number, malformed JSON, a body that is not one JSON object, or a refused value.")],
             errors(&[401, 403]),
             vec![error_because(404, "No such token (or not the caller's to see).")],
             errors(&[405]),
@@ -604,7 +873,7 @@ fn calls() -> Vec<Call> {
         description: "Rotates both secrets of a refreshable token; the old pair stops at once. Presenting a rotated-out pair again revokes the whole token (reuse detection). The credentials are the body itself.",
         auth: Auth::None,
         params: vec![],
-        body: Some(json_body("The current `accessToken` and `refreshToken`.", "RenewBody")),
+        body: Some(required_json_body("The current `accessToken` and `refreshToken`.", "RenewBody")),
         responses: [
             vec![(200, json("Renewed: the new pair.", "RenewReply"))],
             vec![error_because(400, "Malformed JSON, or `accessToken`/`refreshToken` missing.")],
@@ -640,7 +909,7 @@ fn calls() -> Vec<Call> {
         description: "A person (with a password) or a service account (no password, cannot log in; its owner is the caller). Admins only.",
         auth: Auth::Session,
         params: vec![],
-        body: Some(json_body(
+        body: Some(required_json_body(
             "`userName`, `password` (base64, people only), `role`, `kind`.",
             "UserBody",
         )),
@@ -648,7 +917,8 @@ fn calls() -> Vec<Call> {
             vec![(200, json("Created.", "UserCreated"))],
             errors(&[400, 401, 403, 405]),
             vec![error_because(409, "The user name is taken.")],
-            errors(&[413, 415, 500, 503]),
+            errors(&[413, 415, 500]),
+            vec![busy()],
         ]
         .concat(),
     },
@@ -679,13 +949,13 @@ fn calls() -> Vec<Call> {
         id: "forwardAuth",
         tag: "check",
         summary: "Forward auth",
-        description: "For nginx `auth_request`, Traefik `ForwardAuth` and Envoy; accepts ANY method (documented as GET). The original method and URI come in `X-Original-Method`/`X-Original-URI` (or `X-Forwarded-Method`/`X-Forwarded-Uri`; the method defaults to this request's); the token in `Authorization: Bearer` (or `Authtoken`, where a bare value may be a legacy token). Never 200 unless the check allowed; 503, never 200, when the store cannot be asked.",
+        description: "For nginx `auth_request`, Caddy `forward_auth`, Traefik `ForwardAuth` and Envoy `ext_authz`; accepts ANY method (documented as GET). The original method and URI come from exactly one place, the one the server's `--forward-auth` convention names: nginx (the default) `X-Original-Method`/`X-Original-URI`; Traefik and Caddy `X-Forwarded-Method`/`X-Forwarded-Uri`; Envoy this request's own method and its path after `/auth/check`. The chosen header missing, empty, repeated or unreadable is a 400, never a fallback; the other pair, when sent, must repeat the chosen values exactly or the check is refused (400). The token in `Authorization: Bearer` (or `Authtoken`, where a bare value may be a legacy token). Never 200 unless the check allowed; 503, never 200, when the store cannot be asked.",
         auth: Auth::None,
         params: vec![
-            header_param("X-Original-URI", "The original request's URI (path and query)."),
-            header_param("X-Original-Method", "The original request's method (default: this request's)."),
-            header_param("X-Forwarded-Uri", "Traefik's name for `X-Original-URI`."),
-            header_param("X-Forwarded-Method", "Traefik's name for `X-Original-Method`."),
+            uri_param("X-Original-URI", "The original request's URI (path and query), for the nginx convention (required there)."),
+            method_param("X-Original-Method", "The original request's method, for the nginx convention (required there)."),
+            uri_param("X-Forwarded-Uri", "The original URI, for the Traefik and Caddy conventions (required there)."),
+            method_param("X-Forwarded-Method", "The original method, for the Traefik and Caddy conventions (required there)."),
             header_param("Authorization", "`Bearer <access token>`."),
             header_param("Authtoken", "`Bearer <access token>`, or a bare legacy access token."),
         ],
@@ -700,7 +970,7 @@ fn calls() -> Vec<Call> {
                     .header("X-Tessera-Token-Id", HeaderBuilder::new().schema(integer_id()).description(Some("The token's id.")).build())
                     .build(),
             ),
-            error_because(400, "Neither `X-Original-URI` nor `X-Forwarded-Uri` was sent."),
+            error_because(400, "The original request cannot be read: its header missing, empty, repeated or unreadable, contradicted by another, or the client address unreadable."),
             (
                 401,
                 ResponseBuilder::new()

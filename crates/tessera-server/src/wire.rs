@@ -10,23 +10,32 @@ use tessera_core::model::{TokenRecord, User};
 use tessera_core::policy::{PolicyConfig, TokenRequest};
 use utoipa::ToSchema;
 
-/// Accepts a JSON number or a string holding one (some clients quote ids).
+/// Accepts a JSON number (a whole one, `2` or `2.0`) or a string holding one
+/// (some clients quote ids); `null` and `""` are absent.
 fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NumOrText {
-        Num(i64),
-        Text(String),
-    }
-    match Option::<NumOrText>::deserialize(d)? {
-        None => Ok(None),
-        Some(NumOrText::Num(n)) => Ok(Some(n)),
-        Some(NumOrText::Text(t)) if t.trim().is_empty() => Ok(None),
-        Some(NumOrText::Text(t)) => t
+    use serde::de::Error as _;
+    let whole = |f: f64| (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64);
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().and_then(whole))
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("expected a whole number, got {n}"))),
+        Some(serde_json::Value::String(t)) if t.trim().is_empty() => Ok(None),
+        Some(serde_json::Value::String(t)) => t
             .trim()
             .parse()
             .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("expected a number, got {t:?}"))),
+            .map_err(|_| D::Error::custom(format!("expected a number, got {t:?}"))),
+        Some(other) => Err(D::Error::custom(format!(
+            "expected a number, got {}",
+            match other {
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Array(_) => "a list",
+                _ => "an object",
+            }
+        ))),
     }
 }
 

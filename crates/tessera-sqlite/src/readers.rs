@@ -24,9 +24,6 @@ use tessera_core::stored::StoredToken;
 /// The longest a look-up waits for SQLite's lock before it gives up here.
 pub(crate) const BUSY_WAIT_MS: u64 = 20;
 
-/// How much of the file each reader maps into memory.
-const MMAP_BYTES: i64 = 256 * 1024 * 1024;
-
 /// What a look-up here came to.
 // Returned once by value and matched at once: no point boxing the row.
 #[allow(clippy::large_enum_variant)]
@@ -99,9 +96,11 @@ impl Readers {
         )?;
         conn.busy_timeout(std::time::Duration::from_millis(BUSY_WAIT_MS))?;
         conn.pragma_update(None, "query_only", true)?;
-        // Read pages through a memory map rather than a read(2) and a copy
-        // per page (the profile showed those); reads only, so a map is safe.
-        conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+        // Never a memory map: a file truncated or replaced under a mapped
+        // reader kills the process with SIGBUS, where read(2) returns an
+        // error that answers 503.
+        conn.pragma_update(None, "mmap_size", 0)?;
+        conn.pragma_update(None, "cache_size", 0)?;
         Ok(conn)
     }
 }

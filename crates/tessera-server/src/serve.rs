@@ -1,0 +1,407 @@
+//! Connections: accepting them, bounding them, and letting them go.
+//!
+//! warp's own server keeps every connection for as long as the client likes
+//! and, on shutdown, waits for all of them without a deadline; one half-sent
+//! request head kept `tessera` from ever exiting, and 20,000 silent
+//! connections used up its file descriptors. This module serves the same
+//! warp filter over hyper, with:
+//! * a **header-read timeout** (hyper's: a request head not complete within
+//!   it closes the connection);
+//! * an **idle timeout**: a connection with no request in flight for that
+//!   long is closed, whatever the client has half-sent;
+//! * a **bound on open connections**: at the bound, the connection idle the
+//!   longest is closed to make room, one that never sent a request first (a
+//!   flood of silent connections never locks a proxy's check out); when none
+//!   is idle, the new one is refused;
+//! * a **drain** on shutdown: `/health/ready` turns not-ready and every
+//!   answer says `Connection: close`; what is already in the listen queue is
+//!   accepted, then the listener closes; each connection answers what it has
+//!   received and closes once idle (after [`SETTLE`]); whatever is left when
+//!   the grace ends is closed.
+//!
+//! It also puts `X-Content-Type-Options: nosniff` on every answer, and the
+//! peer's address in each request ([`Peer`]).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use warp::http::{header, HeaderValue, Request};
+
+use crate::metrics::Metrics;
+
+/// After the drain begins, a connection that has had no request in flight
+/// for this long is closed: long enough for a request already sent to be
+/// read and answered (with `Connection: close`), short enough to let
+/// shutdown finish quickly.
+pub const SETTLE: Duration = Duration::from_millis(250);
+
+/// How long the accept loop pauses when the process is out of file
+/// descriptors (after closing an idle connection), instead of spinning.
+const DESCRIPTORS_PAUSE: Duration = Duration::from_millis(10);
+
+/// The limits of [`serve`].
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// A request head must be complete within this (HTTP/1).
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// From the shutdown signal to the last connection closed.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The peer of the connection a request came on, put in each request's
+/// extensions (warp's own `addr::remote` is only filled by warp's server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+/// The most connections this process can hold open with room to spare for
+/// the store's connections and files: the descriptor limit less 256, at
+/// most 10,000 (Linux; elsewhere 10,000).
+pub fn default_max_connections() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        if let Some(n) = limit.current {
+            return usize::try_from(n.saturating_sub(256))
+                .unwrap_or(usize::MAX)
+                .clamp(16, 10_000);
+        }
+    }
+    10_000
+}
+
+/// One open connection, as the registry sees it.
+#[derive(Debug, Default)]
+struct Conn {
+    /// Requests being answered.
+    in_flight: AtomicUsize,
+    /// Requests answered so far.
+    served: AtomicU64,
+    /// When a request last ended (or the connection opened), in ms since
+    /// the registry's epoch.
+    last_active: AtomicU64,
+    /// Told to close (to make room for a new connection).
+    evict: Notify,
+}
+
+/// Every open connection.
+#[derive(Debug)]
+struct Registry {
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    next: AtomicU64,
+    epoch: Instant,
+}
+
+impl Registry {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn len(&self) -> usize {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn add(self: &Arc<Self>) -> Registered {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::default());
+        conn.last_active.store(self.now_ms(), Ordering::Relaxed);
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, conn.clone());
+        Registered {
+            registry: self.clone(),
+            id,
+            conn,
+        }
+    }
+
+    /// Tells the connection idle the longest to close, one that never sent
+    /// a whole request first (a flood of silent connections then displaces
+    /// its own kind, not a proxy's idle keep-alive connections); false when
+    /// every connection has a request in flight.
+    fn evict_oldest_idle(&self) -> bool {
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = conns
+            .values()
+            .filter(|c| c.in_flight.load(Ordering::Relaxed) == 0)
+            .min_by_key(|c| {
+                (
+                    c.served.load(Ordering::Relaxed) > 0,
+                    c.last_active.load(Ordering::Relaxed),
+                )
+            });
+        match oldest {
+            Some(c) => {
+                c.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How long `conn` has had no request in flight (zero while it has one).
+    fn idle_for(&self, conn: &Conn) -> Duration {
+        if conn.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        let last = conn.last_active.load(Ordering::Relaxed);
+        Duration::from_millis(self.now_ms().saturating_sub(last))
+    }
+}
+
+/// A connection's place in the registry, given up when its task ends
+/// (also when the task is aborted at the end of the grace).
+struct Registered {
+    registry: Arc<Registry>,
+    id: u64,
+    conn: Arc<Conn>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// A request in flight on a connection; its end makes the connection idle.
+struct InFlight {
+    registry: Arc<Registry>,
+    conn: Arc<Conn>,
+}
+
+impl InFlight {
+    fn new(registry: &Arc<Registry>, conn: &Arc<Conn>) -> Self {
+        conn.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            registry: registry.clone(),
+            conn: conn.clone(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.conn
+            .last_active
+            .store(self.registry.now_ms(), Ordering::Relaxed);
+        self.conn.served.fetch_add(1, Ordering::Relaxed);
+        self.conn.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves `filter` on `listener` until `shutdown` resolves, then drains
+/// (see the module's documentation) and returns within
+/// `options.shutdown_grace`. `draining` is set when the drain begins (the
+/// API's readiness reads it).
+pub async fn serve<F>(
+    listener: TcpListener,
+    filter: F,
+    options: ServeOptions,
+    draining: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    F: warp::Filter + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    let registry = Arc::new(Registry {
+        conns: Mutex::new(HashMap::new()),
+        next: AtomicU64::new(0),
+        epoch: Instant::now(),
+    });
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let service = hyper_util::service::TowerToHyperService::new(warp::service(filter));
+    let mut tasks = JoinSet::new();
+    let start = |stream: TcpStream, peer: SocketAddr, tasks: &mut JoinSet<()>| {
+        let registered = registry.add();
+        tasks.spawn(connection(
+            stream,
+            peer,
+            registered,
+            service.clone(),
+            options.clone(),
+            draining.clone(),
+            drain_rx.clone(),
+        ));
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        while tasks.try_join_next().is_some() {}
+        metrics
+            .connections_open
+            .store(registry.len() as u64, Ordering::Relaxed);
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if registry.len() >= options.max_connections && !registry.evict_oldest_idle() {
+                        // Every connection is busy: refuse this one (closed at once).
+                        metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    start(stream, peer, &mut tasks);
+                }
+                Err(e) => {
+                    if is_out_of_descriptors(&e) {
+                        registry.evict_oldest_idle();
+                        tokio::time::sleep(DESCRIPTORS_PAUSE).await;
+                    } else {
+                        tracing::debug!(error = %e, "accept failed");
+                    }
+                }
+            },
+        }
+    }
+
+    // The drain: not ready, `Connection: close` on every answer.
+    let grace_ends = Instant::now() + options.shutdown_grace;
+    draining.store(true, Ordering::SeqCst);
+    let _ = drain_tx.send(true);
+    // Connections the kernel accepted already may hold requests: take them.
+    while let Some(Ok((stream, peer))) = listener.accept().now_or_never() {
+        start(stream, peer, &mut tasks);
+    }
+    drop(listener);
+    tracing::info!(
+        connections = registry.len(),
+        grace_ms = options.shutdown_grace.as_millis() as u64,
+        "draining connections"
+    );
+    let all_done = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout_at(grace_ends, all_done).await.is_err() {
+        tracing::warn!(
+            connections = registry.len(),
+            "shutdown grace over: closing the connections left"
+        );
+        tasks.shutdown().await;
+    }
+}
+
+/// Serves one connection until it ends, idles out, is evicted, or the
+/// drain closes it.
+async fn connection<S>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    registered: Registered,
+    service: S,
+    options: ServeOptions,
+    draining: Arc<AtomicBool>,
+    mut drain: watch::Receiver<bool>,
+) where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = warp::reply::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let registry = registered.registry.clone();
+    let conn = registered.conn.clone();
+    let (svc_registry, svc_conn) = (registry.clone(), conn.clone());
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(Peer(peer));
+        let in_flight = InFlight::new(&svc_registry, &svc_conn);
+        let answer = service.call(req);
+        let draining = draining.clone();
+        async move {
+            let mut response = answer.await?;
+            drop(in_flight);
+            let headers = response.headers_mut();
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            if draining.load(Ordering::Relaxed) {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+    let mut served = std::pin::pin!(served);
+    // When, after the drain began, an idle connection is let go.
+    let mut settle_at: Option<Instant> = drain.borrow().then(|| Instant::now() + SETTLE);
+    let mut shutting = false;
+    loop {
+        let idle = registry.idle_for(&conn);
+        let idle_deadline = Instant::now() + options.idle_timeout.saturating_sub(idle);
+        let settle = async {
+            match settle_at {
+                Some(at) if !shutting => tokio::time::sleep_until(at).await,
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = served.as_mut() => break,
+            _ = conn.evict.notified() => break,
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                if registry.idle_for(&conn) >= options.idle_timeout {
+                    break;
+                }
+            }
+            changed = drain.changed(), if settle_at.is_none() => {
+                if changed.is_err() || *drain.borrow() {
+                    settle_at = Some(Instant::now() + SETTLE);
+                }
+            }
+            _ = settle => {
+                if registry.idle_for(&conn) >= SETTLE {
+                    // hyper closes an idle connection at once, and a busy
+                    // one after its answer.
+                    served.as_mut().graceful_shutdown();
+                    shutting = true;
+                } else {
+                    settle_at = Some(Instant::now() + SETTLE);
+                }
+            }
+        }
+    }
+    drop(registered);
+}
+
+/// The process (or system) has no file descriptor left for a new connection.
+fn is_out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24)) // ENFILE, EMFILE
+}
