@@ -423,3 +423,71 @@ async fn silent_connections_displace_their_own_kind_not_a_proxys() {
     );
     drop(silent);
 }
+
+/// Reads until the server closes `conn`, at most `within`; what it sent.
+async fn until_closed(conn: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&got).into_owned()),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_connection_may_idle_a_stalled_request_may_not() {
+    let store = common::sqlite();
+    let s = spawn(
+        &store,
+        &["--header-read-timeout", "1s", "--idle-timeout", "4s"],
+    );
+    let admin = s.admin().await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let log = Mutex::new(Vec::new());
+    let live = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+    // A proxy's keep-alive connection: idle longer than the header-read
+    // timeout, it is still there (nothing of a request has arrived).
+    let mut kept = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(exchange(&mut kept, live, &log).await, Some(false));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        exchange(&mut kept, live, &log).await,
+        Some(false),
+        "a keep-alive connection was closed after the header-read timeout"
+    );
+    // A head begun and not finished: closed after the header-read timeout,
+    // long before the idle timeout.
+    let started = Instant::now();
+    let mut half = TcpStream::connect(&addr).await.unwrap();
+    half.write_all(b"GET /health/live HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    until_closed(&mut half, Duration::from_secs(3))
+        .await
+        .expect("a half-sent head was closed within the header-read timeout");
+    println!("half-sent head closed after {:?}", started.elapsed());
+    // A body that stops arriving: 408, within the same bound.
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(
+        format!(
+            "POST /V4/AccessToken HTTP/1.1\r\nHost: x\r\nAuthtoken: {admin}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"tokenName\""
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let answer = until_closed(&mut slow, Duration::from_secs(3))
+        .await
+        .expect("a stalled body was answered within the header-read timeout");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A connection on which nothing ever arrives: closed at the idle timeout.
+    let mut silent = TcpStream::connect(&addr).await.unwrap();
+    until_closed(&mut silent, Duration::from_secs(8))
+        .await
+        .expect("a silent connection was closed at the idle timeout");
+}

@@ -699,7 +699,6 @@ async fn a_full_hashing_queue_answers_busy_not_later() {
         answers.iter().all(|(st, _)| *st == 401 || *st == 503),
         "{answers:?}"
     );
-    assert!(answers.iter().any(|(st, _)| *st == 401), "{answers:?}");
     let busy: Vec<_> = answers.iter().filter(|(st, _)| *st == 503).collect();
     assert!(!busy.is_empty(), "nothing was refused: {answers:?}");
     assert!(

@@ -52,6 +52,9 @@ pub struct App {
     pub draining: Arc<AtomicBool>,
     /// Bound on the readiness probe's store reads.
     pub ready_timeout: Duration,
+    /// A request body must arrive within this (408 past it), so that one
+    /// trickling in cannot hold a connection (`--header-read-timeout`).
+    pub body_timeout: Duration,
 }
 
 impl std::fmt::Debug for App {
@@ -111,8 +114,19 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
 }
 
-/// Reads the body, refusing more than [`MAX_BODY`] bytes without reading on.
-async fn read_body<S, B>(mut body: S) -> Result<Vec<u8>, ApiError>
+/// Reads the body within `timeout` (408 past it), refusing more than
+/// [`MAX_BODY`] bytes without reading on.
+async fn read_body<S, B>(body: S, timeout: Duration) -> Result<Vec<u8>, ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    tokio::time::timeout(timeout, read_all(body))
+        .await
+        .map_err(|_| ApiError::RequestTimeout)?
+}
+
+async fn read_all<S, B>(mut body: S) -> Result<Vec<u8>, ApiError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
@@ -272,13 +286,13 @@ fn client(app: &App, req: &Request) -> Result<IpAddr, ApiError> {
 
 /// The body as JSON of type `T`: 415 for another content type, 400 naming
 /// the field for malformed JSON or a wrong type. An empty body is `{}`.
-async fn json_body<T, S, B>(req: &Request, body: S) -> Result<T, ApiError>
+async fn json_body<T, S, B>(app: &App, req: &Request, body: S) -> Result<T, ApiError>
 where
     T: DeserializeOwned,
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let bytes = read_body(body).await?;
+    let bytes = read_body(body, app.body_timeout).await?;
     if let Some(ct) = req
         .headers
         .get(header::CONTENT_TYPE)
@@ -419,7 +433,7 @@ where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let body: LoginRequest = json_body(req, body).await?;
+    let body: LoginRequest = json_body(app, req, body).await?;
     let name = body.username.unwrap_or_default();
     if name.trim().is_empty() {
         return Err(ApiError::bad(Some("username"), "username: required"));
@@ -528,7 +542,7 @@ where
     B: Buf,
 {
     let c = caller(app, req).await?;
-    let body: TokenBody = json_body(req, body).await?;
+    let body: TokenBody = json_body(app, req, body).await?;
     let owner = match body.user_id {
         None | Some(0) => None,
         Some(n) => {
@@ -557,7 +571,7 @@ where
 {
     let id = TokenId(path_id(id, "tokenId")?);
     let c = caller(app, req).await?;
-    let body: TokenBody = json_body(req, body).await?;
+    let body: TokenBody = json_body(app, req, body).await?;
     let token = app.svc.edit_token(&c, id, &body.to_request()).await?;
     Ok(json(
         StatusCode::OK,
@@ -580,7 +594,7 @@ where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let body: RenewBody = json_body(req, body).await?;
+    let body: RenewBody = json_body(app, req, body).await?;
     let access = body
         .access_token
         .ok_or_else(|| ApiError::bad(Some("accessToken"), "accessToken: required"))?;
@@ -639,7 +653,7 @@ where
     B: Buf,
 {
     let c = caller(app, req).await?;
-    let body: UserBody = json_body(req, body).await?;
+    let body: UserBody = json_body(app, req, body).await?;
     let name = body
         .user_name
         .ok_or_else(|| ApiError::bad(Some("userName"), "userName: required"))?;
@@ -748,12 +762,12 @@ async fn forward_auth(app: &App, req: &Request) -> Response {
 }
 
 /// The `token` of an RFC 7662/7009 body: a form (`token=…`) or JSON.
-async fn token_param<S, B>(req: &Request, body: S) -> Result<String, ApiError>
+async fn token_param<S, B>(app: &App, req: &Request, body: S) -> Result<String, ApiError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let bytes = read_body(body).await?;
+    let bytes = read_body(body, app.body_timeout).await?;
     let ct = req
         .headers
         .get(header::CONTENT_TYPE)
@@ -787,7 +801,7 @@ where
     if c.credential != Credential::Session || c.user.role != Role::Admin {
         return Err(CoreError::Forbidden("introspection needs an admin's session".into()).into());
     }
-    let token = token_param(req, body).await?;
+    let token = token_param(app, req, body).await?;
     let found = app
         .svc
         .checker()
@@ -818,7 +832,7 @@ where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let token = token_param(req, body).await?;
+    let token = token_param(app, req, body).await?;
     app.svc.revoke_by_secret(&token).await?;
     Ok(json(StatusCode::OK, &serde_json::json!({})))
 }

@@ -115,11 +115,14 @@ pub struct ServeArgs {
         default_value = "nginx"
     )]
     pub forward_auth: Convention,
-    /// A request head must be complete within this, or the connection closes.
+    /// Once a request's first byte has arrived, its head must be complete
+    /// within this (else the connection closes), and then its body (else 408).
     #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
-    /// A connection with no request in flight for this long is closed.
-    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    /// A connection on which nothing arrives, with no request in flight, for
+    /// this long is closed (longer than a proxy's own keep-alive timeout, so
+    /// that the proxy is the one to close: nginx 60s, Traefik 90s, Caddy 2m).
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
     /// Most connections open at once (default: the file-descriptor limit
     /// less 256, at most 10000); at the bound the longest-idle one is closed.
@@ -139,6 +142,12 @@ pub struct ServeArgs {
     /// is answered 503 with Retry-After (default: 16 per thread).
     #[arg(long, env = "TESSERA_HASH_QUEUE")]
     pub hash_queue: Option<usize>,
+    /// The share of one CPU (percent, 1-100) each hashing thread may use;
+    /// it rests after each hash for the rest, so a login flood takes at
+    /// most that much from the checks.
+    #[arg(long, env = "TESSERA_HASH_SHARE", default_value_t = crate::hashing::DEFAULT_SHARE,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub hash_share: u32,
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

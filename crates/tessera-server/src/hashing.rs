@@ -10,9 +10,15 @@
 //!   "busy, retry" (503 with `Retry-After`) at once, never queued without
 //!   bound; a job that waited longer than [`MAX_WAIT`], or whose request has
 //!   gone away, is dropped unhashed;
-//! * the threads run at nice [`NICENESS`] (Linux: per thread), so when the
-//!   CPU is short the scheduler gives it to the checks first; idle CPU still
-//!   goes to logins at full speed.
+//! * each thread uses at most `share` percent of one CPU: after a hash that
+//!   took `d` it rests `d × (100 − share) / share`. Measured under a flood,
+//!   a lower scheduling priority alone did not protect the checks: the
+//!   scheduler hands an idle moment of a CPU to the hashing thread (nice 19
+//!   and even SCHED_IDLE still took a third of a CPU), and Argon2's 19 MiB
+//!   of memory traffic slows the threads beside it wherever it runs. A
+//!   bounded share is a bound on what a flood can take;
+//! * the threads also run at nice [`NICENESS`] (Linux: per thread), so that
+//!   within their share the checks still come first.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -47,6 +53,17 @@ struct Job {
     reply: oneshot::Sender<Done>,
 }
 
+/// The default share of one CPU each hashing thread may use, in percent:
+/// about 12 verifications a second per thread at ~20 ms each.
+pub const DEFAULT_SHARE: u32 = 25;
+
+/// How long a thread that spent `busy` hashing rests, to keep to `share`
+/// percent of one CPU (1 to 100; 100: no rest).
+pub fn rest_after(busy: Duration, share: u32) -> Duration {
+    let share = share.clamp(1, 100);
+    busy * (100 - share) / share
+}
+
 /// The pool; cheap to share. Threads end when the pool is dropped.
 #[derive(Debug)]
 pub struct HashPool {
@@ -63,19 +80,20 @@ impl std::fmt::Debug for Job {
 }
 
 impl HashPool {
-    /// `workers` threads (at least one) behind a queue of `queue` jobs.
-    pub fn new(workers: usize, queue: usize) -> std::io::Result<Self> {
-        Self::start(workers.max(1), queue)
+    /// `workers` threads (at least one), each using at most `share`
+    /// percent of one CPU, behind a queue of `queue` jobs.
+    pub fn new(workers: usize, queue: usize, share: u32) -> std::io::Result<Self> {
+        Self::start(workers.max(1), queue, share)
     }
 
-    fn start(workers: usize, queue: usize) -> std::io::Result<Self> {
+    fn start(workers: usize, queue: usize, share: u32) -> std::io::Result<Self> {
         let (jobs, rx) = sync_channel(queue);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..workers {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("tessera-hash-{i}"))
-                .spawn(move || work(&rx))?;
+                .spawn(move || work(&rx, share))?;
         }
         Ok(HashPool {
             jobs,
@@ -138,8 +156,9 @@ impl PasswordWork for HashPool {
     }
 }
 
-/// A worker thread: takes jobs until the pool is gone.
-fn work(rx: &Mutex<Receiver<Job>>) {
+/// A worker thread: takes jobs until the pool is gone, resting after each
+/// to keep to its `share` of a CPU.
+fn work(rx: &Mutex<Receiver<Job>>, share: u32) {
     lower_priority();
     loop {
         let job = {
@@ -152,15 +171,18 @@ fn work(rx: &Mutex<Receiver<Job>>) {
         if job.reply.is_closed() {
             continue;
         }
-        let done = if job.queued.elapsed() > MAX_WAIT {
-            Done::Busy
-        } else {
-            match job.task {
-                Task::Hash(pw) => Done::Hashed(password::hash(&pw).map_err(|_| WorkError::Failed)),
-                Task::Verify(pw, stored) => Done::Verified(password::verify(&pw, &stored)),
-            }
+        if job.queued.elapsed() > MAX_WAIT {
+            let _ = job.reply.send(Done::Busy);
+            continue;
+        }
+        let started = Instant::now();
+        let done = match job.task {
+            Task::Hash(pw) => Done::Hashed(password::hash(&pw).map_err(|_| WorkError::Failed)),
+            Task::Verify(pw, stored) => Done::Verified(password::verify(&pw, &stored)),
         };
+        let busy = started.elapsed();
         let _ = job.reply.send(done);
+        std::thread::sleep(rest_after(busy, share));
     }
 }
 
@@ -184,7 +206,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_and_verifies_off_the_caller() {
-        let pool = HashPool::new(1, 4).unwrap();
+        let pool = HashPool::new(1, 4, 100).unwrap();
         let h = pool.hash("pw".into()).await.unwrap();
         assert!(pool.verify("pw".into(), h.clone()).await.unwrap());
         assert!(!pool.verify("nope".into(), h).await.unwrap());
@@ -193,11 +215,21 @@ mod tests {
     #[test]
     fn a_full_queue_answers_busy_at_once() {
         // No thread takes jobs: the queue's two places fill, the third is refused.
-        let pool = HashPool::start(0, 2).unwrap();
+        let pool = HashPool::start(0, 2, DEFAULT_SHARE).unwrap();
         let job = || Task::Hash("pw".into());
         let _a = pool.submit(job()).unwrap();
         let _b = pool.submit(job()).unwrap();
         assert!(matches!(pool.submit(job()), Err(WorkError::Busy)));
+    }
+
+    #[test]
+    fn a_thread_rests_to_keep_to_its_share() {
+        let ms = Duration::from_millis;
+        assert_eq!(rest_after(ms(20), 25), ms(60));
+        assert_eq!(rest_after(ms(20), 50), ms(20));
+        assert_eq!(rest_after(ms(20), 100), Duration::ZERO);
+        assert_eq!(rest_after(ms(20), 0), ms(1980), "at least 1 %");
+        assert_eq!(rest_after(ms(20), 250), Duration::ZERO, "at most 100 %");
     }
 
     #[cfg(target_os = "linux")]

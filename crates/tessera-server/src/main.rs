@@ -85,8 +85,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .collect();
     let (default_workers, default_queue) = HashPool::default_size();
     let workers = args.hash_workers.unwrap_or(default_workers).max(1);
-    let hashing = HashPool::new(workers, args.hash_queue.unwrap_or(default_queue))
-        .map_err(|e| format!("cannot start the password hashing threads: {e}"))?;
+    let hashing = HashPool::new(
+        workers,
+        args.hash_queue.unwrap_or(default_queue),
+        args.hash_share,
+    )
+    .map_err(|e| format!("cannot start the password hashing threads: {e}"))?;
     let svc = Arc::new(
         service(&args.store, policy)
             .await?
@@ -113,6 +117,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         metrics: Arc::new(Metrics::default()),
         draining: Arc::default(),
         ready_timeout: args.ready_timeout,
+        body_timeout: args.header_read_timeout,
     });
     let options = ServeOptions {
         header_read_timeout: args.header_read_timeout,
@@ -142,6 +147,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         client_ip_header = ?args.client_ip_header,
         max_connections = options.max_connections,
         hash_workers = workers,
+        hash_share = args.hash_share,
         "serving"
     );
     tessera_server::run(listener, app, options, tessera_server::shutdown_signal()).await;

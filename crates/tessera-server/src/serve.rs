@@ -5,10 +5,14 @@
 //! request head kept `tessera` from ever exiting, and 20,000 silent
 //! connections used up its file descriptors. This module serves the same
 //! warp filter over hyper, with:
-//! * a **header-read timeout** (hyper's: a request head not complete within
-//!   it closes the connection);
-//! * an **idle timeout**: a connection with no request in flight for that
-//!   long is closed, whatever the client has half-sent;
+//! * a **header-read timeout**: once the first byte of a request has
+//!   arrived, its head must be complete within it (and, in the API, its
+//!   body), or the connection closes. hyper's own timeout also counts the
+//!   idle time before that first byte, which would close every keep-alive
+//!   connection a proxy holds after a few seconds, so the connection watches
+//!   its socket itself ([`Watched`]);
+//! * an **idle timeout**: a connection on which nothing arrives, and no
+//!   request is in flight, for that long is closed;
 //! * a **bound on open connections**: at the bound, the connection idle the
 //!   longest is closed to make room, one that never sent a request first (a
 //!   flood of silent connections never locks a proxy's check out); when none
@@ -26,14 +30,17 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -69,7 +76,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(300),
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(10),
         }
@@ -107,8 +114,26 @@ struct Conn {
     /// When a request last ended (or the connection opened), in ms since
     /// the registry's epoch.
     last_active: AtomicU64,
+    /// When the first byte of the next request arrived, in ms since the
+    /// epoch plus one (0: nothing has arrived since the last request).
+    head_started: AtomicU64,
     /// Told to close (to make room for a new connection).
     evict: Notify,
+    /// Told that a request's first byte arrived (its head's clock starts).
+    head: Notify,
+}
+
+impl Conn {
+    /// Bytes arrived: if no request is in flight and none has begun, the
+    /// next one begins now.
+    fn arrived(&self, now_ms: u64) {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_started.load(Ordering::Relaxed) == 0
+        {
+            self.head_started.store(now_ms + 1, Ordering::Relaxed);
+            self.head.notify_one();
+        }
+    }
 }
 
 /// Every open connection.
@@ -167,6 +192,22 @@ impl Registry {
         }
     }
 
+    /// When `conn` is to be closed for a head that takes too long, or for
+    /// nothing arriving at all; `None` while a request is in flight.
+    fn deadline(&self, conn: &Conn, options: &ServeOptions) -> Option<Instant> {
+        if conn.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let (since, limit) = match conn.head_started.load(Ordering::Relaxed) {
+            0 => (
+                conn.last_active.load(Ordering::Relaxed),
+                options.idle_timeout,
+            ),
+            started => (started - 1, options.header_read_timeout),
+        };
+        Some(self.epoch + Duration::from_millis(since) + limit)
+    }
+
     /// How long `conn` has had no request in flight (zero while it has one).
     fn idle_for(&self, conn: &Conn) -> Duration {
         if conn.in_flight.load(Ordering::Relaxed) > 0 {
@@ -204,6 +245,7 @@ struct InFlight {
 impl InFlight {
     fn new(registry: &Arc<Registry>, conn: &Arc<Conn>) -> Self {
         conn.in_flight.fetch_add(1, Ordering::Relaxed);
+        conn.head_started.store(0, Ordering::Relaxed);
         InFlight {
             registry: registry.clone(),
             conn: conn.clone(),
@@ -218,6 +260,59 @@ impl Drop for InFlight {
             .store(self.registry.now_ms(), Ordering::Relaxed);
         self.conn.served.fetch_add(1, Ordering::Relaxed);
         self.conn.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection's socket, noting when bytes arrive (for the header-read
+/// and idle timeouts).
+struct Watched {
+    stream: TcpStream,
+    registry: Arc<Registry>,
+    conn: Arc<Conn>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.conn.arrived(self.registry.now_ms());
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -354,19 +449,22 @@ async fn connection<S>(
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+    // The timeouts are this module's (see `Registry::deadline`).
+    builder.http1().header_read_timeout(None);
+    let io = Watched {
+        stream,
+        registry: registry.clone(),
+        conn: conn.clone(),
+    };
+    let served = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     let mut served = std::pin::pin!(served);
     // When, after the drain began, an idle connection is let go.
     let mut settle_at: Option<Instant> = drain.borrow().then(|| Instant::now() + SETTLE);
     let mut shutting = false;
     loop {
-        let idle = registry.idle_for(&conn);
-        let idle_deadline = Instant::now() + options.idle_timeout.saturating_sub(idle);
+        // While a request is in flight, look again after an idle timeout.
+        let deadline = registry.deadline(&conn, &options);
+        let wake = deadline.unwrap_or_else(|| Instant::now() + options.idle_timeout);
         let settle = async {
             match settle_at {
                 Some(at) if !shutting => tokio::time::sleep_until(at).await,
@@ -376,8 +474,10 @@ async fn connection<S>(
         tokio::select! {
             _ = served.as_mut() => break,
             _ = conn.evict.notified() => break,
-            _ = tokio::time::sleep_until(idle_deadline) => {
-                if registry.idle_for(&conn) >= options.idle_timeout {
+            // A head began: its deadline may be sooner than the idle one.
+            _ = conn.head.notified() => {}
+            _ = tokio::time::sleep_until(wake) => {
+                if registry.deadline(&conn, &options).is_some_and(|d| d <= Instant::now()) {
                     break;
                 }
             }
