@@ -465,6 +465,26 @@ async fn bodies_are_one_json_object_and_parameters_come_once() {
         )
         .await;
     assert_eq!(a.status, 400, "PUT []: {}", a.json);
+    // Two Content-Type headers, or an unreadable one: 415, not "JSON anyway".
+    for ct in [
+        vec![
+            ("Content-Type", b"application/json".as_slice()),
+            ("Content-Type", b"text/plain".as_slice()),
+        ],
+        vec![("Content-Type", b"application/\xffjson".as_slice())],
+    ] {
+        let mut headers = vec![auth];
+        headers.extend(ct);
+        let a = s
+            .send(
+                "POST",
+                "/V4/AccessToken",
+                &headers,
+                Some(("", br#"{"tokenName":"x"}"#)),
+            )
+            .await;
+        assert_eq!(a.status, 415, "{headers:?}: {}", a.json);
+    }
     // RFC 7662/7009 JSON bodies too.
     let a = s
         .send(

@@ -296,7 +296,7 @@ impl Server {
 
     /// Sends a request whose headers may repeat and hold any bytes (each
     /// pair is appended as given), with an optional raw body and its
-    /// content type.
+    /// content type (`""`: none added).
     pub async fn send(
         &self,
         method: &str,
@@ -314,7 +314,10 @@ impl Server {
         }
         let mut rb = self.http.request(method, self.url(path)).headers(map);
         if let Some((ct, b)) = body {
-            rb = rb.header("Content-Type", ct).body(b.to_vec());
+            if !ct.is_empty() {
+                rb = rb.header("Content-Type", ct);
+            }
+            rb = rb.body(b.to_vec());
         }
         let r = rb.send().await.expect("request");
         let status = r.status().as_u16();

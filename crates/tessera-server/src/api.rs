@@ -293,17 +293,7 @@ where
     B: Buf,
 {
     let bytes = read_body(body, app.body_timeout).await?;
-    if let Some(ct) = req
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
-        let mime = ct
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
+    if let Some(mime) = media_type(req)? {
         let is_json = mime == "application/json" || mime.ends_with("+json");
         if !is_json && !bytes.is_empty() {
             return Err(ApiError::UnsupportedMediaType(mime));
@@ -314,6 +304,28 @@ where
     } else {
         &bytes
     })
+}
+
+/// The body's media type, lower-case, without parameters; `None` when no
+/// `Content-Type` was sent. Two of them, or one that cannot be read, is a
+/// 415: the body is not taken for JSON (or a form) by default.
+fn media_type(req: &Request) -> Result<Option<String>, ApiError> {
+    let mut values = req.headers.get_all(header::CONTENT_TYPE).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let unreadable = || ApiError::UnsupportedMediaType("(unreadable or repeated)".into());
+    if values.next().is_some() {
+        return Err(unreadable());
+    }
+    let text = value.to_str().map_err(|_| unreadable())?;
+    Ok(Some(
+        text.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    ))
 }
 
 /// One JSON object and nothing after it (serde would take an array for a
@@ -768,16 +780,7 @@ where
     B: Buf,
 {
     let bytes = read_body(body, app.body_timeout).await?;
-    let ct = req
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/x-www-form-urlencoded")
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let ct = media_type(req)?.unwrap_or_else(|| "application/x-www-form-urlencoded".into());
     let param: TokenParam = match ct.as_str() {
         "application/x-www-form-urlencoded" => serde_urlencoded::from_bytes(&bytes)
             .map_err(|e| ApiError::bad(Some("token"), format!("malformed form: {e}")))?,

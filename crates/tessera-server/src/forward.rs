@@ -27,6 +27,8 @@
 //!
 //! What the path then may be is the core's business (`Normaliser`).
 
+use std::borrow::Cow;
+
 use clap::ValueEnum;
 use warp::http::{HeaderMap, Method};
 
@@ -78,12 +80,13 @@ impl Convention {
 
 /// The request a check is about: its method and its URI as sent (path and
 /// query), for the core to normalise.
+/// Borrowed from the check request where it can be (the hot path).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original {
+pub struct Original<'a> {
     /// The method, as the proxy reported it.
-    pub method: String,
+    pub method: &'a str,
     /// The request target.
-    pub uri: String,
+    pub uri: Cow<'a, str>,
 }
 
 /// A 400 naming the header.
@@ -156,13 +159,13 @@ fn agrees(headers: &HeaderMap, name: &str, chosen: &str) -> Result<(), ApiError>
 
 /// The request a check is about, read as `convention` says, from the check
 /// request's `method`, raw `path` and `query` and its `headers`.
-pub fn original(
+pub fn original<'a>(
     convention: Convention,
-    method: &Method,
-    path: &str,
+    method: &'a Method,
+    path: &'a str,
     query: &str,
-    headers: &HeaderMap,
-) -> Result<Original, ApiError> {
+    headers: &'a HeaderMap,
+) -> Result<Original<'a>, ApiError> {
     let found = match convention.chosen() {
         Some((method_h, uri_h)) => {
             let uri = single(headers, uri_h)?.ok_or_else(|| refuse(uri_h, "required"))?;
@@ -170,8 +173,8 @@ pub fn original(
             let method = single(headers, method_h)?.ok_or_else(|| refuse(method_h, "required"))?;
             valid_method(method_h, method)?;
             Original {
-                method: method.to_string(),
-                uri: uri.to_string(),
+                method,
+                uri: Cow::Borrowed(uri),
             }
         }
         None => {
@@ -187,12 +190,12 @@ pub fn original(
                     )
                 })?;
             let uri = if query.is_empty() {
-                rest.to_string()
+                Cow::Borrowed(rest)
             } else {
-                format!("{rest}?{query}")
+                Cow::Owned(format!("{rest}?{query}"))
             };
             Original {
-                method: method.as_str().to_string(),
+                method: method.as_str(),
                 uri,
             }
         }
@@ -202,7 +205,7 @@ pub fn original(
         if convention.chosen() == Some((method_h, uri_h)) {
             continue;
         }
-        agrees(headers, method_h, &found.method)?;
+        agrees(headers, method_h, found.method)?;
         agrees(headers, uri_h, &found.uri)?;
     }
     Ok(found)
@@ -222,17 +225,26 @@ mod tests {
         h
     }
 
-    fn nginx(pairs: &[(&'static str, &[u8])]) -> Result<Original, ApiError> {
-        original(
-            Convention::Nginx,
-            &Method::GET,
-            "/auth/check",
-            "",
-            &headers(pairs),
-        )
+    /// What a check reads, owned (the method and the URI).
+    type Read = Result<(String, String), ApiError>;
+
+    fn read(
+        convention: Convention,
+        method: &Method,
+        path: &str,
+        query: &str,
+        pairs: &[(&'static str, &[u8])],
+    ) -> Read {
+        let h = headers(pairs);
+        original(convention, method, path, query, &h)
+            .map(|o| (o.method.to_string(), o.uri.into_owned()))
     }
 
-    fn field(r: Result<Original, ApiError>) -> String {
+    fn nginx(pairs: &[(&'static str, &[u8])]) -> Read {
+        read(Convention::Nginx, &Method::GET, "/auth/check", "", pairs)
+    }
+
+    fn field(r: Read) -> String {
         match r {
             Err(ApiError::BadRequest { field, .. }) => field.unwrap_or_default(),
             other => panic!("expected a refusal, got {other:?}"),
@@ -246,10 +258,7 @@ mod tests {
             ("x-original-uri", b"/Client/5?x=1"),
         ])
         .unwrap();
-        assert_eq!(
-            (o.method.as_str(), o.uri.as_str()),
-            ("DELETE", "/Client/5?x=1")
-        );
+        assert_eq!((o.0.as_str(), o.1.as_str()), ("DELETE", "/Client/5?x=1"));
     }
 
     #[test]
@@ -335,23 +344,14 @@ mod tests {
         );
         // Traefik passes client headers on: a client's X-Original-* is refused.
         let traefik = |pairs: &[(&'static str, &[u8])]| {
-            original(
-                Convention::Traefik,
-                &Method::GET,
-                "/auth/check",
-                "",
-                &headers(pairs),
-            )
+            read(Convention::Traefik, &Method::GET, "/auth/check", "", pairs)
         };
         let ok = traefik(&[
             ("x-forwarded-method", b"DELETE"),
             ("x-forwarded-uri", b"/Admin/1"),
         ])
         .unwrap();
-        assert_eq!(
-            (ok.method.as_str(), ok.uri.as_str()),
-            ("DELETE", "/Admin/1")
-        );
+        assert_eq!((ok.0.as_str(), ok.1.as_str()), ("DELETE", "/Admin/1"));
         assert_eq!(
             field(traefik(&[
                 ("x-forwarded-method", b"DELETE"),
@@ -374,15 +374,12 @@ mod tests {
     #[test]
     fn envoy_takes_the_check_request_itself() {
         let envoy = |method: Method, path: &str, query: &str, pairs: &[(&'static str, &[u8])]| {
-            original(Convention::Envoy, &method, path, query, &headers(pairs))
+            read(Convention::Envoy, &method, path, query, pairs)
         };
         let o = envoy(Method::DELETE, "/auth/check/Client/5", "x=1", &[]).unwrap();
-        assert_eq!(
-            (o.method.as_str(), o.uri.as_str()),
-            ("DELETE", "/Client/5?x=1")
-        );
+        assert_eq!((o.0.as_str(), o.1.as_str()), ("DELETE", "/Client/5?x=1"));
         let o = envoy(Method::GET, "/auth/check/", "", &[]).unwrap();
-        assert_eq!(o.uri, "/");
+        assert_eq!(o.1, "/");
         assert!(envoy(Method::GET, "/auth/check", "", &[]).is_err());
         assert!(envoy(Method::GET, "/auth/checkClient", "", &[]).is_err());
         // Client-written headers that disagree are refused.

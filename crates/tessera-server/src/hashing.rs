@@ -1,5 +1,5 @@
-//! Where Argon2 runs: a few threads of their own, at a lower scheduling
-//! priority, behind a bounded queue.
+//! Where Argon2 runs: a few threads of their own, each keeping to a share of
+//! a CPU at a lower scheduling priority, behind a bounded queue.
 //!
 //! One verification costs about 20 ms of CPU. On the async workers, a login
 //! flood of ~100/s stalled every check those workers held (p50 0.14 ms →
