@@ -177,12 +177,7 @@ async fn lifecycle_of_every_scope_type() {
             }
         }
         // The metrics saw it all.
-        let m = reqwest::get(s.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = s.metrics_text().await;
         assert!(m.contains("tessera_reuse_detections_total 4"), "{m}");
         assert!(m.contains("tessera_checks_total{outcome=\"allowed\"}"));
         // No secret in the log.

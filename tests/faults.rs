@@ -369,12 +369,7 @@ async fn silent_and_half_sent_connections_neither_starve_checks_nor_block_shutdo
             .unwrap_or(0);
         assert_eq!(n, 0);
     }
-    let m = reqwest::get(s.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.metrics_text().await;
     println!(
         "{}",
         m.lines()

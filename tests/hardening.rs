@@ -71,79 +71,51 @@ async fn forward_auth_reads_exactly_one_place() {
         .await;
         assert_eq!(r, 400, "{}", String::from_utf8_lossy(uri));
     }
-    // Finding 2: the other pair present and different is refused, not preferred.
-    assert_eq!(
-        check(
-            &s,
+    // Each: the check request's method, the header lines, the answer.
+    type Case = (&'static str, Vec<(&'static str, &'static [u8])>, u16);
+    let cases: Vec<Case> = vec![
+        // Finding 2: the other pair present and different is refused, not preferred.
+        (
             "GET",
-            c,
-            &t,
-            &[(OM, b"DELETE"), (OU, b"/Admin/5"), (FU, b"/Client/5")]
-        )
-        .await,
-        400
-    );
-    assert_eq!(
-        check(
-            &s,
+            vec![(OM, b"DELETE"), (OU, b"/Admin/5"), (FU, b"/Client/5")],
+            400,
+        ),
+        (
             "GET",
-            c,
-            &t,
-            &[(OM, b"DELETE"), (OU, b"/Client/5"), (FM, b"GET")]
-        )
-        .await,
-        400
-    );
-    // ... and agreeing copies are fine.
-    assert_eq!(
-        check(
-            &s,
+            vec![(OM, b"DELETE"), (OU, b"/Client/5"), (FM, b"GET")],
+            400,
+        ),
+        // ... and agreeing copies are fine.
+        (
             "GET",
-            c,
-            &t,
-            &[(OM, b"GET"), (OU, b"/Client/5"), (FU, b"/Client/5")]
-        )
-        .await,
-        200
-    );
-    // Finding 3: a missing method is not the check request's own.
-    assert_eq!(check(&s, "DELETE", c, &t, &[(OU, b"/Client/5")]).await, 400);
-    assert_eq!(check(&s, "GET", c, &t, &[(OU, b"/Client/5")]).await, 400);
-    // Empty, doubled, whitespace; the other convention's pair alone.
-    assert_eq!(
-        check(&s, "GET", c, &t, &[(OM, b"GET"), (OU, b"")]).await,
-        400
-    );
-    assert_eq!(
-        check(
-            &s,
+            vec![(OM, b"GET"), (OU, b"/Client/5"), (FU, b"/Client/5")],
+            200,
+        ),
+        // Finding 3: a missing method is not the check request's own.
+        ("DELETE", vec![(OU, b"/Client/5")], 400),
+        ("GET", vec![(OU, b"/Client/5")], 400),
+        // Empty, doubled, whitespace; the other convention's pair alone.
+        ("GET", vec![(OM, b"GET"), (OU, b"")], 400),
+        (
             "GET",
-            c,
-            &t,
-            &[(OM, b"GET"), (OU, b"/Client/5"), (OU, b"/Client/5")]
-        )
-        .await,
-        400
-    );
-    assert_eq!(
-        check(
-            &s,
+            vec![(OM, b"GET"), (OU, b"/Client/5"), (OU, b"/Client/5")],
+            400,
+        ),
+        (
             "GET",
-            c,
-            &t,
-            &[(OM, b"GET"), (OM, b"GET"), (OU, b"/Client/5")]
-        )
-        .await,
-        400
-    );
-    assert_eq!(
-        check(&s, "GET", c, &t, &[(OM, b"GET"), (OU, b"/Client/5 /Admin")]).await,
-        400
-    );
-    assert_eq!(
-        check(&s, "GET", c, &t, &[(FM, b"GET"), (FU, b"/Client/5")]).await,
-        400
-    );
+            vec![(OM, b"GET"), (OM, b"GET"), (OU, b"/Client/5")],
+            400,
+        ),
+        ("GET", vec![(OM, b"GET"), (OU, b"/Client/5 /Admin")], 400),
+        ("GET", vec![(FM, b"GET"), (FU, b"/Client/5")], 400),
+    ];
+    for (method, headers, want) in &cases {
+        assert_eq!(
+            check(&s, method, c, &t, headers).await,
+            *want,
+            "{method} {headers:?}"
+        );
+    }
     // The extra path refusals: dots with whitespace, a raw '#'.
     for uri in [
         &b"/Client/..%20/Admin"[..],

@@ -139,12 +139,7 @@ async fn a_store_that_goes_down_answers_503_then_recovers_by_itself() {
             .status,
         200
     );
-    let m = reqwest::get(s.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.metrics_text().await;
     assert!(
         m.contains("tessera_checks_total{outcome=\"unavailable\"} 3"),
         "{m}"

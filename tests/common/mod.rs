@@ -401,6 +401,16 @@ impl Server {
         .status
     }
 
+    /// `/metrics`, as text.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics' text")
+    }
+
     /// The server's log so far, as one string.
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
