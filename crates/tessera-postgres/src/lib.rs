@@ -47,20 +47,6 @@ use tessera_sql::{
 
 mod readers;
 
-/// Errors of opening a store (every later call reports core's `StoreError`).
-#[derive(Debug, thiserror::Error)]
-pub enum PostgresStoreError {
-    /// The URL is not a PostgreSQL URL sqlx understands.
-    #[error("invalid PostgreSQL URL: {0}")]
-    Url(sqlx::Error),
-    /// The server could not be reached or refused the connection.
-    #[error("cannot connect to PostgreSQL: {0}")]
-    Connect(sqlx::Error),
-    /// The embedded migrations could not be applied.
-    #[error("cannot apply the schema migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
-
 /// How to open the store.
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
@@ -98,6 +84,20 @@ impl PostgresConfig {
             application_name: "tessera".into(),
         }
     }
+}
+
+/// Errors of opening a store (every later call reports core's `StoreError`).
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresStoreError {
+    /// The URL is not a PostgreSQL URL sqlx understands.
+    #[error("invalid PostgreSQL URL: {0}")]
+    Url(sqlx::Error),
+    /// The server could not be reached or refused the connection.
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(sqlx::Error),
+    /// The embedded migrations could not be applied.
+    #[error("cannot apply the schema migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 /// The PostgreSQL store: `tessera-sql`'s store in PostgreSQL's dialect.

@@ -140,29 +140,38 @@ where
     DB: Database,
     DB::Arguments: IntoArguments<DB>,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    &'static str: ColumnIndex<DB::Row>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    for<'q> String: Decode<'q, DB> + Type<DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
-    for<'q> Vec<u8>: Decode<'q, DB> + Type<DB>,
 {
+    /// `sql` with its one parameter, on the pool within the bound: the row,
+    /// if any (most look-ups).
+    pub(crate) async fn optional_row<'p, P>(
+        &self,
+        sql: &'static str,
+        param: P,
+    ) -> StoreResult<Option<DB::Row>>
+    where
+        P: Encode<'p, DB> + Type<DB>,
+    {
+        self.bounded(sqlx::query(sql).bind(param).fetch_optional(&self.pool))
+            .await
+    }
+
     /// The check's look-up on the pool ([`TOKEN_BY_ACCESS`]), for a dialect
     /// whose own readers could not answer.
     pub async fn token_by_access_on_pool(
         &self,
         key: &SecretKey,
-    ) -> StoreResult<Option<Arc<TokenRecord>>> {
+    ) -> StoreResult<Option<Arc<TokenRecord>>>
+    where
+        &'static str: ColumnIndex<DB::Row>,
+        for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+        for<'r> i64: Decode<'r, DB> + Type<DB>,
+        for<'r> bool: Decode<'r, DB> + Type<DB>,
+        for<'r> String: Decode<'r, DB> + Type<DB>,
+        for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    {
+        let digest = key.digest.as_bytes().as_slice();
         let row = self
-            .bounded(
-                sqlx::query(&*Self::sql().token_by_access)
-                    .bind(key.digest.as_bytes().as_slice())
-                    .fetch_optional(&self.pool),
-            )
+            .optional_row(Self::sql().token_by_access, digest)
             .await?;
         Ok(row.as_ref().map(token_row).transpose()?.map(Arc::new))
     }
@@ -177,8 +186,11 @@ where
     ) -> Result<Option<Timestamp>, sqlx::Error>
     where
         E: Executor<'e, Database = DB>,
+        &'static str: ColumnIndex<DB::Row>,
+        for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+        for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     {
-        let row = sqlx::query(&*Self::sql().spent_refresh_of_token)
+        let row = sqlx::query(Self::sql().spent_refresh_of_token)
             .bind(presented.as_bytes().as_slice())
             .bind(token)
             .fetch_optional(executor)

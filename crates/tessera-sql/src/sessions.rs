@@ -24,7 +24,7 @@ where
 {
     async fn create_session(&self, s: SessionRecord) -> StoreResult<()> {
         self.bounded(
-            sqlx::query(&*Self::sql().insert_session)
+            sqlx::query(Self::sql().insert_session)
                 .bind(s.digest.as_bytes().as_slice())
                 .bind(id_to_i64(s.user_id.0)?)
                 .bind(s.created_at)
@@ -37,11 +37,7 @@ where
 
     async fn session(&self, digest: &Digest) -> StoreResult<Option<SessionRecord>> {
         let row = self
-            .bounded(
-                sqlx::query(&*Self::sql().session)
-                    .bind(digest.as_bytes().as_slice())
-                    .fetch_optional(&self.pool),
-            )
+            .optional_row(Self::sql().session, digest.as_bytes().as_slice())
             .await?;
         row.as_ref().map(session_row).transpose()
     }
@@ -60,7 +56,7 @@ where
     async fn delete_session(&self, digest: &Digest) -> StoreResult<bool> {
         let r = self
             .bounded(
-                sqlx::query(&*Self::sql().delete_session)
+                sqlx::query(Self::sql().delete_session)
                     .bind(digest.as_bytes().as_slice())
                     .execute(&self.pool),
             )

@@ -1,14 +1,13 @@
 //! The SQL both backends run, written once with `?` parameters.
 //!
 //! SQLite takes `?` as it is; PostgreSQL wants `$1`, `$2`, …, so
-//! [`Statements::get`] numbers them once per process (the first call) and
+//! `Statements::get` numbers them once per process (the first call) and
 //! hands out `&'static str`s from then on: no string is built per call, and
 //! the check's look-up costs a match on a constant.
 //!
 //! Every statement here is the same text in both dialects but for its
 //! parameters; what differs otherwise is a [`Dialect`](crate::Dialect) item.
 
-use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// The token columns, in `StoredToken` order, for every `SELECT`/`RETURNING`
@@ -46,19 +45,19 @@ macro_rules! statements {
         /// Every shared statement, in one dialect's placeholders.
         #[derive(Debug)]
         pub(crate) struct Statements {
-            $($(#[$doc])* pub(crate) $name: Cow<'static, str>,)*
+            $($(#[$doc])* pub(crate) $name: &'static str,)*
         }
 
         impl Statements {
             /// As written: `?` parameters.
             const QUESTION_MARKS: Statements = Statements {
-                $($name: Cow::Borrowed($sql),)*
+                $($name: $sql,)*
             };
 
-            /// With `$n` parameters.
+            /// With `$n` parameters (built once, kept for the process).
             fn numbered() -> Statements {
                 Statements {
-                    $($name: Cow::Owned(number($sql)),)*
+                    $($name: Box::leak(number($sql).into_boxed_str()),)*
                 }
             }
         }

@@ -31,7 +31,7 @@ where
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q [u8]>: Encode<'q, DB>,
 {
-    sqlx::query(&*SqlStore::<D>::sql().insert_token)
+    sqlx::query(SqlStore::<D>::sql().insert_token)
         .bind(t.id)
         .bind(t.user_id)
         .bind(t.user_name.as_str())
@@ -87,13 +87,7 @@ where
         let Some(tid) = id_in_range(tid.0) else {
             return Ok(None);
         };
-        let row = self
-            .bounded(
-                sqlx::query(&*Self::sql().token)
-                    .bind(tid)
-                    .fetch_optional(&self.pool),
-            )
-            .await?;
+        let row = self.optional_row(Self::sql().token, tid).await?;
         row.as_ref().map(token_row).transpose()
     }
 
@@ -107,7 +101,7 @@ where
         };
         let rows = self
             .bounded(
-                sqlx::query(&*Self::sql().tokens_of_user)
+                sqlx::query(Self::sql().tokens_of_user)
                     .bind(user)
                     .fetch_all(&self.pool),
             )
@@ -122,7 +116,7 @@ where
         let t = c.scope.token_type().number();
         let r = self
             .bounded(
-                sqlx::query(&*Self::sql().update_token)
+                sqlx::query(Self::sql().update_token)
                     .bind(c.name.as_str())
                     .bind(i64::from(t))
                     .bind(join_list(&c.scope.endpoint_strings()))
@@ -140,22 +134,12 @@ where
     async fn refresh_lookup(&self, key: &SecretKey) -> StoreResult<RefreshLookup> {
         let digest = key.digest.as_bytes().as_slice();
         let current = self
-            .bounded(
-                sqlx::query(&*Self::sql().token_by_refresh)
-                    .bind(digest)
-                    .fetch_optional(&self.pool),
-            )
+            .optional_row(Self::sql().token_by_refresh, digest)
             .await?;
         if let Some(row) = current {
             return Ok(RefreshLookup::Current(Box::new(token_row(&row)?)));
         }
-        let spent = self
-            .bounded(
-                sqlx::query(&*Self::sql().spent_refresh)
-                    .bind(digest)
-                    .fetch_optional(&self.pool),
-            )
-            .await?;
+        let spent = self.optional_row(Self::sql().spent_refresh, digest).await?;
         match spent {
             None => Ok(RefreshLookup::Unknown),
             Some(row) => {
@@ -175,7 +159,7 @@ where
         };
         let r = self
             .bounded(
-                sqlx::query(&*Self::sql().revoke_token)
+                sqlx::query(Self::sql().revoke_token)
                     .bind(now)
                     .bind(tid)
                     .execute(&self.pool),
@@ -226,7 +210,7 @@ where
     async fn record_event(&self, event: &Event) -> StoreResult<()> {
         let e = StoredEvent::from_event(event)?;
         self.bounded(
-            sqlx::query(&*Self::sql().insert_event)
+            sqlx::query(Self::sql().insert_event)
                 .bind(e.at)
                 .bind(e.kind.as_str())
                 .bind(e.token_id)
@@ -241,7 +225,7 @@ where
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .bounded(
-                sqlx::query(&*Self::sql().recent_events)
+                sqlx::query(Self::sql().recent_events)
                     .bind(limit)
                     .fetch_all(&self.pool),
             )
@@ -253,12 +237,12 @@ where
         let sql = Self::sql();
         self.bounded(async {
             let mut tx = self.pool.begin().await?;
-            let tokens = sqlx::query(&*sql.sweep_tokens)
+            let tokens = sqlx::query(sql.sweep_tokens)
                 .bind(before)
                 .bind(before)
                 .execute(&mut *tx)
                 .await?;
-            let sessions = sqlx::query(&*sql.sweep_sessions)
+            let sessions = sqlx::query(sql.sweep_sessions)
                 .bind(sessions_before)
                 .execute(&mut *tx)
                 .await?;
@@ -279,7 +263,7 @@ where
     Self: TokenStore + tessera_core::store::UserStore + tessera_core::store::SessionStore,
 {
     async fn ping(&self) -> StoreResult<()> {
-        self.bounded(sqlx::query(&*Self::sql().ping).execute(&self.pool))
+        self.bounded(sqlx::query(Self::sql().ping).execute(&self.pool))
             .await?;
         Ok(())
     }

@@ -28,7 +28,7 @@ where
         let cols = StoredUser::from_user(&new.into_user(UserId(0)))?;
         let row = self
             .bounded(
-                sqlx::query(&*Self::sql().insert_user)
+                sqlx::query(Self::sql().insert_user)
                     .bind(cols.name.as_str())
                     .bind(cols.role.as_str())
                     .bind(cols.kind.as_str())
@@ -45,37 +45,25 @@ where
         let Some(uid) = id_in_range(uid.0) else {
             return Ok(None);
         };
-        let row = self
-            .bounded(
-                sqlx::query(&*Self::sql().user_by_id)
-                    .bind(uid)
-                    .fetch_optional(&self.pool),
-            )
-            .await?;
+        let row = self.optional_row(Self::sql().user_by_id, uid).await?;
         row.as_ref().map(user_row).transpose()
     }
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
-        let row = self
-            .bounded(
-                sqlx::query(&*Self::sql().user_by_name)
-                    .bind(name)
-                    .fetch_optional(&self.pool),
-            )
-            .await?;
+        let row = self.optional_row(Self::sql().user_by_name, name).await?;
         row.as_ref().map(user_row).transpose()
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
         let rows = self
-            .bounded(sqlx::query(&*Self::sql().list_users).fetch_all(&self.pool))
+            .bounded(sqlx::query(Self::sql().list_users).fetch_all(&self.pool))
             .await?;
         rows.iter().map(user_row).collect()
     }
 
     async fn has_users(&self) -> StoreResult<bool> {
         let row = self
-            .bounded(sqlx::query(&*Self::sql().has_users).fetch_one(&self.pool))
+            .bounded(sqlx::query(Self::sql().has_users).fetch_one(&self.pool))
             .await?;
         column(&row, "any")
     }
@@ -87,18 +75,18 @@ where
         let sql = Self::sql();
         self.bounded(async {
             let mut tx = self.pool.begin().await?;
-            let deleted = sqlx::query(&*sql.delete_user)
+            let deleted = sqlx::query(sql.delete_user)
                 .bind(uid)
                 .execute(&mut *tx)
                 .await?;
             if D::rows_affected(&deleted) == 0 {
                 return Ok(false);
             }
-            sqlx::query(&*sql.delete_sessions_of_user)
+            sqlx::query(sql.delete_sessions_of_user)
                 .bind(uid)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(&*sql.revoke_tokens_of_user)
+            sqlx::query(sql.revoke_tokens_of_user)
                 .bind(now)
                 .bind(uid)
                 .execute(&mut *tx)
