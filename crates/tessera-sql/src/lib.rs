@@ -2,17 +2,23 @@
 //!
 //! The SQLite and PostgreSQL stores share their schema's shape and almost
 //! all of their SQL. That shared part lives here, generic over sqlx's
-//! [`Database`]: the statements (written once with `?` parameters and
-//! rewritten to `$n` for PostgreSQL once per process, see
-//! [`statements`](crate::Placeholders)), the decoding of rows into core's
-//! records, the mapping of sqlx's errors, the bound on every call, and the
-//! store traits' implementations. What differs is one small trait,
-//! [`Dialect`]: a few statements (`MAX`/`GREATEST`, integer/boolean flags,
-//! the token-id sequence), the rotation, the encoding of bulk last-used
-//! times, the check's look-up (each backend has readers of its own) and
-//! opening. `tessera-sqlite` and `tessera-postgres` each supply a dialect
-//! (with their readers, configuration and migrations) and name the store
+//! [`Database`], so that a statement, a row's decoding or an error's mapping
+//! is written (and fixed) once. What differs is named in one small trait,
+//! [`Dialect`]: a few statements (`MAX`/`GREATEST`, an integer or a boolean
+//! flag, the token-id sequence, the bulk last-used upsert), the rotation,
+//! the check's look-up (each backend has readers of its own) and opening.
+//! `tessera-sqlite` and `tessera-postgres` each supply a dialect, with their
+//! readers, configuration and migrations, and name the store
 //! `SqlStore<TheirDialect>`.
+//!
+//! Map:
+//! * `statements` — the shared SQL, written once with `?` parameters and
+//!   numbered `$1`, `$2`, … for PostgreSQL once per process ([`Placeholders`]);
+//!   the token columns ([`token_columns!`]);
+//! * `dialect` — [`Dialect`];
+//! * `rows` — each table's row decoded once, for any driver ([`token_row`]);
+//! * `users`, `sessions`, `tokens` — the store traits' implementations;
+//! * here — [`SqlStore`], the bound on every call, [`store_err`].
 //!
 //! * Every call is bounded by the dialect's command timeout; past it, and
 //!   on any failure to reach the database, the call is
@@ -25,10 +31,10 @@
 //! * Rows convert through [`tessera_core::stored`], where the encoding of
 //!   scopes, address lists and digests lives once for every backend.
 //!
-//! Generic code over sqlx states what it needs of the driver: each impl here
-//! carries the same `where` list (connections execute statements; `i64`,
-//! `bool`, text and bytes, plain and optional, bind and decode). Both
-//! drivers meet it; Rust does not let one trait name it for them.
+//! Generic code over sqlx states what it needs of the driver: each impl
+//! carries a `where` list of what it runs, binds and decodes (connections
+//! execute statements; `i64`, `bool`, text and bytes, plain and optional).
+//! Both drivers meet every list; Rust offers no trait alias to name them once.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
