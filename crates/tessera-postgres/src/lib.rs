@@ -42,7 +42,8 @@ use tessera_core::secret::SecretKey;
 use tessera_core::store::StoreResult;
 use tessera_core::stored::id_to_i64;
 use tessera_sql::{
-    token_columns, token_row, Dialect, Placeholders, SqlQuery, SqlStore, LAST_USED_CHUNK,
+    bind_rotation, token_columns, token_row, Dialect, Placeholders, SqlQuery, SqlStore,
+    LAST_USED_CHUNK,
 };
 
 mod readers;
@@ -202,13 +203,7 @@ impl Dialect for PostgresDialect {
         );
         let rotated = store
             .bounded(
-                sqlx::query(sql)
-                    .bind(r.new_access.as_bytes().as_slice())
-                    .bind(r.new_refresh.as_bytes().as_slice())
-                    .bind(r.access_expires_at)
-                    .bind(r.ends_at)
-                    .bind(tid)
-                    .bind(r.presented_refresh.as_bytes().as_slice())
+                bind_rotation(sqlx::query(sql), r, tid)
                     .bind(r.at)
                     .fetch_optional(store.pool()),
             )

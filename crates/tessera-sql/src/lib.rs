@@ -58,6 +58,7 @@ use tessera_core::StoreError;
 pub use dialect::Dialect;
 pub use rows::{column, token_row};
 pub use statements::{Placeholders, TOKEN_BY_ACCESS};
+pub use tokens::bind_rotation;
 
 use statements::Statements;
 

@@ -14,7 +14,7 @@ use tessera_core::store::{Store, StoreResult, TokenStore};
 use tessera_core::stored::{id_from_i64, id_in_range, join_list, StoredEvent, StoredToken};
 
 use crate::rows::{column, event_row, spent_row, token_row};
-use crate::{Dialect, SqlStore};
+use crate::{Dialect, SqlQuery, SqlStore};
 
 /// Binds every column of `t` to the shared `INSERT INTO tokens` (its 16
 /// parameters, in `StoredToken` order) and runs it on `executor`.
@@ -51,6 +51,25 @@ where
         .execute(executor)
         .await
         .map(|_| ())
+}
+
+/// Binds the rotation's first six parameters, which both dialects' rotating
+/// `UPDATE tokens … WHERE id = ? AND refresh_digest = ? …` take in this
+/// order: the new access and refresh digests, the access expiry, the end,
+/// the token id (`token`) and the presented refresh digest.
+pub fn bind_rotation<'q, DB>(query: SqlQuery<'q, DB>, r: &Rotation, token: i64) -> SqlQuery<'q, DB>
+where
+    DB: Database,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> &'a [u8]: Encode<'a, DB> + Type<DB>,
+{
+    query
+        .bind(r.new_access.as_bytes().as_slice())
+        .bind(r.new_refresh.as_bytes().as_slice())
+        .bind(r.access_expires_at)
+        .bind(r.ends_at)
+        .bind(token)
+        .bind(r.presented_refresh.as_bytes().as_slice())
 }
 
 #[async_trait]

@@ -43,8 +43,8 @@ use tessera_core::store::StoreResult;
 use tessera_core::stored::id_to_i64;
 use tessera_core::StoreError;
 use tessera_sql::{
-    token_columns, token_row, Dialect, Placeholders, SqlQuery, SqlStore, LAST_USED_CHUNK,
-    TOKEN_BY_ACCESS,
+    bind_rotation, token_columns, token_row, Dialect, Placeholders, SqlQuery, SqlStore,
+    LAST_USED_CHUNK, TOKEN_BY_ACCESS,
 };
 
 /// Errors of opening a store (every later call reports core's `StoreError`).
@@ -216,13 +216,7 @@ impl Dialect for SqliteDialect {
                 // write lock at once; of concurrent rotations one matches,
                 // the others then find the digest spent.
                 let mut tx = store.pool().begin().await?;
-                let rotated = sqlx::query(sql)
-                    .bind(r.new_access.as_bytes().as_slice())
-                    .bind(r.new_refresh.as_bytes().as_slice())
-                    .bind(r.access_expires_at)
-                    .bind(r.ends_at)
-                    .bind(tid)
-                    .bind(r.presented_refresh.as_bytes().as_slice())
+                let rotated = bind_rotation(sqlx::query(sql), r, tid)
                     .fetch_optional(&mut *tx)
                     .await?;
                 if let Some(row) = rotated {
