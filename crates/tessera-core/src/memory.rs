@@ -135,15 +135,7 @@ impl UserStore for MemoryStore {
             )));
         }
         g.last_user += 1;
-        let user = User {
-            id: UserId(g.last_user),
-            name: new.name,
-            role: new.role,
-            kind: new.kind,
-            owner: new.owner,
-            password: new.password,
-            created_at: new.created_at,
-        };
+        let user = new.into_user(UserId(g.last_user));
         g.user_names.insert(user.name.clone(), user.id);
         g.users.insert(user.id, user.clone());
         Ok(user)

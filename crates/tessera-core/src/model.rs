@@ -113,6 +113,23 @@ pub struct NewUser {
     pub created_at: Timestamp,
 }
 
+impl NewUser {
+    /// The user as created, with the id the store assigned (every store's
+    /// `create_user` ends here, so a field added to both types is carried
+    /// over in one place).
+    pub fn into_user(self, id: UserId) -> User {
+        User {
+            id,
+            name: self.name,
+            role: self.role,
+            kind: self.kind,
+            owner: self.owner,
+            password: self.password,
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// A login session as stored: only the digest of its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {

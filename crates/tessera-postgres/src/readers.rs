@@ -25,6 +25,7 @@ use sqlx::ConnectOptions;
 use tessera_core::model::TokenRecord;
 use tessera_core::store::StoreResult;
 use tessera_core::StoreError;
+use tessera_sql::{store_err, token_columns, token_row};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// The most look-ups one statement answers.
@@ -114,7 +115,7 @@ async fn serve(
         let digests: Vec<Vec<u8>> = batch.iter().map(|p| p.digest.to_vec()).collect();
         let rows = match tokio::time::timeout(timeout, fetch(&mut conn, &options, &digests)).await {
             Ok(Ok(rows)) => Ok(rows),
-            Ok(Err(e)) => Err(crate::store_err(e)),
+            Ok(Err(e)) => Err(store_err(e)),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "PostgreSQL did not answer within {timeout:?}"
             ))),
@@ -147,7 +148,7 @@ fn answer(batch: Vec<Pending>, rows: StoreResult<Vec<PgRow>>) {
     let found: StoreResult<HashMap<[u8; 32], Arc<TokenRecord>>> = rows.and_then(|rows| {
         rows.iter()
             .map(|r| {
-                let t = crate::token_row(r)?;
+                let t = token_row(r)?;
                 Ok((*t.access_digest.as_bytes(), Arc::new(t)))
             })
             .collect()

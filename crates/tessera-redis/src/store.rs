@@ -313,15 +313,7 @@ impl UserStore for RedisStore {
                 .await?,
             "user id",
         )?;
-        let user = User {
-            id: UserId(int(&id, "user id")?),
-            name: new.name,
-            role: new.role,
-            kind: new.kind,
-            owner: new.owner,
-            password: new.password,
-            created_at: new.created_at,
-        };
+        let user = new.into_user(UserId(int(&id, "user id")?));
         let mut inv = self.scripts.create_user.prepare_invoke();
         inv.key(self.keys.user(user.id))
             .key(self.keys.user_name(&user.name))

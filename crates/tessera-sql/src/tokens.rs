@@ -1,0 +1,289 @@
+//! `TokenStore` and `Store` for every SQL dialect; the rotation, the check's
+//! look-up and the encoding of last-used times are the dialect's.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+use tessera_core::model::{
+    Event, RefreshLookup, RotateOutcome, Rotation, Timestamp, TokenChanges, TokenId, TokenRecord,
+    UserId,
+};
+use tessera_core::secret::SecretKey;
+use tessera_core::store::{Store, StoreResult, TokenStore};
+use tessera_core::stored::{id_from_i64, id_in_range, join_list, StoredEvent, StoredToken};
+
+use crate::rows::{column, event_row, spent_row, token_row};
+use crate::{Dialect, SqlQuery, SqlStore};
+
+/// Binds every column of `t` to the shared `INSERT INTO tokens` (its 16
+/// parameters, in `StoredToken` order) and runs it on `executor`.
+async fn insert_token_row<'e, D, DB, E>(executor: E, t: &StoredToken) -> Result<(), sqlx::Error>
+where
+    D: Dialect<Database = DB>,
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    E: Executor<'e, Database = DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+{
+    sqlx::query(SqlStore::<D>::sql().insert_token)
+        .bind(t.id)
+        .bind(t.user_id)
+        .bind(t.user_name.as_str())
+        .bind(t.name.as_str())
+        .bind(t.token_type)
+        .bind(t.api_endpoints.as_str())
+        .bind(t.allowed_ips.as_str())
+        .bind(t.created_at)
+        .bind(t.access_expires_at)
+        .bind(t.renewable_until)
+        .bind(t.ends_at)
+        .bind(&t.access_digest[..])
+        .bind(t.refresh_digest.as_ref().map(|d| &d[..]))
+        .bind(t.legacy)
+        .bind(t.revoked_at)
+        .bind(t.last_used_at)
+        .execute(executor)
+        .await
+        .map(|_| ())
+}
+
+/// Binds the rotation's first six parameters, which both dialects' rotating
+/// `UPDATE tokens … WHERE id = ? AND refresh_digest = ? …` take in this
+/// order: the new access and refresh digests, the access expiry, the end,
+/// the token id (`token`) and the presented refresh digest.
+pub fn bind_rotation<'q, DB>(query: SqlQuery<'q, DB>, r: &Rotation, token: i64) -> SqlQuery<'q, DB>
+where
+    DB: Database,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> &'a [u8]: Encode<'a, DB> + Type<DB>,
+{
+    query
+        .bind(r.new_access.as_bytes().as_slice())
+        .bind(r.new_refresh.as_bytes().as_slice())
+        .bind(r.access_expires_at)
+        .bind(r.ends_at)
+        .bind(token)
+        .bind(r.presented_refresh.as_bytes().as_slice())
+}
+
+#[async_trait]
+impl<D, DB> TokenStore for SqlStore<D>
+where
+    D: Dialect<Database = DB>,
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+    for<'q> Vec<u8>: Decode<'q, DB> + Type<DB>,
+{
+    async fn next_token_id(&self) -> StoreResult<TokenId> {
+        let row = self
+            .bounded(sqlx::query(D::NEXT_TOKEN_ID).fetch_one(&self.pool))
+            .await?;
+        Ok(TokenId(id_from_i64(column(&row, "value")?)?))
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        let cols = StoredToken::from_record(token)?;
+        self.bounded(insert_token_row::<D, _, _>(&self.pool, &cols))
+            .await
+    }
+
+    async fn token(&self, tid: TokenId) -> StoreResult<Option<TokenRecord>> {
+        let Some(tid) = id_in_range(tid.0) else {
+            return Ok(None);
+        };
+        let row = self.optional_row(Self::sql().token, tid).await?;
+        row.as_ref().map(token_row).transpose()
+    }
+
+    async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<Arc<TokenRecord>>> {
+        D::token_by_access(self, key).await
+    }
+
+    async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>> {
+        let Some(user) = id_in_range(user.0) else {
+            return Ok(Vec::new());
+        };
+        let rows = self
+            .bounded(
+                sqlx::query(Self::sql().tokens_of_user)
+                    .bind(user)
+                    .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.iter().map(token_row).collect()
+    }
+
+    async fn update_token(&self, c: &TokenChanges) -> StoreResult<bool> {
+        let Some(tid) = id_in_range(c.id.0) else {
+            return Ok(false);
+        };
+        let t = c.scope.token_type().number();
+        let r = self
+            .bounded(
+                sqlx::query(Self::sql().update_token)
+                    .bind(c.name.as_str())
+                    .bind(i64::from(t))
+                    .bind(join_list(&c.scope.endpoint_strings()))
+                    .bind(join_list(c.allowed_ips.entries()))
+                    .bind(c.access_expires_at)
+                    .bind(c.renewable_until)
+                    .bind(c.ends_at)
+                    .bind(tid)
+                    .execute(&self.pool),
+            )
+            .await?;
+        Ok(D::rows_affected(&r) > 0)
+    }
+
+    async fn refresh_lookup(&self, key: &SecretKey) -> StoreResult<RefreshLookup> {
+        let digest = key.digest.as_bytes().as_slice();
+        let current = self
+            .optional_row(Self::sql().token_by_refresh, digest)
+            .await?;
+        if let Some(row) = current {
+            return Ok(RefreshLookup::Current(Box::new(token_row(&row)?)));
+        }
+        let spent = self.optional_row(Self::sql().spent_refresh, digest).await?;
+        match spent {
+            None => Ok(RefreshLookup::Unknown),
+            Some(row) => {
+                let (id, rotated_at) = spent_row(&row)?;
+                Ok(RefreshLookup::Spent { id, rotated_at })
+            }
+        }
+    }
+
+    async fn rotate(&self, r: &Rotation) -> StoreResult<RotateOutcome> {
+        D::rotate(self, r).await
+    }
+
+    async fn revoke_token(&self, tid: TokenId, now: Timestamp) -> StoreResult<bool> {
+        let Some(tid) = id_in_range(tid.0) else {
+            return Ok(false);
+        };
+        let r = self
+            .bounded(
+                sqlx::query(Self::sql().revoke_token)
+                    .bind(now)
+                    .bind(tid)
+                    .execute(&self.pool),
+            )
+            .await?;
+        Ok(D::rows_affected(&r) > 0)
+    }
+
+    async fn import_legacy(&self, tokens: &[TokenRecord]) -> StoreResult<()> {
+        let rows = tokens
+            .iter()
+            .map(StoredToken::from_record)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.bounded(async {
+            let mut tx = self.pool.begin().await?;
+            for t in &rows {
+                insert_token_row::<D, _, _>(&mut *tx, t).await?;
+            }
+            tx.commit().await
+        })
+        .await
+    }
+
+    async fn legacy_horizon(&self) -> StoreResult<Option<Timestamp>> {
+        let row = self
+            .bounded(sqlx::query(D::LEGACY_HORIZON).fetch_one(&self.pool))
+            .await?;
+        column(&row, "horizon")
+    }
+
+    async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
+        // Into `token_usage` (see its migration), one statement per chunk of
+        // uses (encoded as the dialect binds them), in one transaction;
+        // unknown ids are skipped, and a time never moves back.
+        let chunks = D::last_used_chunks(uses)?;
+        self.bounded(async {
+            let mut tx = self.pool.begin().await?;
+            for chunk in &chunks {
+                D::bind_last_used(sqlx::query(D::RECORD_LAST_USED), chunk)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })
+        .await
+    }
+
+    async fn record_event(&self, event: &Event) -> StoreResult<()> {
+        let e = StoredEvent::from_event(event)?;
+        self.bounded(
+            sqlx::query(Self::sql().insert_event)
+                .bind(e.at)
+                .bind(e.kind.as_str())
+                .bind(e.token_id)
+                .bind(e.user_id)
+                .execute(&self.pool),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .bounded(
+                sqlx::query(Self::sql().recent_events)
+                    .bind(limit)
+                    .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn sweep(&self, before: Timestamp, sessions_before: Timestamp) -> StoreResult<u64> {
+        let sql = Self::sql();
+        self.bounded(async {
+            let mut tx = self.pool.begin().await?;
+            let tokens = sqlx::query(sql.sweep_tokens)
+                .bind(before)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+            let sessions = sqlx::query(sql.sweep_sessions)
+                .bind(sessions_before)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(D::rows_affected(&tokens) + D::rows_affected(&sessions))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl<D, DB> Store for SqlStore<D>
+where
+    D: Dialect<Database = DB>,
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    Self: TokenStore + tessera_core::store::UserStore + tessera_core::store::SessionStore,
+{
+    async fn ping(&self) -> StoreResult<()> {
+        self.bounded(sqlx::query(Self::sql().ping).execute(&self.pool))
+            .await?;
+        Ok(())
+    }
+}
