@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use tessera_core::check::CheckError;
 use tessera_core::model::{Role, TokenId, UserId, UserKind};
 use tessera_core::policy::Credential;
-use tessera_core::service::{Caller, Tessera, REUSE_MESSAGE};
+use tessera_core::service::{Caller, RenewError, Tessera};
 use tessera_core::Error as CoreError;
 use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::path::FullPath;
@@ -24,11 +24,11 @@ use warp::reply::Response;
 use warp::{Buf, Filter};
 
 use crate::auth::{presented, Addressing, Presented};
-use crate::error::{check_outcome, check_reply, json, ApiError};
+use crate::error::{check_reply, json, ApiError};
 use crate::forward::Convention;
-use crate::metrics::Metrics;
+use crate::metrics::{CheckOutcome, Metrics, RouteGroup};
 use crate::serve::Peer;
-use crate::throttle::{LoginThrottle, Refused};
+use crate::throttle::LoginThrottle;
 use crate::wire::*;
 
 /// Largest request body accepted (413 past it).
@@ -187,7 +187,7 @@ where
         path = %req.raw_path,
         status = response.status().as_u16(),
         latency_us = elapsed.as_micros() as u64,
-        route = group,
+        route = group.as_str(),
         "request"
     );
     response
@@ -198,7 +198,7 @@ async fn dispatch<S, B>(
     req: &Request,
     segs: &[&str],
     body: S,
-) -> (&'static str, Result<Response, ApiError>)
+) -> (RouteGroup, Result<Response, ApiError>)
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin + Send,
     B: Buf + Send,
@@ -211,55 +211,70 @@ where
         &req.method
     };
     match segs {
-        ["auth", "check"] => ("check", Ok(forward_auth(app, req).await)),
+        ["auth", "check"] => (RouteGroup::Check, Ok(forward_auth(app, req).await)),
         ["auth", "check", ..] if app.forward.appends_path() => {
-            ("check", Ok(forward_auth(app, req).await))
+            (RouteGroup::Check, Ok(forward_auth(app, req).await))
         }
-        ["login"] if m == Method::POST => ("login", login(app, req, body).await),
-        ["logout"] if m == Method::POST => ("login", logout(app, req).await),
-        ["whoami"] if m == Method::POST || m == Method::GET => ("other", whoami(app, req).await),
+        ["login"] if m == Method::POST => (RouteGroup::Login, login(app, req, body).await),
+        ["logout"] if m == Method::POST => (RouteGroup::Login, logout(app, req).await),
+        ["whoami"] if m == Method::POST || m == Method::GET => {
+            (RouteGroup::Other, whoami(app, req).await)
+        }
         ["v4", "accesstoken", "renew"] if m == Method::POST => {
-            ("renew", renew(app, req, body).await)
+            (RouteGroup::Renew, renew(app, req, body).await)
         }
         ["v4", "accesstoken", "policy"] if m == Method::GET => {
-            ("tokens", token_policy(app, req).await)
+            (RouteGroup::Tokens, token_policy(app, req).await)
         }
-        ["v4", "accesstoken"] if m == Method::GET => ("tokens", list_tokens(app, req).await),
+        ["v4", "accesstoken"] if m == Method::GET => {
+            (RouteGroup::Tokens, list_tokens(app, req).await)
+        }
         ["v4", "accesstoken"] if m == Method::POST => {
-            ("tokens", create_token(app, req, body).await)
+            (RouteGroup::Tokens, create_token(app, req, body).await)
         }
         // Words of their own, not token ids: a wrong method is a 405.
         ["v4", "accesstoken", "renew" | "policy"] => (
-            "other",
+            RouteGroup::Other,
             Err(ApiError::MethodNotAllowed(
                 allowed_methods(segs).unwrap_or("GET"),
             )),
         ),
         ["v4", "accesstoken", id] if m == Method::PUT => {
-            ("tokens", edit_token(app, req, id, body).await)
+            (RouteGroup::Tokens, edit_token(app, req, id, body).await)
         }
         ["v4", "accesstoken", id] if m == Method::DELETE => {
-            ("tokens", revoke_token(app, req, id).await)
+            (RouteGroup::Tokens, revoke_token(app, req, id).await)
         }
-        ["v4", "user"] if m == Method::GET => ("users", list_users(app, req).await),
-        ["v4", "user"] if m == Method::POST => ("users", create_user(app, req, body).await),
-        ["v4", "user", id] if m == Method::DELETE => ("users", delete_user(app, req, id).await),
-        ["oauth", "introspect"] if m == Method::POST => ("check", introspect(app, req, body).await),
-        ["oauth", "revoke"] if m == Method::POST => ("check", oauth_revoke(app, req, body).await),
+        ["v4", "user"] if m == Method::GET => (RouteGroup::Users, list_users(app, req).await),
+        ["v4", "user"] if m == Method::POST => {
+            (RouteGroup::Users, create_user(app, req, body).await)
+        }
+        ["v4", "user", id] if m == Method::DELETE => {
+            (RouteGroup::Users, delete_user(app, req, id).await)
+        }
+        ["oauth", "introspect"] if m == Method::POST => {
+            (RouteGroup::Check, introspect(app, req, body).await)
+        }
+        ["oauth", "revoke"] if m == Method::POST => {
+            (RouteGroup::Check, oauth_revoke(app, req, body).await)
+        }
         ["health", "live"] => (
-            "other",
+            RouteGroup::Other,
             Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
         ),
-        ["health", "ready"] => ("other", Ok(ready(app).await)),
-        ["metrics"] => ("other", Ok(metrics(app))),
+        ["health", "ready"] => (RouteGroup::Other, Ok(ready(app).await)),
+        ["metrics"] => (RouteGroup::Other, Ok(metrics(app))),
         ["openapi.json"] => (
-            "other",
+            RouteGroup::Other,
             Ok(json(StatusCode::OK, &crate::openapi::document())),
         ),
-        ["console", rest @ ..] => ("other", crate::console::serve(m, &req.raw_path, rest)),
+        ["console", rest @ ..] => (
+            RouteGroup::Other,
+            crate::console::serve(m, &req.raw_path, rest),
+        ),
         other => match allowed_methods(other) {
-            Some(allow) => ("other", Err(ApiError::MethodNotAllowed(allow))),
-            None => ("other", Err(ApiError::NotFound)),
+            Some(allow) => (RouteGroup::Other, Err(ApiError::MethodNotAllowed(allow))),
+            None => (RouteGroup::Other, Err(ApiError::NotFound)),
         },
     }
 }
@@ -458,10 +473,7 @@ where
         Ok(a) => a,
         Err(refused) => {
             app.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
-            return Err(match refused {
-                Refused::Locked(left) => ApiError::Locked(left),
-                Refused::Pending => ApiError::LoginsPending,
-            });
+            return Err(refused.into());
         }
     };
     // A password that is not base64 of UTF-8 matches nothing.
@@ -544,7 +556,7 @@ async fn list_tokens(app: &App, req: &Request) -> Result<Response, ApiError> {
 async fn token_policy(app: &App, req: &Request) -> Result<Response, ApiError> {
     let c = caller(app, req).await?;
     let policy = app.svc.policy();
-    policy.require_session(c.credential)?;
+    policy.may_read_policy(c.credential)?;
     Ok(json(StatusCode::OK, &TokenPolicy::of(policy.config())))
 }
 
@@ -613,7 +625,7 @@ where
     let refresh = body
         .refresh_token
         .ok_or_else(|| ApiError::bad(Some("refreshToken"), "refreshToken: required"))?;
-    match app.svc.renew(&access, &refresh).await {
+    match app.svc.try_renew(&access, &refresh).await {
         Ok(issued) => {
             app.metrics.renewals_ok.fetch_add(1, Ordering::Relaxed);
             Ok(json(
@@ -634,14 +646,14 @@ where
         }
         Err(e) => {
             app.metrics.renewals_refused.fetch_add(1, Ordering::Relaxed);
-            if matches!(&e, CoreError::Unauthorized(m) if m == REUSE_MESSAGE) {
+            if e == RenewError::Reused {
                 app.metrics.reuse_detections.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     event = "token.reuse_detected",
                     "a rotated-out refresh token was presented; token revoked"
                 );
             }
-            Err(e.into())
+            Err(CoreError::from(e).into())
         }
     }
 }
@@ -734,7 +746,7 @@ async fn forward_auth(app: &App, req: &Request) -> Response {
     let (original, ip) = match read {
         Ok(found) => found,
         Err(e) => {
-            app.metrics.check("unreadable");
+            app.metrics.check(CheckOutcome::Unreadable);
             return e.into_response();
         }
     };
@@ -749,9 +761,7 @@ async fn forward_auth(app: &App, req: &Request) -> Response {
         .checker()
         .check(&token, &original.method, &original.uri, ip)
         .await;
-    app.metrics.check(check_outcome(
-        &result.as_ref().map(|_| ()).map_err(Clone::clone),
-    ));
+    app.metrics.check(CheckOutcome::of(&result));
     match result {
         Ok(allowed) => {
             let mut r = Response::new(Default::default());
@@ -801,9 +811,7 @@ where
     B: Buf,
 {
     let c = caller(app, req).await?;
-    if c.credential != Credential::Session || c.user.role != Role::Admin {
-        return Err(CoreError::Forbidden("introspection needs an admin's session".into()).into());
-    }
+    app.svc.policy().may_introspect(c.credential, &c.user)?;
     let token = token_param(app, req, body).await?;
     let found = app
         .svc
