@@ -130,16 +130,6 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     init_logs(args.log_format);
     let trusted_proxies = parse_proxies(&args.trusted_proxies).map_err(Failure::Argument)?;
     let policy = args.policy.to_config();
-    let roots = policy
-        .web_roots
-        .iter()
-        .map(|r| {
-            r.split('/')
-                .filter(|s| !s.is_empty())
-                .map(str::to_ascii_lowercase)
-                .collect()
-        })
-        .collect();
     let (default_workers, default_queue) = HashPool::default_size();
     let workers = args.hash_workers.unwrap_or(default_workers).max(1);
     let hashing = HashPool::new(
@@ -160,7 +150,6 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
     let app = Arc::new(App {
         svc: svc.clone(),
-        roots,
         addressing: Addressing {
             trusted_proxies,
             header: args.client_ip_header,
