@@ -919,6 +919,15 @@ async fn the_policy_endpoint_reports_the_configured_figures() {
     );
     let admin = s.admin().await;
     let (_, alice) = s.person(&admin, "alice", "user").await;
+    // The scopes a token may have, whatever the figures.
+    let scopes = json!([
+        {"tokenType": 0, "name": "All", "refreshable": true, "takesEndpoints": false},
+        {"tokenType": 1, "name": "Microsoft SCIM", "refreshable": false, "takesEndpoints": false},
+        {"tokenType": 2, "name": "All", "refreshable": true, "takesEndpoints": false, "sameAs": 0},
+        {"tokenType": 3, "name": "Custom", "refreshable": true, "takesEndpoints": true},
+        {"tokenType": 4, "name": "1-Touch recovery", "refreshable": false, "takesEndpoints": false},
+        {"tokenType": 5, "name": "Hyperscale", "refreshable": true, "takesEndpoints": false},
+    ]);
     let expected = json!({
         "renewableUntil": {"defaultSeconds": 10 * DAY, "maxSeconds": 20 * DAY},
         "tokenExpiry": {
@@ -927,6 +936,7 @@ async fn the_policy_endpoint_reports_the_configured_figures() {
         },
         "accessTokenSeconds": 45 * 60,
         "renewalGraceSeconds": 14 * DAY,
+        "scopes": scopes,
     });
     // Any session (not only an admin's), at any spelling and web root.
     for (session, path) in [
@@ -1013,6 +1023,7 @@ async fn the_policy_endpoint_reports_the_configured_figures() {
             },
             "accessTokenSeconds": 30 * 60,
             "renewalGraceSeconds": 14 * DAY,
+            "scopes": scopes,
         })
     );
 }

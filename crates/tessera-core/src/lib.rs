@@ -5,6 +5,7 @@
 //! Map (see `docs/ARCHITECTURE.md`):
 //! * [`model`] — users, sessions, tokens, events (not `Serialize`);
 //! * [`policy`] — SPEC §2–§4 as functions of a configuration and `now`;
+//!   [`lockout`] — the login lock-out rule (SPEC §6);
 //! * [`secret`] — secret generation, recognition and digests; passwords;
 //! * [`path`], [`scope`], [`address`] — what a token may call, from where;
 //! * [`check`] — the hot-path check;
@@ -20,6 +21,7 @@ pub mod address;
 pub mod check;
 pub mod clock;
 pub mod error;
+pub mod lockout;
 pub mod memory;
 pub mod model;
 pub mod path;

@@ -191,21 +191,40 @@ impl Normaliser {
         Ok(NormalPath(path))
     }
 
-    /// Strips the longest configured root that `path` equals or that is
-    /// followed by `/` in `path` (whole segments only), in place.
+    /// `path` without the longest configured root that it equals (then `/`)
+    /// or that is followed by `/` in it (whole segments only); `path` as is
+    /// when none is. For a path already in normal form but for its root,
+    /// such as the router's case-folded, slash-collapsed request path, so
+    /// that the router strips roots exactly as the check does.
+    pub fn without_root<'a>(&self, path: &'a str) -> &'a str {
+        match self.root_len(path) {
+            0 => path,
+            n if n == path.len() => "/",
+            n => &path[n..],
+        }
+    }
+
+    /// The length of the root [`Normaliser::without_root`] strips (0: none).
+    fn root_len(&self, path: &str) -> usize {
+        self.roots
+            .iter()
+            .find(|root| match path.strip_prefix(root.as_str()) {
+                Some(rest) => rest.is_empty() || rest.starts_with('/'),
+                None => false,
+            })
+            .map_or(0, |root| root.len())
+    }
+
+    /// Strips the root [`Normaliser::without_root`] names, in place.
     fn strip_root(&self, path: &mut String) {
-        for root in &self.roots {
-            match path.strip_prefix(root.as_str()) {
-                Some("") => {
-                    path.clear();
-                    path.push('/');
-                    return;
-                }
-                Some(rest) if rest.starts_with('/') => {
-                    path.drain(..root.len());
-                    return;
-                }
-                _ => {}
+        match self.root_len(path) {
+            0 => {}
+            n if n == path.len() => {
+                path.clear();
+                path.push('/');
+            }
+            n => {
+                path.drain(..n);
             }
         }
     }
@@ -928,6 +947,28 @@ mod tests {
         assert_eq!(n.normalise("/a/bc").unwrap().as_str(), "/bc");
         let n = Normaliser::new(["/a/b", "/a"]).unwrap();
         assert_eq!(n.normalise("/a/b/c").unwrap().as_str(), "/c");
+    }
+
+    #[test]
+    fn without_root_strips_what_normalise_strips() {
+        let n = Normaliser::new(["/a", "/a/b", "/commandcenter/api"]).unwrap();
+        assert_eq!(n.without_root("/a/b/c"), "/c");
+        assert_eq!(n.without_root("/a/bc"), "/bc");
+        assert_eq!(n.without_root("/a"), "/");
+        assert_eq!(n.without_root("/commandcenter/api/login"), "/login");
+        assert_eq!(
+            n.without_root("/commandcenter/apix/login"),
+            "/commandcenter/apix/login"
+        );
+        assert_eq!(n.without_root("/x/a"), "/x/a");
+        assert_eq!(Normaliser::without_roots().without_root("/a/b"), "/a/b");
+        for raw in ["/a/b/c", "/a/bc", "/a", "/commandcenter/api/x", "/x"] {
+            assert_eq!(
+                n.normalise(raw).unwrap().as_str(),
+                n.without_root(raw),
+                "{raw}"
+            );
+        }
     }
 
     #[test]

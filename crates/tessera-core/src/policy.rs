@@ -281,7 +281,7 @@ impl Policy {
         }
         let scope = match (&req.api_endpoints, req.token_type) {
             (None, None) => token.scope.clone(),
-            (None, Some(_)) if kind == ScopeKind::Custom && old_kind == ScopeKind::Custom => {
+            (None, Some(_)) if kind.takes_endpoints() && old_kind.takes_endpoints() => {
                 Scope::new(token_type, token.scope.endpoints().to_vec())
             }
             (endpoints, _) => self.check_scope(token_type, endpoints.as_deref())?,
@@ -397,6 +397,31 @@ impl Policy {
 
     // ---- §4: who may do what --------------------------------------------
 
+    /// Whether `user` is an admin: what the admin-only calls require, and
+    /// what `WhoAmI` reports (`isAdmin`) so that a client offers admin views.
+    pub fn is_admin(&self, user: &User) -> bool {
+        user.role == Role::Admin
+    }
+
+    /// May a caller read the validity policy (`GET /V4/AccessToken/Policy`)?
+    /// Any session, as for token management, whose forms it serves; an
+    /// access token may not (403).
+    pub fn may_read_policy(&self, credential: Credential) -> Result<()> {
+        self.require_session(credential)
+    }
+
+    /// May a caller introspect tokens (RFC 7662)? An admin's session only:
+    /// an answer tells any token's owner and scope.
+    pub fn may_introspect(&self, credential: Credential, user: &User) -> Result<()> {
+        if credential == Credential::Session && self.is_admin(user) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "introspection needs an admin's session".into(),
+            ))
+        }
+    }
+
     /// Token management (create, list, edit, revoke) needs a login session.
     pub fn require_session(&self, credential: Credential) -> Result<()> {
         match credential {
@@ -424,14 +449,14 @@ impl Policy {
         match owner {
             Some(owner) if caller.id == owner.id => Ok(()),
             Some(owner) if owner.kind == UserKind::Service => {
-                if caller.role == Role::Admin || owner.owner == Some(caller.id) {
+                if self.is_admin(caller) || owner.owner == Some(caller.id) {
                     Ok(())
                 } else {
                     Err(refused())
                 }
             }
             Some(_) => Err(refused()),
-            None if caller.role == Role::Admin => Err(missing_user(id)),
+            None if self.is_admin(caller) => Err(missing_user(id)),
             None => Err(refused()),
         }
     }
@@ -443,7 +468,7 @@ impl Policy {
     pub fn may_list_for(&self, caller: &User, id: UserId, owner: Option<&User>) -> Result<()> {
         match owner {
             Some(owner) if self.may_manage(caller, owner) => Ok(()),
-            None if caller.role == Role::Admin => Err(missing_user(id)),
+            None if self.is_admin(caller) => Err(missing_user(id)),
             _ => Err(Error::Forbidden(
                 "you may list only your own tokens (or those of service accounts you own)".into(),
             )),
@@ -453,14 +478,14 @@ impl Policy {
     /// May `caller` list, edit or revoke the tokens of `owner`? Their own,
     /// those of service accounts they own, and anyone's for an admin.
     pub fn may_manage(&self, caller: &User, owner: &User) -> bool {
-        caller.role == Role::Admin
+        self.is_admin(caller)
             || caller.id == owner.id
             || (owner.kind == UserKind::Service && owner.owner == Some(caller.id))
     }
 
     /// User administration is for admins.
     pub fn require_admin(&self, caller: &User) -> Result<()> {
-        if caller.role == Role::Admin {
+        if self.is_admin(caller) {
             Ok(())
         } else {
             Err(Error::Forbidden(
@@ -493,7 +518,7 @@ impl Policy {
 
     fn check_scope(&self, token_type: TokenType, endpoints: Option<&[String]>) -> Result<Scope> {
         let entries = endpoints.unwrap_or_default();
-        if token_type.kind() != ScopeKind::Custom {
+        if !token_type.kind().takes_endpoints() {
             if !entries.is_empty() {
                 return Err(Error::invalid(
                     "apiEndpoints",
@@ -606,4 +631,50 @@ fn reject_field(field: &str, v: Option<i64>, kind: ScopeKind) -> Result<()> {
 /// "No such user" (404), for those who may know.
 fn missing_user(id: UserId) -> Error {
     Error::NotFound(format!("user {} does not exist", id.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(role: Role) -> User {
+        User {
+            id: UserId(7),
+            name: "u".into(),
+            role,
+            kind: UserKind::Person,
+            owner: None,
+            password: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn only_an_admins_session_introspects() {
+        let p = Policy::new(PolicyConfig::default()).unwrap();
+        let (admin, person) = (user(Role::Admin), user(Role::User));
+        assert!(p.is_admin(&admin) && !p.is_admin(&person));
+        assert_eq!(p.may_introspect(Credential::Session, &admin), Ok(()));
+        for (credential, who) in [
+            (Credential::Session, &person),
+            (Credential::AccessToken, &admin),
+            (Credential::AccessToken, &person),
+        ] {
+            assert!(
+                matches!(p.may_introspect(credential, who), Err(Error::Forbidden(_))),
+                "{credential:?} {:?}",
+                who.role
+            );
+        }
+    }
+
+    #[test]
+    fn any_session_reads_the_policy_and_no_access_token() {
+        let p = Policy::new(PolicyConfig::default()).unwrap();
+        assert_eq!(p.may_read_policy(Credential::Session), Ok(()));
+        assert!(matches!(
+            p.may_read_policy(Credential::AccessToken),
+            Err(Error::Forbidden(_))
+        ));
+    }
 }

@@ -31,6 +31,12 @@ impl ScopeKind {
         )
     }
 
+    /// Whether tokens of this kind carry their own `apiEndpoints` (Custom):
+    /// every other kind's paths come from the configuration.
+    pub fn takes_endpoints(self) -> bool {
+        self == ScopeKind::Custom
+    }
+
     /// A human name, for messages.
     pub fn label(self) -> &'static str {
         match self {
@@ -60,9 +66,29 @@ impl TokenType {
     /// Hyperscale.
     pub const HYPERSCALE: TokenType = TokenType(5);
 
+    /// The highest wire number.
+    const MAX: u8 = 5;
+
     /// Accepts the wire numbers 0 to 5.
     pub fn from_number(n: i64) -> Option<Self> {
-        u8::try_from(n).ok().filter(|n| *n <= 5).map(TokenType)
+        u8::try_from(n)
+            .ok()
+            .filter(|n| *n <= Self::MAX)
+            .map(TokenType)
+    }
+
+    /// Every wire number a client may send, in order: what a client that
+    /// offers a choice of scopes lists (`GET /V4/AccessToken/Policy`).
+    pub fn every() -> impl Iterator<Item = TokenType> {
+        (0..=Self::MAX).map(TokenType)
+    }
+
+    /// The lowest number of the same scope family, when that is another
+    /// number: 2 is the same as 0 (both All). `None` for every other number.
+    pub fn same_as(self) -> Option<TokenType> {
+        TokenType::every()
+            .find(|t| t.kind() == self.kind())
+            .filter(|t| *t != self)
     }
 
     /// The wire number.
@@ -120,7 +146,7 @@ impl Scope {
     /// A scope of `token_type` with `endpoints` (kept only for Custom). The
     /// policy has checked the entries' number; this only assembles.
     pub fn new(token_type: TokenType, endpoints: Vec<EndpointRule>) -> Self {
-        let endpoints = if token_type.kind() == ScopeKind::Custom {
+        let endpoints = if token_type.kind().takes_endpoints() {
             endpoints
         } else {
             Vec::new()
@@ -197,4 +223,35 @@ pub enum ScopeError {
     /// A bad Custom entry, with its index.
     #[error("apiEndpoints[{0}]: {1}")]
     Endpoint(usize, EndpointError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_number_is_listed_and_only_two_is_an_alias() {
+        let numbers: Vec<u8> = TokenType::every().map(TokenType::number).collect();
+        assert_eq!(numbers, [0, 1, 2, 3, 4, 5]);
+        assert!(TokenType::every().all(|t| TokenType::from_number(t.number().into()) == Some(t)));
+        assert_eq!(TokenType::from_number(6), None);
+        let aliases: Vec<(u8, u8)> = TokenType::every()
+            .filter_map(|t| t.same_as().map(|s| (t.number(), s.number())))
+            .collect();
+        assert_eq!(aliases, [(2, 0)]);
+    }
+
+    #[test]
+    fn only_custom_takes_endpoints() {
+        let takes: Vec<u8> = TokenType::every()
+            .filter(|t| t.kind().takes_endpoints())
+            .map(TokenType::number)
+            .collect();
+        assert_eq!(takes, [3]);
+        let refreshable: Vec<u8> = TokenType::every()
+            .filter(|t| t.kind().refreshable())
+            .map(TokenType::number)
+            .collect();
+        assert_eq!(refreshable, [0, 2, 3, 5]);
+    }
 }

@@ -17,9 +17,34 @@ use crate::secret::password::{self, Inline, PasswordHash, PasswordWork, WorkErro
 use crate::secret::{self, Digest, Secret, SecretKind};
 use crate::store::Store;
 
-/// The refusal of a renewal that presented a rotated-out refresh token (the
-/// token is now revoked); servers count these as reuse detections.
-pub const REUSE_MESSAGE: &str = "this refresh token was already used; the token has been revoked";
+/// Why a renewal failed, with reuse detection told apart by its type, so
+/// that a server counts and logs it without reading a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenewError {
+    /// A rotated-out refresh token was presented past the reuse grace: a
+    /// replay (SPEC §2), so the whole token is now revoked. A 401 as any
+    /// refused renewal ([`Error::Unauthorized`] once converted).
+    #[error("this refresh token was already used; the token has been revoked")]
+    Reused,
+    /// Any other refusal or failure.
+    #[error(transparent)]
+    Refused(#[from] Error),
+}
+
+impl From<StoreError> for RenewError {
+    fn from(e: StoreError) -> Self {
+        RenewError::Refused(e.into())
+    }
+}
+
+impl From<RenewError> for Error {
+    fn from(e: RenewError) -> Self {
+        match e {
+            RenewError::Reused => Error::Unauthorized(e.to_string()),
+            RenewError::Refused(e) => e,
+        }
+    }
+}
 
 /// Who is calling a management operation, and with what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -467,7 +492,17 @@ impl Tessera {
     /// G seconds, losers within G seconds of the winning rotation are only
     /// refused, and the winner's new pair stays good.
     pub async fn renew(&self, access: &str, refresh: &str) -> Result<Issued> {
-        let refused = |why: &str| Error::Unauthorized(why.to_string());
+        Ok(self.try_renew(access, refresh).await?)
+    }
+
+    /// As [`Tessera::renew`], telling a replay ([`RenewError::Reused`])
+    /// apart from the other refusals.
+    pub async fn try_renew(
+        &self,
+        access: &str,
+        refresh: &str,
+    ) -> std::result::Result<Issued, RenewError> {
+        let refused = |why: &str| RenewError::from(Error::Unauthorized(why.to_string()));
         let rkey = secret::parse(refresh, SecretKind::Refresh)
             .map_err(|_| refused("the refresh token is malformed"))?;
         let now = self.now();
@@ -522,9 +557,10 @@ impl Tessera {
     /// A rotated-out refresh secret was presented: revoke the token and
     /// record `token.reuse_detected`, unless within the reuse grace. Returns
     /// the error to answer with.
-    async fn on_spent(&self, id: TokenId, rotated_at: Timestamp, now: Timestamp) -> Error {
+    async fn on_spent(&self, id: TokenId, rotated_at: Timestamp, now: Timestamp) -> RenewError {
         if !self.policy.is_replay(rotated_at, now) {
-            return Error::Unauthorized("this pair was already renewed by another request".into());
+            return Error::Unauthorized("this pair was already renewed by another request".into())
+                .into();
         }
         if let Err(e) = self.store.revoke_token(id, now).await {
             return e.into();
@@ -538,9 +574,7 @@ impl Tessera {
         if let Err(e) = self.store.record_event(&event).await {
             return e.into();
         }
-        Error::Unauthorized(
-            "this refresh token was already used; the token has been revoked".into(),
-        )
+        RenewError::Reused
     }
 
     /// Records an audit event; a failure here must not undo what was done.
@@ -615,7 +649,7 @@ impl Tessera {
         })?;
         let endpoints = parse_endpoints(&l.api_endpoints)
             .map_err(|e| Error::invalid("apiEndpoints", e.to_string()))?;
-        if token_type.kind() == crate::scope::ScopeKind::Custom && endpoints.is_empty() {
+        if token_type.kind().takes_endpoints() && endpoints.is_empty() {
             return Err(Error::invalid(
                 "apiEndpoints",
                 "a Custom token needs at least one entry",

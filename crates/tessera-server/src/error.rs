@@ -5,7 +5,8 @@
 //! large, an unknown route, a locked login). [`ApiError::into_response`] is
 //! the single mapping; check refusals map in [`check_reply`].
 
-use tessera_core::check::{CheckError, Refusal};
+use tessera_core::check::CheckError;
+use tessera_core::lockout::Refused;
 use tessera_core::Error as CoreError;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -158,6 +159,15 @@ impl ApiError {
     }
 }
 
+impl From<Refused> for ApiError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Locked(left) => ApiError::Locked(left),
+            Refused::Pending => ApiError::LoginsPending,
+        }
+    }
+}
+
 fn with_retry_after(mut r: Response, secs: u64) -> Response {
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -205,21 +215,4 @@ pub fn check_reply(e: &CheckError) -> Response {
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
     }
     r
-}
-
-/// A short, stable name for a check outcome (metrics and logs).
-pub fn check_outcome(r: &Result<(), CheckError>) -> &'static str {
-    match r {
-        Ok(()) => "allowed",
-        Err(CheckError::Unavailable(_)) => "unavailable",
-        Err(CheckError::Refused(r)) => match r {
-            Refusal::Malformed => "malformed",
-            Refusal::Unknown => "unknown",
-            Refusal::Expired => "expired",
-            Refusal::Revoked => "revoked",
-            Refusal::Path(_) => "path",
-            Refusal::Scope => "scope",
-            Refusal::Address => "address",
-        },
-    }
 }

@@ -2,7 +2,12 @@
 //! store chosen by URL among the backends compiled in (features `sqlite`,
 //! `postgres`, `redis`).
 //!
-//! * [`api`] — routing and handlers (SPEC §5), forward auth, RFC 7662/7009;
+//! * [`api`] — the one warp filter: route, run, time, count, log;
+//! * `routes` — the route table (paths, methods, handlers, metric groups,
+//!   OpenAPI operations) and matching;
+//! * `extract` — body, JSON, query, client address, caller;
+//! * `handlers` — the calls of SPEC §5 (sessions, tokens, users, RFC
+//!   7662/7009, operations); `check` — forward auth at `/auth/check`;
 //! * [`wire`] — the JSON shapes; [`error`] — the one mapping to HTTP;
 //! * [`forward`] — which request a forward-auth check is about;
 //! * [`auth`] — credentials and client addresses; [`throttle`] — login limits;
@@ -24,15 +29,19 @@ compile_error!("Tessera needs a storage backend: build with --features sqlite, p
 
 pub mod api;
 pub mod auth;
+mod check;
 pub mod config;
 pub mod console;
 pub mod error;
+mod extract;
 pub mod filter;
 pub mod forward;
+mod handlers;
 pub mod hashing;
 pub mod legacy;
 pub mod metrics;
 pub mod openapi;
+mod routes;
 pub mod serve;
 pub mod stores;
 pub mod throttle;
@@ -53,6 +62,8 @@ pub async fn run(
     options: serve::ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    // Built here, before the first request, not on it.
+    openapi::served();
     serve::serve(
         listener,
         api::routes(app.clone()),

@@ -1,5 +1,7 @@
 //! `tessera`: serve, add users, import legacy tokens (SPEC §7).
 
+use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -8,8 +10,10 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 use tessera_core::clock::SystemClock;
 use tessera_core::model::Role;
+use tessera_core::path::PathError;
 use tessera_core::policy::{Policy, PolicyConfig};
 use tessera_core::service::Tessera;
+use tessera_core::{Error as CoreError, StoreError};
 use tessera_server::auth::Addressing;
 use tessera_server::config::{
     parse_proxies, Cli, Command, ImportArgs, LogFormat, ServeArgs, StoreArgs, UserAddArgs,
@@ -18,9 +22,64 @@ use tessera_server::config::{
 use tessera_server::hashing::HashPool;
 use tessera_server::metrics::Metrics;
 use tessera_server::serve::{default_max_connections, ServeOptions};
-use tessera_server::stores::{self, StoreOptions};
-use tessera_server::throttle::{LoginThrottle, ThrottleConfig};
+use tessera_server::stores::{self, OpenError, StoreOptions};
+use tessera_server::throttle::{Lockout, LoginThrottle};
 use tessera_server::App;
+
+/// Why a command failed, printed as `tessera: <message>`. Each message says
+/// what was being done and, from the error kept as its source, why it failed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// An argument that cannot be used (its message names it).
+    #[error("{0}")]
+    Argument(String),
+    /// The policy's paths (web-service roots, scope prefixes) do not parse.
+    #[error("invalid policy configuration: {0}")]
+    Policy(#[source] PathError),
+    /// The store named cannot be opened.
+    #[error(transparent)]
+    Store(#[from] OpenError),
+    /// The store opened, then could not be read.
+    #[error("cannot read the store: {0}")]
+    ReadStore(#[source] StoreError),
+    /// The password-hashing threads could not be started.
+    #[error("cannot start the password hashing threads: {0}")]
+    HashThreads(#[source] io::Error),
+    /// The listening address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: String,
+        /// Why binding failed.
+        source: io::Error,
+    },
+    /// The bound listener's address cannot be read.
+    #[error("cannot read the listening address: {0}")]
+    LocalAddr(#[source] io::Error),
+    /// The service refused or failed (a user not added).
+    #[error("{0}")]
+    Service(#[from] CoreError),
+    /// No password could be read for `user add`.
+    #[error("cannot read the password from standard input: {0}")]
+    ReadPassword(#[source] io::Error),
+    /// `user add` without a password.
+    #[error("no password: set TESSERA_PASSWORD or give it on standard input")]
+    NoPassword,
+    /// The legacy import file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    ReadFile {
+        /// The file named.
+        path: PathBuf,
+        /// Why reading failed.
+        source: io::Error,
+    },
+    /// The legacy import file has bad lines (each named in the message).
+    #[error("nothing imported:\n{0}")]
+    ImportFile(String),
+    /// The legacy import was refused as a whole.
+    #[error("nothing imported: {0}")]
+    Import(#[source] CoreError),
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -55,34 +114,22 @@ fn init_logs(format: LogFormat) {
 }
 
 /// The service over the store the arguments name.
-async fn service(store: &StoreArgs, policy: PolicyConfig) -> Result<Tessera, String> {
-    let policy = Policy::new(policy).map_err(|e| format!("invalid policy configuration: {e}"))?;
+async fn service(store: &StoreArgs, policy: PolicyConfig) -> Result<Tessera, Failure> {
+    let policy = Policy::new(policy).map_err(Failure::Policy)?;
     let options = StoreOptions {
         connect_timeout: store.store_connect_timeout,
         command_timeout: store.store_command_timeout,
         retention: store.retention,
         redis_prefix: store.redis_prefix.clone(),
     };
-    let store = stores::open(&store.store, &options)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = stores::open(&store.store, &options).await?;
     Ok(Tessera::new(store, policy, Arc::new(SystemClock)))
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+async fn serve(args: ServeArgs) -> Result<(), Failure> {
     init_logs(args.log_format);
-    let trusted_proxies = parse_proxies(&args.trusted_proxies)?;
+    let trusted_proxies = parse_proxies(&args.trusted_proxies).map_err(Failure::Argument)?;
     let policy = args.policy.to_config();
-    let roots = policy
-        .web_roots
-        .iter()
-        .map(|r| {
-            r.split('/')
-                .filter(|s| !s.is_empty())
-                .map(str::to_ascii_lowercase)
-                .collect()
-        })
-        .collect();
     let (default_workers, default_queue) = HashPool::default_size();
     let workers = args.hash_workers.unwrap_or(default_workers).max(1);
     let hashing = HashPool::new(
@@ -90,7 +137,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         args.hash_queue.unwrap_or(default_queue),
         args.hash_share,
     )
-    .map_err(|e| format!("cannot start the password hashing threads: {e}"))?;
+    .map_err(Failure::HashThreads)?;
     let svc = Arc::new(
         service(&args.store, policy)
             .await?
@@ -103,13 +150,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
     let app = Arc::new(App {
         svc: svc.clone(),
-        roots,
         addressing: Addressing {
             trusted_proxies,
             header: args.client_ip_header,
         },
         forward: args.forward_auth,
-        throttle: LoginThrottle::new(ThrottleConfig {
+        throttle: LoginThrottle::new(Lockout {
             max_failures: args.login_max_failures.max(1),
             window: secs(args.login_window),
             lockout: secs(args.login_lockout),
@@ -130,8 +176,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| Failure::Listen {
+            addr: args.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(Failure::LocalAddr)?;
     let usage_every = (!args.last_used_flush.is_zero()).then_some(args.last_used_flush);
     svc.checker().set_usage_tracking(usage_every.is_some());
     tessera_server::spawn_upkeep(
@@ -162,13 +211,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 /// On a store with no user at all, creates the admin `admin` with the
 /// password in TESSERA_ADMIN_PASSWORD, or a random one printed once.
-async fn first_start(svc: &Tessera) -> Result<(), String> {
-    if svc
-        .store()
-        .has_users()
-        .await
-        .map_err(|e| format!("cannot read the store: {e}"))?
-    {
+async fn first_start(svc: &Tessera) -> Result<(), Failure> {
+    if svc.store().has_users().await.map_err(Failure::ReadStore)? {
         return Ok(());
     }
     let (password, generated) = match std::env::var("TESSERA_ADMIN_PASSWORD") {
@@ -182,9 +226,7 @@ async fn first_start(svc: &Tessera) -> Result<(), String> {
             true,
         ),
     };
-    svc.add_user("admin", &password, Role::Admin)
-        .await
-        .map_err(|e| e.to_string())?;
+    svc.add_user("admin", &password, Role::Admin).await?;
     if generated {
         eprintln!();
         eprintln!("*************************************************************");
@@ -200,26 +242,23 @@ async fn first_start(svc: &Tessera) -> Result<(), String> {
     Ok(())
 }
 
-async fn user_add(args: UserAddArgs) -> Result<(), String> {
+async fn user_add(args: UserAddArgs) -> Result<(), Failure> {
     let password = match std::env::var("TESSERA_PASSWORD") {
         Ok(p) => p,
         Err(_) => {
             let mut line = String::new();
             std::io::stdin()
                 .read_line(&mut line)
-                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+                .map_err(Failure::ReadPassword)?;
             line.trim_end_matches(['\n', '\r']).to_string()
         }
     };
     if password.is_empty() {
-        return Err("no password: set TESSERA_PASSWORD or give it on standard input".into());
+        return Err(Failure::NoPassword);
     }
     let svc = service(&args.store, PolicyConfig::default()).await?;
     let role = if args.admin { Role::Admin } else { Role::User };
-    let user = svc
-        .add_user(&args.name, &password, role)
-        .await
-        .map_err(|e| e.to_string())?;
+    let user = svc.add_user(&args.name, &password, role).await?;
     println!(
         "created {} user {:?} (id {})",
         role.as_str(),
@@ -229,16 +268,14 @@ async fn user_add(args: UserAddArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn import_legacy(args: ImportArgs) -> Result<(), String> {
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
-    let lines =
-        tessera_server::legacy::parse(&text).map_err(|e| format!("nothing imported:\n{e}"))?;
+async fn import_legacy(args: ImportArgs) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(&args.file).map_err(|source| Failure::ReadFile {
+        path: args.file.clone(),
+        source,
+    })?;
+    let lines = tessera_server::legacy::parse(&text).map_err(Failure::ImportFile)?;
     let svc = service(&args.store, PolicyConfig::default()).await?;
-    let n = svc
-        .import_legacy(&lines)
-        .await
-        .map_err(|e| format!("nothing imported: {e}"))?;
+    let n = svc.import_legacy(&lines).await.map_err(Failure::Import)?;
     println!("imported {n} legacy tokens");
     Ok(())
 }

@@ -5,28 +5,128 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tessera_core::check::{CheckError, Refusal};
+
 /// Histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
-/// Check outcomes, in the order of [`Metrics::checks`].
-pub const CHECK_OUTCOMES: [&str; 10] = [
-    "allowed",
-    "malformed",
-    "unknown",
-    "expired",
-    "revoked",
-    "path",
-    "scope",
-    "address",
-    "unavailable",
-    // The request to check could not be read (forward-auth headers, client address): 400.
-    "unreadable",
-];
+/// A check's outcome, as counted (`tessera_checks_total{outcome=…}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// Allowed (200).
+    Allowed,
+    /// No token, or not a well-formed one.
+    Malformed,
+    /// Well-formed, but no such token.
+    Unknown,
+    /// The access secret has expired.
+    Expired,
+    /// The token was revoked.
+    Revoked,
+    /// The request path is refused outright.
+    Path,
+    /// The token's scope does not cover the request.
+    Scope,
+    /// The client address is not in the token's list.
+    Address,
+    /// The store could not be asked (503).
+    Unavailable,
+    /// The request to check could not be read (forward-auth headers, client address): 400.
+    Unreadable,
+}
 
-/// Route groups timed separately.
-pub const ROUTES: [&str; 6] = ["check", "login", "tokens", "renew", "users", "other"];
+impl CheckOutcome {
+    /// Every outcome, in the order of [`Metrics::checks`] and of the exposition.
+    pub const ALL: [CheckOutcome; 10] = [
+        CheckOutcome::Allowed,
+        CheckOutcome::Malformed,
+        CheckOutcome::Unknown,
+        CheckOutcome::Expired,
+        CheckOutcome::Revoked,
+        CheckOutcome::Path,
+        CheckOutcome::Scope,
+        CheckOutcome::Address,
+        CheckOutcome::Unavailable,
+        CheckOutcome::Unreadable,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckOutcome::Allowed => "allowed",
+            CheckOutcome::Malformed => "malformed",
+            CheckOutcome::Unknown => "unknown",
+            CheckOutcome::Expired => "expired",
+            CheckOutcome::Revoked => "revoked",
+            CheckOutcome::Path => "path",
+            CheckOutcome::Scope => "scope",
+            CheckOutcome::Address => "address",
+            CheckOutcome::Unavailable => "unavailable",
+            CheckOutcome::Unreadable => "unreadable",
+        }
+    }
+
+    /// The outcome of a check's result (what it allowed is not looked at).
+    pub fn of<T>(result: &Result<T, CheckError>) -> Self {
+        match result {
+            Ok(_) => CheckOutcome::Allowed,
+            Err(CheckError::Unavailable(_)) => CheckOutcome::Unavailable,
+            Err(CheckError::Refused(r)) => match r {
+                Refusal::Malformed => CheckOutcome::Malformed,
+                Refusal::Unknown => CheckOutcome::Unknown,
+                Refusal::Expired => CheckOutcome::Expired,
+                Refusal::Revoked => CheckOutcome::Revoked,
+                Refusal::Path(_) => CheckOutcome::Path,
+                Refusal::Scope => CheckOutcome::Scope,
+                Refusal::Address => CheckOutcome::Address,
+            },
+        }
+    }
+}
+
+/// A group of routes whose latency is timed together
+/// (`tessera_request_duration_seconds{route=…}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteGroup {
+    /// Forward auth, RFC 7662 and RFC 7009.
+    Check,
+    /// Log in and out.
+    Login,
+    /// Token management and the validity policy.
+    Tokens,
+    /// Renewals.
+    Renew,
+    /// User administration.
+    Users,
+    /// Everything else: who-am-I, operations, the console, 404s and 405s.
+    Other,
+}
+
+impl RouteGroup {
+    /// Every group, in the order of [`Metrics::latency`] and of the exposition.
+    pub const ALL: [RouteGroup; 6] = [
+        RouteGroup::Check,
+        RouteGroup::Login,
+        RouteGroup::Tokens,
+        RouteGroup::Renew,
+        RouteGroup::Users,
+        RouteGroup::Other,
+    ];
+
+    /// The label value (also the `route` field of the request log).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteGroup::Check => "check",
+            RouteGroup::Login => "login",
+            RouteGroup::Tokens => "tokens",
+            RouteGroup::Renew => "renew",
+            RouteGroup::Users => "users",
+            RouteGroup::Other => "other",
+        }
+    }
+}
 
 /// A latency histogram.
 #[derive(Debug, Default)]
@@ -53,8 +153,8 @@ impl Histogram {
 /// Every metric of the server.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Checks by outcome ([`CHECK_OUTCOMES`]).
-    pub checks: [AtomicU64; CHECK_OUTCOMES.len()],
+    /// Checks by outcome, indexed by [`CheckOutcome`].
+    pub checks: [AtomicU64; CheckOutcome::ALL.len()],
     /// Successful renewals.
     pub renewals_ok: AtomicU64,
     /// Refused renewals.
@@ -67,8 +167,8 @@ pub struct Metrics {
     pub logins_failed: AtomicU64,
     /// Answers of 503 because the store was unavailable.
     pub store_errors: AtomicU64,
-    /// Request latency by route group ([`ROUTES`]).
-    pub latency: [Histogram; ROUTES.len()],
+    /// Request latency, indexed by [`RouteGroup`].
+    pub latency: [Histogram; RouteGroup::ALL.len()],
     /// Connections open now.
     pub connections_open: AtomicU64,
     /// Connections refused because every open one was busy at the bound.
@@ -76,20 +176,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts a check outcome by name.
-    pub fn check(&self, outcome: &str) {
-        if let Some(i) = CHECK_OUTCOMES.iter().position(|o| *o == outcome) {
-            self.checks[i].fetch_add(1, Ordering::Relaxed);
-        }
+    /// Counts a check outcome.
+    pub fn check(&self, outcome: CheckOutcome) {
+        self.checks[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records a request's latency under its route group.
-    pub fn observe(&self, route: &str, d: Duration) {
-        let i = ROUTES
-            .iter()
-            .position(|r| *r == route)
-            .unwrap_or(ROUTES.len() - 1);
-        self.latency[i].observe(d);
+    pub fn observe(&self, route: RouteGroup, d: Duration) {
+        self.latency[route as usize].observe(d);
     }
 
     /// The Prometheus text exposition.
@@ -97,11 +191,12 @@ impl Metrics {
         let mut out = String::new();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         out.push_str("# HELP tessera_checks_total Token checks by outcome.\n# TYPE tessera_checks_total counter\n");
-        for (i, o) in CHECK_OUTCOMES.iter().enumerate() {
+        for o in CheckOutcome::ALL {
             let _ = writeln!(
                 out,
-                "tessera_checks_total{{outcome=\"{o}\"}} {}",
-                get(&self.checks[i])
+                "tessera_checks_total{{outcome=\"{}\"}} {}",
+                o.as_str(),
+                get(&self.checks[o as usize])
             );
         }
         out.push_str("# HELP tessera_renewals_total Renewals by outcome.\n# TYPE tessera_renewals_total counter\n");
@@ -153,8 +248,8 @@ impl Metrics {
             get(&self.connections_refused)
         );
         out.push_str("# HELP tessera_request_duration_seconds Request latency by route group.\n# TYPE tessera_request_duration_seconds histogram\n");
-        for (i, route) in ROUTES.iter().enumerate() {
-            let h = &self.latency[i];
+        for group in RouteGroup::ALL {
+            let (route, h) = (group.as_str(), &self.latency[group as usize]);
             for (b, bound) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -188,4 +283,33 @@ pub fn usage_backlog(n: usize) -> String {
         "# HELP tessera_last_used_backlog Last-used times noted by checks, not yet written.\n\
          # TYPE tessera_last_used_backlog gauge\ntessera_last_used_backlog {n}\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_orders_index_the_arrays() {
+        for (i, o) in CheckOutcome::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i, "{}", o.as_str());
+        }
+        for (i, g) in RouteGroup::ALL.iter().enumerate() {
+            assert_eq!(*g as usize, i, "{}", g.as_str());
+        }
+    }
+
+    #[test]
+    fn the_exposition_names_each_outcome_and_group() {
+        let m = Metrics::default();
+        m.check(CheckOutcome::Unreadable);
+        m.observe(RouteGroup::Renew, Duration::from_micros(300));
+        let text = m.render();
+        assert!(text.contains("tessera_checks_total{outcome=\"allowed\"} 0\n"));
+        assert!(text.contains("tessera_checks_total{outcome=\"unreadable\"} 1\n"));
+        assert!(text.contains(
+            "tessera_request_duration_seconds_bucket{route=\"renew\",le=\"0.0005\"} 1\n"
+        ));
+        assert!(text.contains("tessera_request_duration_seconds_count{route=\"other\"} 0\n"));
+    }
 }

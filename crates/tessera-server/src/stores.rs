@@ -19,9 +19,9 @@ pub enum OpenError {
     /// The URL's scheme is not one Tessera knows.
     #[error("unknown store URL {0:?}: expected sqlite://…, postgres://… or redis://…")]
     UnknownScheme(String),
-    /// The backend refused to open.
+    /// The backend refused to open; its own error is the source.
     #[error("cannot open the store: {0}")]
-    Backend(String),
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Timeouts and retention handed to whichever backend opens.
@@ -74,7 +74,7 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, O
                 };
                 let store = tessera_sqlite::SqliteStore::open(&config)
                     .await
-                    .map_err(|e| OpenError::Backend(e.to_string()))?;
+                    .map_err(|e| OpenError::Backend(e.into()))?;
                 Ok(Arc::new(store))
             }
             #[cfg(not(feature = "sqlite"))]
@@ -90,7 +90,7 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, O
                 };
                 let store = tessera_postgres::PostgresStore::open(&config)
                     .await
-                    .map_err(|e| OpenError::Backend(e.to_string()))?;
+                    .map_err(|e| OpenError::Backend(e.into()))?;
                 Ok(Arc::new(store))
             }
             #[cfg(not(feature = "postgres"))]
@@ -108,7 +108,7 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, O
                 };
                 let store = tessera_redis::RedisStore::connect(config)
                     .await
-                    .map_err(|e| OpenError::Backend(e.to_string()))?;
+                    .map_err(|e| OpenError::Backend(e.into()))?;
                 Ok(Arc::new(store))
             }
             #[cfg(not(feature = "redis"))]

@@ -1,56 +1,26 @@
-//! Login rate limiting, per user name and per client address (SPEC §6).
-//!
-//! After `max_failures` failed logins within `window` seconds, further
-//! attempts for that user (or from that address) are refused for `lockout`
-//! seconds, even with the right password; the answer says so
-//! (`isAccountLocked`, `remainingLockTime`). Kept in this process's memory:
-//! several nodes each count their own attempts.
+//! Login rate limiting, per user name and per client address (SPEC §6):
+//! the plumbing around the core's rule ([`tessera_core::lockout`]), which
+//! says when failures lock and for how long. Here: one [`Tally`] per key in
+//! this process's memory, behind a lock, and the [`Attempt`] guard that
+//! decides or releases a counted attempt. Several nodes each count their
+//! own attempts.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-/// Most keys remembered; past it, entries idle for a window are dropped.
+use tessera_core::lockout::Tally;
+pub use tessera_core::lockout::{Lockout, Refused};
+use tessera_core::model::Timestamp;
+
+/// Most keys remembered; past it, spent entries are dropped.
 const MAX_KEYS: usize = 100_000;
-
-/// The limits.
-#[derive(Debug, Clone, Copy)]
-pub struct ThrottleConfig {
-    /// Failures that lock.
-    pub max_failures: u32,
-    /// Seconds within which failures count together.
-    pub window: i64,
-    /// Seconds a lock lasts.
-    pub lockout: i64,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Entry {
-    /// Failures in the current window.
-    failures: u32,
-    /// Attempts begun and not yet decided (their passwords being verified).
-    pending: u32,
-    /// Start of the current window.
-    since: i64,
-    /// Locked until then.
-    locked_until: i64,
-}
-
-/// Why an attempt may not begin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// The user or the address is locked for this many more seconds.
-    Locked(u64),
-    /// As many attempts as the limit allows are being verified right now:
-    /// another one could not be counted before it was decided.
-    Pending,
-}
 
 /// The login throttle.
 #[derive(Debug)]
 pub struct LoginThrottle {
-    config: ThrottleConfig,
-    entries: Mutex<HashMap<String, Entry>>,
+    rule: Lockout,
+    entries: Mutex<HashMap<String, Tally>>,
 }
 
 /// A login attempt that has been counted before its password is verified.
@@ -59,15 +29,16 @@ pub struct LoginThrottle {
 #[derive(Debug)]
 pub struct Attempt<'a> {
     throttle: &'a LoginThrottle,
+    /// The user's key, then the address's.
     keys: [String; 2],
     decided: bool,
 }
 
 impl LoginThrottle {
-    /// A throttle with `config`.
-    pub fn new(config: ThrottleConfig) -> Self {
+    /// A throttle applying `rule`.
+    pub fn new(rule: Lockout) -> Self {
         LoginThrottle {
-            config,
+            rule,
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -76,47 +47,28 @@ impl LoginThrottle {
         [format!("user:{user}"), format!("ip:{ip}")]
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tally>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Begins an attempt for `user` from `ip` at `now`: refused while either
-    /// is locked, or while failures and attempts still being verified
-    /// already add up to the limit. Counting the attempt here, before the
-    /// (slow) verification, keeps the limit under concurrency: of many
-    /// simultaneous wrong passwords, at most `max_failures` are verified.
-    pub fn begin(&self, user: &str, ip: IpAddr, now: i64) -> Result<Attempt<'_>, Refused> {
-        let c = self.config;
+    /// Begins an attempt for `user` from `ip` at `now`, as the rule admits
+    /// it ([`Lockout::admit`]): counted here, before the (slow) verification,
+    /// so that of many simultaneous wrong passwords at most the limit's
+    /// worth are verified.
+    pub fn begin(&self, user: &str, ip: IpAddr, now: Timestamp) -> Result<Attempt<'_>, Refused> {
         let keys = Self::keys(user, ip);
         let mut entries = self.lock();
         if entries.len() > MAX_KEYS {
+            entries.retain(|_, t| !self.rule.is_spent(t, now));
+        }
+        let [user_key, ip_key] = &keys;
+        let seen = entries.get_disjoint_mut([user_key.as_str(), ip_key.as_str()]);
+        self.rule.admit(seen.into_iter().flatten(), now)?;
+        for key in &keys {
             entries
-                .retain(|_, e| e.pending > 0 || e.locked_until > now || now - e.since < c.window);
-        }
-        let mut left = 0;
-        let mut full = false;
-        for key in &keys {
-            if let Some(e) = entries.get_mut(key) {
-                if now - e.since >= c.window {
-                    e.failures = 0;
-                    e.since = now;
-                }
-                left = left.max(e.locked_until - now);
-                full |= e.failures + e.pending >= c.max_failures;
-            }
-        }
-        if left > 0 {
-            return Err(Refused::Locked(left as u64));
-        }
-        if full {
-            return Err(Refused::Pending);
-        }
-        for key in &keys {
-            let e = entries.entry(key.clone()).or_insert(Entry {
-                since: now,
-                ..Entry::default()
-            });
-            e.pending += 1;
+                .entry(key.clone())
+                .or_insert_with(|| Tally::new(now))
+                .begin();
         }
         drop(entries);
         Ok(Attempt {
@@ -130,24 +82,15 @@ impl LoginThrottle {
 impl Attempt<'_> {
     /// The password was wrong: counts a failure; returns the lock's length
     /// if this one locked.
-    pub fn failed(mut self, now: i64) -> Option<u64> {
+    pub fn failed(mut self, now: Timestamp) -> Option<u64> {
         self.decided = true;
-        let c = self.throttle.config;
+        let rule = self.throttle.rule;
         let mut entries = self.throttle.lock();
         let mut locked = None;
         for key in &self.keys {
-            let e = entries.entry(key.clone()).or_default();
-            e.pending = e.pending.saturating_sub(1);
-            if now - e.since >= c.window {
-                e.failures = 0;
-                e.since = now;
-            }
-            e.failures += 1;
-            if e.failures >= c.max_failures {
-                e.locked_until = now + c.lockout;
-                e.failures = 0;
-                e.since = now;
-                locked = Some(c.lockout as u64);
+            let tally = entries.entry(key.clone()).or_default();
+            if let Some(lock) = rule.failed(tally, now) {
+                locked = Some(lock);
             }
         }
         locked
@@ -159,12 +102,12 @@ impl Attempt<'_> {
         self.decided = true;
         let mut entries = self.throttle.lock();
         let [user, ip] = &self.keys;
-        if let Some(e) = entries.get_mut(user) {
-            e.pending = e.pending.saturating_sub(1);
-            e.failures = 0;
+        if let Some(t) = entries.get_mut(user) {
+            t.end();
+            t.forgive();
         }
-        if let Some(e) = entries.get_mut(ip) {
-            e.pending = e.pending.saturating_sub(1);
+        if let Some(t) = entries.get_mut(ip) {
+            t.end();
         }
     }
 }
@@ -176,8 +119,8 @@ impl Drop for Attempt<'_> {
         }
         let mut entries = self.throttle.lock();
         for key in &self.keys {
-            if let Some(e) = entries.get_mut(key) {
-                e.pending = e.pending.saturating_sub(1);
+            if let Some(t) = entries.get_mut(key) {
+                t.end();
             }
         }
     }
@@ -193,7 +136,7 @@ mod tests {
 
     #[test]
     fn locks_after_the_limit_and_unlocks_after_the_lockout() {
-        let t = LoginThrottle::new(ThrottleConfig {
+        let t = LoginThrottle::new(Lockout {
             max_failures: 3,
             window: 60,
             lockout: 100,
@@ -220,7 +163,7 @@ mod tests {
 
     #[test]
     fn failures_outside_the_window_do_not_add_up() {
-        let t = LoginThrottle::new(ThrottleConfig {
+        let t = LoginThrottle::new(Lockout {
             max_failures: 2,
             window: 10,
             lockout: 100,
@@ -233,7 +176,7 @@ mod tests {
 
     #[test]
     fn concurrent_attempts_are_counted_before_they_are_decided() {
-        let t = LoginThrottle::new(ThrottleConfig {
+        let t = LoginThrottle::new(Lockout {
             max_failures: 5,
             window: 60,
             lockout: 100,
@@ -252,7 +195,7 @@ mod tests {
 
     #[test]
     fn an_undecided_attempt_stops_counting() {
-        let t = LoginThrottle::new(ThrottleConfig {
+        let t = LoginThrottle::new(Lockout {
             max_failures: 1,
             window: 60,
             lockout: 100,

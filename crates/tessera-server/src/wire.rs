@@ -8,6 +8,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use tessera_core::model::{TokenRecord, User};
 use tessera_core::policy::{PolicyConfig, TokenRequest};
+use tessera_core::scope::TokenType;
 use utoipa::ToSchema;
 
 /// Accepts a JSON number (a whole one, `2` or `2.0`) or a string holding one
@@ -149,6 +150,9 @@ pub struct WhoAmIReply {
     pub error_code: u16,
     /// The caller.
     pub user: UserRef,
+    /// Whether the caller is an admin (the admin-only calls answer them),
+    /// for a client that offers admin views.
+    pub is_admin: bool,
 }
 
 /// A user's name and id.
@@ -280,8 +284,9 @@ pub struct TokenList {
 }
 
 /// `GET /V4/AccessToken/Policy`: the validity figures this server applies
-/// (SPEC §2; every one is server configuration), in seconds. Read-only: the
-/// server only reports them; the limits are enforced on create and edit.
+/// (SPEC §2; every one is server configuration), in seconds, and the scopes
+/// a token may have. Read-only: the server only reports them; the limits
+/// are enforced on create and edit.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenPolicy {
@@ -293,6 +298,41 @@ pub struct TokenPolicy {
     pub access_token_seconds: i64,
     /// How long after its access token expired a token may still be renewed.
     pub renewal_grace_seconds: i64,
+    /// Every `tokenType` a token may be created with, in order, with what
+    /// applies to it.
+    pub scopes: Vec<ScopeInfo>,
+}
+
+/// One `tokenType`, as a client offering a choice of scopes needs it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeInfo {
+    /// The wire number.
+    pub token_type: u8,
+    /// The scope's name.
+    pub name: String,
+    /// Whether its tokens get a refresh token and a `renewableUntilTimestamp`
+    /// (otherwise a fixed `tokenExpiryTimestamp`).
+    pub refreshable: bool,
+    /// Whether `apiEndpoints` apply (Custom): the token's own list of
+    /// what it may call.
+    pub takes_endpoints: bool,
+    /// For a number that is another's alias (2 is All, as 0 is): that number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<u8>,
+}
+
+impl ScopeInfo {
+    /// The core's facts about `t`.
+    pub fn of(t: TokenType) -> Self {
+        ScopeInfo {
+            token_type: t.number(),
+            name: t.kind().label().to_string(),
+            refreshable: t.kind().refreshable(),
+            takes_endpoints: t.kind().takes_endpoints(),
+            same_as: t.same_as().map(TokenType::number),
+        }
+    }
 }
 
 /// A default and a maximum, in seconds from the token's creation.
@@ -317,7 +357,8 @@ pub struct FixedExpiry {
 }
 
 impl TokenPolicy {
-    /// The figures of the policy in force (reported as configured, nothing computed).
+    /// The figures of the policy in force (reported as configured, nothing
+    /// computed), and the scopes as the core defines them.
     pub fn of(c: &PolicyConfig) -> Self {
         let window = |default_seconds, max_seconds| ValidityWindow {
             default_seconds,
@@ -331,6 +372,7 @@ impl TokenPolicy {
             },
             access_token_seconds: c.access_lifetime,
             renewal_grace_seconds: c.renewal_grace,
+            scopes: TokenType::every().map(ScopeInfo::of).collect(),
         }
     }
 }
