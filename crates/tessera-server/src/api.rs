@@ -1,5 +1,5 @@
 //! The HTTP API as one warp filter: it reads each request, finds its route
-//! in [`crate::routes`], runs its handler ([`crate::handlers`]), and times,
+//! in `crate::routes`, runs its handler (`crate::handlers`), and times,
 //! counts and logs it. Every error becomes HTTP in one place,
 //! [`ApiError::into_response`]; warp's own rejections (there are none past
 //! the one filter) answer the API's 404.

@@ -130,134 +130,34 @@ const fn any_method(
 
 /// Every route (SPEC §5), in the document's order. The methods of one path
 /// are listed in the order its `Allow` names them.
+#[rustfmt::skip]
 pub static ROUTES: &[Route] = &{
     use Handler as H;
     use RouteGroup as G;
+    use Method as M;
     [
-        route("/Login", Method::POST, H::Login, G::Login, ops::login),
-        route("/Logout", Method::POST, H::Logout, G::Login, ops::logout),
-        route("/WhoAmI", Method::GET, H::WhoAmI, G::Other, ops::whoami_get),
-        route(
-            "/WhoAmI",
-            Method::POST,
-            H::WhoAmI,
-            G::Other,
-            ops::whoami_post,
-        ),
-        route(
-            "/V4/AccessToken",
-            Method::GET,
-            H::ListTokens,
-            G::Tokens,
-            ops::list_tokens,
-        ),
-        route(
-            "/V4/AccessToken/Policy",
-            Method::GET,
-            H::TokenPolicy,
-            G::Tokens,
-            ops::token_policy,
-        ),
-        route(
-            "/V4/AccessToken",
-            Method::POST,
-            H::CreateToken,
-            G::Tokens,
-            ops::create_token,
-        ),
-        route(
-            "/V4/AccessToken/{tokenId}",
-            Method::PUT,
-            H::EditToken,
-            G::Tokens,
-            ops::edit_token,
-        ),
-        route(
-            "/V4/AccessToken/{tokenId}",
-            Method::DELETE,
-            H::RevokeToken,
-            G::Tokens,
-            ops::revoke_token,
-        ),
-        route(
-            "/V4/AccessToken/Renew",
-            Method::POST,
-            H::Renew,
-            G::Renew,
-            ops::renew_token,
-        ),
-        route(
-            "/V4/User",
-            Method::GET,
-            H::ListUsers,
-            G::Users,
-            ops::list_users,
-        ),
-        route(
-            "/V4/User",
-            Method::POST,
-            H::CreateUser,
-            G::Users,
-            ops::create_user,
-        ),
-        route(
-            "/V4/User/{userId}",
-            Method::DELETE,
-            H::DeleteUser,
-            G::Users,
-            ops::delete_user,
-        ),
-        any_method(
-            "/auth/check",
-            Tail::ForwardedPath,
-            H::ForwardAuth,
-            G::Check,
-            Some(ops::forward_auth),
-        ),
-        route(
-            "/oauth/introspect",
-            Method::POST,
-            H::Introspect,
-            G::Check,
-            ops::introspect,
-        ),
-        route(
-            "/oauth/revoke",
-            Method::POST,
-            H::OAuthRevoke,
-            G::Check,
-            ops::oauth_revoke,
-        ),
-        any_method(
-            "/health/live",
-            Tail::None,
-            H::Live,
-            G::Other,
-            Some(ops::live),
-        ),
-        any_method(
-            "/health/ready",
-            Tail::None,
-            H::Ready,
-            G::Other,
-            Some(ops::ready),
-        ),
-        any_method(
-            "/metrics",
-            Tail::None,
-            H::Metrics,
-            G::Other,
-            Some(ops::metrics),
-        ),
-        any_method(
-            "/openapi.json",
-            Tail::None,
-            H::OpenApi,
-            G::Other,
-            Some(ops::openapi),
-        ),
+        route("/Login",                     M::POST,   H::Login,       G::Login,  ops::login),
+        route("/Logout",                    M::POST,   H::Logout,      G::Login,  ops::logout),
+        route("/WhoAmI",                    M::GET,    H::WhoAmI,      G::Other,  ops::whoami_get),
+        route("/WhoAmI",                    M::POST,   H::WhoAmI,      G::Other,  ops::whoami_post),
+        route("/V4/AccessToken",            M::GET,    H::ListTokens,  G::Tokens, ops::list_tokens),
+        route("/V4/AccessToken/Policy",     M::GET,    H::TokenPolicy, G::Tokens, ops::token_policy),
+        route("/V4/AccessToken",            M::POST,   H::CreateToken, G::Tokens, ops::create_token),
+        route("/V4/AccessToken/{tokenId}",  M::PUT,    H::EditToken,   G::Tokens, ops::edit_token),
+        route("/V4/AccessToken/{tokenId}",  M::DELETE, H::RevokeToken, G::Tokens, ops::revoke_token),
+        route("/V4/AccessToken/Renew",      M::POST,   H::Renew,       G::Renew,  ops::renew_token),
+        route("/V4/User",                   M::GET,    H::ListUsers,   G::Users,  ops::list_users),
+        route("/V4/User",                   M::POST,   H::CreateUser,  G::Users,  ops::create_user),
+        route("/V4/User/{userId}",          M::DELETE, H::DeleteUser,  G::Users,  ops::delete_user),
+        any_method("/auth/check", Tail::ForwardedPath, H::ForwardAuth, G::Check,  Some(ops::forward_auth)),
+        route("/oauth/introspect",          M::POST,   H::Introspect,  G::Check,  ops::introspect),
+        route("/oauth/revoke",              M::POST,   H::OAuthRevoke, G::Check,  ops::oauth_revoke),
+        any_method("/health/live",   Tail::None,       H::Live,        G::Other,  Some(ops::live)),
+        any_method("/health/ready",  Tail::None,       H::Ready,       G::Other,  Some(ops::ready)),
+        any_method("/metrics",       Tail::None,       H::Metrics,     G::Other,  Some(ops::metrics)),
+        any_method("/openapi.json",  Tail::None,       H::OpenApi,     G::Other,  Some(ops::openapi)),
         // Not documented: a client of the API, not part of it.
-        any_method("/console", Tail::Any, H::Console, G::Other, None),
+        any_method("/console",       Tail::Any,        H::Console,     G::Other,  None),
     ]
 };
 

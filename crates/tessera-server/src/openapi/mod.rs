@@ -2,8 +2,8 @@
 //! with the request and response schemas of each status it can answer.
 //!
 //! The paths and methods are the route table's (`crate::routes::ROUTES`),
-//! each route naming its operation ([`ops`]), built with utoipa's builders
-//! ([`parts`]); the body schemas ([`schemas`]) are derived from the serde
+//! each route naming its operation (`ops`), built with utoipa's builders
+//! (`parts`); the body schemas (`schemas`) are derived from the serde
 //! types of [`crate::wire`] (so a renamed field renames its schema
 //! property), plus the few answers the handlers build inline (health, the
 //! RFC 7009 `{}`). The document is built once ([`served`]). The end-to-end

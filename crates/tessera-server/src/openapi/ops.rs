@@ -72,7 +72,7 @@ pub fn login() -> Doc {
                     .description("Too many failed logins for this user or address; even the right password is refused until `remainingLockTime` has passed. Also (`isAccountLocked` false) when as many logins for this user or address as the limit allows are being verified at this moment.")
                     .content(
                         "application/json",
-                        ContentBuilder::new().schema(Some(schema_ref("LoginFailure"))).build(),
+                        content_of("LoginFailure"),
                     )
                     .header("Retry-After", HeaderBuilder::new().schema(integer_id()).description(Some("Seconds until attempts are accepted again.")).build())
                     .build(),

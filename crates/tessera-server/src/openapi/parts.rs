@@ -12,16 +12,18 @@ pub(super) fn schema_ref(name: &str) -> RefOr<Schema> {
     RefOr::Ref(Ref::from_schema_name(name))
 }
 
+/// Content of the component `schema`.
+pub(super) fn content_of(schema: &str) -> utoipa::openapi::content::Content {
+    ContentBuilder::new()
+        .schema(Some(schema_ref(schema)))
+        .build()
+}
+
 /// A JSON answer whose body is the component `schema`.
 pub(super) fn json(description: &str, schema: &str) -> utoipa::openapi::Response {
     ResponseBuilder::new()
         .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(schema_ref(schema)))
-                .build(),
-        )
+        .content("application/json", content_of(schema))
         .build()
 }
 
@@ -50,12 +52,7 @@ pub(super) fn body_of(
     RequestBodyBuilder::new()
         .description(Some(description))
         .required(Some(required))
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(schema_ref(schema)))
-                .build(),
-        )
+        .content("application/json", content_of(schema))
         .build()
 }
 
@@ -92,12 +89,7 @@ pub(super) fn busy() -> (u16, utoipa::openapi::Response) {
                 "The token store is unavailable, or the password-hashing queue is full \
                  (then with `Retry-After`); try again shortly.",
             )
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(schema_ref("ErrorReply")))
-                    .build(),
-            )
+            .content("application/json", content_of("ErrorReply"))
             .header(
                 "Retry-After",
                 HeaderBuilder::new()
@@ -183,15 +175,8 @@ pub(super) fn token_param_body(description: &str) -> utoipa::openapi::request_bo
         .required(Some(Required::True))
         .content(
             "application/x-www-form-urlencoded",
-            ContentBuilder::new()
-                .schema(Some(schema_ref("TokenParam")))
-                .build(),
+            content_of("TokenParam"),
         )
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(schema_ref("TokenParam")))
-                .build(),
-        )
+        .content("application/json", content_of("TokenParam"))
         .build()
 }
