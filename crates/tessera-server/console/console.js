@@ -21,15 +21,6 @@ const API_ROOT = new URL('../', document.baseURI);
 const DAY = 86400;
 const LEGACY_MESSAGE = 'This token was upgraded from an older format and cannot be edited.';
 
-const SCOPES = [
-  { value: '0', label: 'All' },
-  { value: '1', label: 'Microsoft SCIM' },
-  { value: '4', label: '1-Touch recovery' },
-  { value: '3', label: 'Custom' },
-  { value: '5', label: 'Hyperscale' },
-];
-const SCOPE_LABEL = { 0: 'All', 1: 'Microsoft SCIM', 2: 'All', 3: 'Custom', 4: '1-Touch recovery', 5: 'Hyperscale' };
-
 /** API field names → the id of the form control they concern. */
 const FIELD_IDS = {
   tokenName: 'token-name',
@@ -51,8 +42,10 @@ let session = null;
 
 /** The server's validity figures (GET V4/AccessToken/Policy, SPEC §2: each is
  *  server configuration), read once after sign-in: { renewableUntil:
- *  {defaultSeconds, maxSeconds}, tokenExpiry: {1: {…}, 4: {…}}, … }, or null.
- *  They fill in the default dates and show the limits; the server stays the
+ *  {defaultSeconds, maxSeconds}, tokenExpiry: {1: {…}, 4: {…}}, scopes: [{tokenType,
+ *  name, refreshable, takesEndpoints, sameAs?}, …], … }, or null. The scopes
+ *  drive the form (which scopes exist, which take endpoints, which renew);
+ *  the figures fill in the default dates and show the limits; the server stays the
  *  authority: a value past its limit comes back as a 400 naming the field,
  *  shown beside it. */
 let policy = null;
@@ -167,8 +160,28 @@ function span(seconds) {
   return `${n} ${unit}${n === 1 ? '' : 's'}`;
 }
 
-function kindOf(tokenType) { return Number(tokenType) === 2 ? 0 : Number(tokenType); }
-function refreshable(tokenType) { return ![1, 4].includes(kindOf(tokenType)); }
+// ---- scopes: the rules come from the server (GET V4/AccessToken/Policy's
+// `scopes`), never a copy of them here ------------------------------------------
+
+/** The server's entry for `tokenType` ({tokenType, name, refreshable,
+ *  takesEndpoints, sameAs?}), or null when unknown or the policy is unread. */
+function scopeOf(tokenType) {
+  const scopes = (policy && policy.scopes) || [];
+  return scopes.find((s) => s.tokenType === Number(tokenType)) || null;
+}
+/** The scope a type number stands for (an alias such as 2 names another). */
+function kindOf(tokenType) {
+  const s = scopeOf(tokenType);
+  return s && s.sameAs != null ? s.sameAs : Number(tokenType);
+}
+/** Whether tokens of the scope get a refresh token and a renewal window. */
+function refreshable(tokenType) { return Boolean((scopeOf(kindOf(tokenType)) || {}).refreshable); }
+/** Whether the scope takes a list of API endpoints (Custom). */
+function takesEndpoints(tokenType) { return Boolean((scopeOf(kindOf(tokenType)) || {}).takesEndpoints); }
+/** The scope's name as the server gives it, else its number. */
+function scopeLabel(tokenType) { return (scopeOf(tokenType) || {}).name || String(tokenType); }
+/** The scopes a token can be created with, in the server's order. */
+function creatableScopes() { return ((policy && policy.scopes) || []).filter((s) => s.sameAs == null); }
 function now() { return Math.floor(Date.now() / 1000); }
 
 /** Clears the errors shown in `form`. */
@@ -290,14 +303,10 @@ function renderSignIn(message) {
       const b64 = btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(''));
       const r = await api('POST', 'Login', { username: user.value.trim(), password: b64 });
       session = { token: r.token, userName: r.userName, userId: r.userId, isAdmin: false };
-      // Whether the user is an admin: only admins may list users.
-      try {
-        await api('GET', 'V4/User');
-        session.isAdmin = true;
-      } catch (e) {
-        if (!session) return;
-        session.isAdmin = false;
-      }
+      // Whether the user is an admin, as the server says.
+      const me = await api('GET', 'WhoAmI');
+      if (!session) return;
+      session.isAdmin = me.isAdmin === true;
       await loadPolicy();
       if (!session) return;
       password.value = '';
@@ -339,7 +348,7 @@ async function loadPolicy() {
 
 /** The message shown when the policy could not be read. */
 function policyProblem() {
-  return `The validity policy could not be read (${policyError.message}): no default dates or limits are shown; the server applies its own.`;
+  return `The scopes and validity policy could not be read (${policyError.message}): tokens cannot be added or edited until they can.`;
 }
 
 /** The token list of `owner` ({userId, userName, kind}), or of the caller
@@ -388,8 +397,8 @@ function tokenRow(t, reload) {
   const expiry = t.renewableUntilTimestamp
     ? h('span', {}, 'Renewable until ', when(t.renewableUntilTimestamp))
     : h('span', {}, 'Expires ', when(t.tokenExpiryTimestamp));
-  const scope = h('span', {}, SCOPE_LABEL[t.tokenType] || String(t.tokenType));
-  if (kindOf(t.tokenType) === 3 && t.apiEndpoints && t.apiEndpoints.length) {
+  const scope = h('span', {}, scopeLabel(t.tokenType));
+  if (takesEndpoints(t.tokenType) && t.apiEndpoints && t.apiEndpoints.length) {
     scope.append(h('span', { class: 'endpoints' }, t.apiEndpoints.join(', ')));
   }
   return h('tr', {},
@@ -411,150 +420,204 @@ async function tokenDialog(token, owner, reload) {
   // Read after sign-in; asked again only if that failed.
   if (!policy) await loadPolicy();
   if (!session) return;
-  const adding = !token;
-  const legacy = token && token.isLegacy;
-  const base = adding ? now() : token.createdTimestamp;
-  const title = adding ? (owner ? `Add token for ${owner.userName}` : 'Add token') : `Edit token ${token.tokenName}`;
+  const ctx = {
+    token,
+    owner,
+    reload,
+    adding: !token,
+    legacy: Boolean(token && token.isLegacy),
+    // Dates are offered relative to the token's creation.
+    base: token ? token.createdTimestamp : now(),
+  };
+  const title = ctx.adding ? (owner ? `Add token for ${owner.userName}` : 'Add token') : `Edit token ${token.tokenName}`;
   modal(title, (dialog) => {
-    const name = h('input', { type: 'text', maxlength: 255, autocomplete: 'off', value: adding ? '' : token.tokenName });
-    const scope = h('select', {}, SCOPES.map((s) => h('option', { value: s.value }, s.label)));
-    scope.value = adding ? '0' : String(kindOf(token.tokenType));
-    const endpoints = h('textarea', { rows: 4, spellcheck: 'false' });
-    endpoints.value = adding ? '' : (token.apiEndpoints || []).join('\n');
-    const renewable = h('input', { type: 'date' });
-    const expiry = h('input', { type: 'date' });
-    const ips = h('textarea', { rows: 3, spellcheck: 'false' });
-    ips.value = adding ? '' : (token.allowedIPs || []).join('\n');
-    const renewableNote = h('span', {});
-    const expiryNote = h('span', {});
-
-    const fEndpoints = field('endpoints', 'Endpoints', endpoints, 'One per line; a line may start with a method, as GET /Job.');
-    const fRenewable = field('renewable-until', 'Renewable until', renewable, renewableNote);
-    const fExpiry = field('expiry-date', 'Expiry date', expiry, expiryNote);
-
-    // The date fields: the policy's default filled in, its limit beside.
-    const initial = { renewable: '', expiry: '' };
-    function limits() {
-      const type = Number(scope.value);
-      const w = policy && (refreshable(type) ? policy.renewableUntil : (policy.tokenExpiry || {})[type]);
-      if (!w) return { def: null, max: null, w: null };
-      return { def: base + w.defaultSeconds, max: base + w.maxSeconds, w };
+    if (creatableScopes().length === 0) {
+      dialog.append(noScopesForm(dialog));
+      return;
     }
-    function syncScope(resetDates) {
-      const type = Number(scope.value);
-      fEndpoints.hidden = type !== 3;
-      if (legacy) {
-        // A legacy token has a fixed expiry and no renewal, whatever its scope.
-        fRenewable.hidden = true;
-        fExpiry.hidden = false;
-        expiryNote.textContent = 'Fixed when the token was issued.';
-        return;
-      }
-      fRenewable.hidden = !refreshable(type);
-      fExpiry.hidden = refreshable(type);
-      const { def, max, w } = limits();
-      const input = refreshable(type) ? renewable : expiry;
-      const note = refreshable(type) ? renewableNote : expiryNote;
-      input.min = dateOf(now());
-      if (!w) {
-        // Without the server's figures: no default filled in (an empty
-        // field is not sent, so the server applies its own), no limit shown.
-        input.removeAttribute('max');
-        note.textContent = '';
-        if (resetDates) input.value = '';
-        return;
-      }
-      input.max = dateOf(max);
-      note.textContent = `Default ${dateOf(def)} (creation + ${span(w.defaultSeconds)}); at most ${dateOf(max)} (creation + ${span(w.maxSeconds)}).`;
-      if (resetDates) input.value = dateOf(def);
-    }
-    if (adding) {
-      syncScope(true);
-    } else {
-      syncScope(false);
-      if (token.renewableUntilTimestamp) renewable.value = dateOf(token.renewableUntilTimestamp);
-      if (legacy || !refreshable(token.tokenType)) expiry.value = dateOf(token.tokenExpiryTimestamp);
-    }
-    initial.renewable = renewable.value;
-    initial.expiry = expiry.value;
-    scope.addEventListener('change', () => syncScope(adding || !renewable.value));
-
-    const form = h('form', { novalidate: true, class: 'token-form' },
-      legacy ? h('p', { class: 'notice legacy-message', role: 'note' }, LEGACY_MESSAGE) : null,
-      h('p', { class: 'form-error', role: 'alert' }, policyError && !legacy ? policyProblem() : null),
-      field('token-name', 'Token name', name),
-      field('scope', 'Scope', scope),
-      fEndpoints, fRenewable, fExpiry,
-      field('ip-allowlist', 'IP allowlist', ips, 'One address, CIDR or range (a-b) per line; empty allows any address.'),
-      h('div', { class: 'actions' },
-        legacy ? null : h('button', { type: 'submit', class: 'primary' }, adding ? 'Submit' : 'Save'),
-        h('button', { type: 'button', onclick: () => dialog.close() }, legacy ? 'Close' : 'Cancel')));
-    if (legacy) {
-      for (const el of form.querySelectorAll('input, select, textarea')) {
-        el.disabled = true;
-        el.removeAttribute('placeholder');
-      }
-    }
-    form.addEventListener('submit', async (ev) => {
-      ev.preventDefault();
-      if (legacy) return;
-      clearErrors(form);
-      const type = Number(scope.value);
-      const { max } = limits();
-      const body = {};
-      // The date field the scope uses, when the user changed it.
-      const setDate = (body) => {
-        const [field, input, was] = refreshable(type)
-          ? ['renewableUntilTimestamp', renewable, initial.renewable]
-          : ['tokenExpiryTimestamp', expiry, initial.expiry];
-        if (input.value === was) return;
-        body[field] = timestampOf(input.value, base, max);
-        if (body[field] === null) throw dateError(field);
-      };
-      let reply;
-      const submit = form.querySelector('button[type=submit]');
-      submit.disabled = true;
-      try {
-        if (adding) {
-          body.tokenName = name.value.trim();
-          body.tokenType = type;
-          if (type === 3) body.apiEndpoints = lines(endpoints.value);
-          const list = lines(ips.value);
-          if (list.length) body.allowedIPs = list;
-          setDate(body);
-          if (owner) body.userId = owner.userId;
-          reply = await api('POST', 'V4/AccessToken', body);
-          showSecrets(dialog, reply.tokenInfo);
-          reload();
-          return;
-        }
-        if (name.value.trim() !== token.tokenName) body.tokenName = name.value.trim();
-        const typeChanged = type !== kindOf(token.tokenType);
-        if (typeChanged) body.tokenType = type;
-        if (type === 3 && (typeChanged || lines(endpoints.value).join('\n') !== (token.apiEndpoints || []).join('\n'))) {
-          body.apiEndpoints = lines(endpoints.value);
-        }
-        if (lines(ips.value).join('\n') !== (token.allowedIPs || []).join('\n')) body.allowedIPs = lines(ips.value);
-        setDate(body);
-        if (Object.keys(body).length > 0) {
-          await api('PUT', `V4/AccessToken/${token.tokenId}`, body);
-          announce('Token saved.');
-        }
-        dialog.close();
-        reload();
-      } catch (err) {
-        if (!session) {
-          dialog.close();
-          return;
-        }
-        showError(form, err);
-      } finally {
-        submit.disabled = false;
-      }
-    });
+    const c = tokenControls(ctx);
+    fillDates(ctx, c);
+    const form = tokenForm(ctx, c, dialog);
+    form.addEventListener('submit', (ev) => submitToken(ev, ctx, c, form, dialog));
     dialog.append(form);
-    setTimeout(() => (legacy ? form.querySelector('button') : name).focus(), 0);
+    setTimeout(() => (ctx.legacy ? form.querySelector('button') : c.name).focus(), 0);
   });
+}
+
+/** The dialog's content when the server's scopes could not be read: the
+ *  form cannot be offered without them. */
+function noScopesForm(dialog) {
+  const why = policyError ? ` (${policyError.message})` : '';
+  return h('form', { novalidate: true },
+    h('p', { class: 'form-error', role: 'alert' }, `The scopes and validity policy could not be read${why}: try again later.`),
+    h('div', { class: 'actions' }, h('button', { type: 'button', onclick: () => dialog.close() }, 'Close')));
+}
+
+/** The token form's controls and fields, filled from the token when editing. */
+function tokenControls({ token, adding }) {
+  const c = {
+    name: h('input', { type: 'text', maxlength: 255, autocomplete: 'off', value: adding ? '' : token.tokenName }),
+    scope: h('select', {}, creatableScopes().map((s) => h('option', { value: String(s.tokenType) }, s.name))),
+    endpoints: h('textarea', { rows: 4, spellcheck: 'false' }),
+    renewable: h('input', { type: 'date' }),
+    expiry: h('input', { type: 'date' }),
+    ips: h('textarea', { rows: 3, spellcheck: 'false' }),
+    renewableNote: h('span', {}),
+    expiryNote: h('span', {}),
+    initial: { renewable: '', expiry: '' },
+  };
+  c.scope.value = adding ? String(creatableScopes()[0].tokenType) : String(kindOf(token.tokenType));
+  c.endpoints.value = adding ? '' : (token.apiEndpoints || []).join('\n');
+  c.ips.value = adding ? '' : (token.allowedIPs || []).join('\n');
+  c.fEndpoints = field('endpoints', 'Endpoints', c.endpoints, 'One per line; a line may start with a method, as GET /Job.');
+  c.fRenewable = field('renewable-until', 'Renewable until', c.renewable, c.renewableNote);
+  c.fExpiry = field('expiry-date', 'Expiry date', c.expiry, c.expiryNote);
+  return c;
+}
+
+/** The policy's default and latest date for a token of `type` created at
+ *  `base` ({def, max, w}; all null without the server's figures). */
+function dateLimits(base, type) {
+  const w = policy && (refreshable(type) ? policy.renewableUntil : (policy.tokenExpiry || {})[type]);
+  if (!w) return { def: null, max: null, w: null };
+  return { def: base + w.defaultSeconds, max: base + w.maxSeconds, w };
+}
+
+/** Shows the fields the chosen scope uses, with the policy's limits beside
+ *  the date; `resetDates` fills in the policy's default. */
+function syncScope({ legacy, base }, c, resetDates) {
+  const type = Number(c.scope.value);
+  c.fEndpoints.hidden = !takesEndpoints(type);
+  if (legacy) {
+    // A legacy token has a fixed expiry and no renewal, whatever its scope.
+    c.fRenewable.hidden = true;
+    c.fExpiry.hidden = false;
+    c.expiryNote.textContent = 'Fixed when the token was issued.';
+    return;
+  }
+  c.fRenewable.hidden = !refreshable(type);
+  c.fExpiry.hidden = refreshable(type);
+  const { def, max, w } = dateLimits(base, type);
+  const input = refreshable(type) ? c.renewable : c.expiry;
+  const note = refreshable(type) ? c.renewableNote : c.expiryNote;
+  input.min = dateOf(now());
+  if (!w) {
+    // Without the server's figures: no default filled in (an empty
+    // field is not sent, so the server applies its own), no limit shown.
+    input.removeAttribute('max');
+    note.textContent = '';
+    if (resetDates) input.value = '';
+    return;
+  }
+  input.max = dateOf(max);
+  note.textContent = `Default ${dateOf(def)} (creation + ${span(w.defaultSeconds)}); at most ${dateOf(max)} (creation + ${span(w.maxSeconds)}).`;
+  if (resetDates) input.value = dateOf(def);
+}
+
+/** Fills the date fields (the policy's default, or the token's dates),
+ *  remembers them so that only a changed date is sent, and follows the
+ *  scope as it changes. */
+function fillDates(ctx, c) {
+  const { token, adding, legacy } = ctx;
+  syncScope(ctx, c, adding);
+  if (!adding) {
+    if (token.renewableUntilTimestamp) c.renewable.value = dateOf(token.renewableUntilTimestamp);
+    if (legacy || !refreshable(token.tokenType)) c.expiry.value = dateOf(token.tokenExpiryTimestamp);
+  }
+  c.initial = { renewable: c.renewable.value, expiry: c.expiry.value };
+  c.scope.addEventListener('change', () => syncScope(ctx, c, adding || !c.renewable.value));
+}
+
+/** The form itself: read-only, with the legacy notice, for a legacy token. */
+function tokenForm({ adding, legacy }, c, dialog) {
+  const form = h('form', { novalidate: true, class: 'token-form' },
+    legacy ? h('p', { class: 'notice legacy-message', role: 'note' }, LEGACY_MESSAGE) : null,
+    h('p', { class: 'form-error', role: 'alert' }),
+    field('token-name', 'Token name', c.name),
+    field('scope', 'Scope', c.scope),
+    c.fEndpoints, c.fRenewable, c.fExpiry,
+    field('ip-allowlist', 'IP allowlist', c.ips, 'One address, CIDR or range (a-b) per line; empty allows any address.'),
+    h('div', { class: 'actions' },
+      legacy ? null : h('button', { type: 'submit', class: 'primary' }, adding ? 'Submit' : 'Save'),
+      h('button', { type: 'button', onclick: () => dialog.close() }, legacy ? 'Close' : 'Cancel')));
+  if (legacy) {
+    for (const el of form.querySelectorAll('input, select, textarea')) {
+      el.disabled = true;
+      el.removeAttribute('placeholder');
+    }
+  }
+  return form;
+}
+
+/** Puts the date the scope uses into `body`, when the user changed it. */
+function putDate({ base }, c, type, body) {
+  const [name, input, was] = refreshable(type)
+    ? ['renewableUntilTimestamp', c.renewable, c.initial.renewable]
+    : ['tokenExpiryTimestamp', c.expiry, c.initial.expiry];
+  if (input.value === was) return;
+  body[name] = timestampOf(input.value, base, dateLimits(base, type).max);
+  if (body[name] === null) throw dateError(name);
+}
+
+/** The create body: every field the form holds. */
+function createBody(ctx, c) {
+  const type = Number(c.scope.value);
+  const body = { tokenName: c.name.value.trim(), tokenType: type };
+  if (takesEndpoints(type)) body.apiEndpoints = lines(c.endpoints.value);
+  const list = lines(c.ips.value);
+  if (list.length) body.allowedIPs = list;
+  putDate(ctx, c, type, body);
+  if (ctx.owner) body.userId = ctx.owner.userId;
+  return body;
+}
+
+/** The edit body: only what the user changed (empty when nothing did). */
+function editBody(ctx, c) {
+  const { token } = ctx;
+  const type = Number(c.scope.value);
+  const body = {};
+  if (c.name.value.trim() !== token.tokenName) body.tokenName = c.name.value.trim();
+  const typeChanged = type !== kindOf(token.tokenType);
+  if (typeChanged) body.tokenType = type;
+  const endpoints = lines(c.endpoints.value);
+  if (takesEndpoints(type) && (typeChanged || endpoints.join('\n') !== (token.apiEndpoints || []).join('\n'))) {
+    body.apiEndpoints = endpoints;
+  }
+  if (lines(c.ips.value).join('\n') !== (token.allowedIPs || []).join('\n')) body.allowedIPs = lines(c.ips.value);
+  putDate(ctx, c, type, body);
+  return body;
+}
+
+/** Sends the form: a create shows the new secrets; an edit closes the dialog. */
+async function submitToken(ev, ctx, c, form, dialog) {
+  ev.preventDefault();
+  if (ctx.legacy) return;
+  clearErrors(form);
+  const submit = form.querySelector('button[type=submit]');
+  submit.disabled = true;
+  try {
+    if (ctx.adding) {
+      const reply = await api('POST', 'V4/AccessToken', createBody(ctx, c));
+      showSecrets(dialog, reply.tokenInfo);
+      ctx.reload();
+      return;
+    }
+    const body = editBody(ctx, c);
+    if (Object.keys(body).length > 0) {
+      await api('PUT', `V4/AccessToken/${ctx.token.tokenId}`, body);
+      announce('Token saved.');
+    }
+    dialog.close();
+    ctx.reload();
+  } catch (err) {
+    if (!session) {
+      dialog.close();
+      return;
+    }
+    showError(form, err);
+  } finally {
+    submit.disabled = false;
+  }
 }
 
 function dateError(fieldName) {
