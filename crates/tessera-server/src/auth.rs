@@ -142,7 +142,7 @@ impl Addressing {
         headers: &HeaderMap,
     ) -> Result<IpAddr, ApiError> {
         let Some(peer) = peer.map(|p| p.ip().to_canonical()) else {
-            return Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            return Ok(IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)));
         };
         if !self.trusts(&peer) {
             return Ok(peer);
@@ -357,7 +357,7 @@ mod tests {
         );
         assert_eq!(
             Addressing::default().client(None, &HeaderMap::new()).ok(),
-            Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+            Some(IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)))
         );
         // Ports and brackets, as some proxies write hops.
         for (hop, want) in [

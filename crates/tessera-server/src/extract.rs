@@ -259,7 +259,7 @@ mod tests {
     fn json_errors_name_the_field() {
         let e = parse_json::<TokenBody>(br#"{"tokenType": [1]}"#).unwrap_err();
         assert!(
-            matches!(&e, ApiError::BadRequest { field: Some(f), .. } if f == "tokenType"),
+            matches!(&e, ApiError::BadRequest { field, .. } if field.as_deref() == Some("tokenType")),
             "{e:?}"
         );
         let e = parse_json::<TokenBody>(br#"{"tokenName": "x", "#).unwrap_err();
@@ -273,7 +273,7 @@ mod tests {
         assert_eq!((whole.token_type, whole.user_id), (Some(2), Some(7)));
         let e = parse_json::<TokenBody>(br#"{"tokenType": 2.5}"#).unwrap_err();
         assert!(
-            matches!(&e, ApiError::BadRequest { field: Some(f), message } if f == "tokenType" && !message.contains("enum")),
+            matches!(&e, ApiError::BadRequest { field, message } if field.as_deref() == Some("tokenType") && !message.contains("enum")),
             "{e:?}"
         );
         assert_eq!(
