@@ -1,0 +1,29 @@
+//! Tessera's test support, for the suites and `cargo xtask` only (never
+//! published): one implementation of each thing the tests and the benchmark
+//! both need.
+//!
+//! * [`postgres`], [`redis`]: a fresh PostgreSQL schema or Redis key prefix
+//!   per test, removed when dropped; an unreachable server is SKIPPED, or a
+//!   failure under CI ([`skip`], the rule of `tessera_core::testkit`);
+//! * [`store`]: a fresh store for a `tessera` process (a temporary SQLite
+//!   file, a schema, a prefix) as the URL and arguments `serve` takes;
+//! * [`server`]: `tessera serve` on a random port, ready when it says it
+//!   listens, stopped when dropped;
+//! * [`client`]: a typed HTTP client for the REST API (login, tokens, users,
+//!   the check), and the raw request for hostile input;
+//! * [`temp`]: a temporary directory removed when dropped.
+
+pub mod client;
+pub mod postgres;
+pub mod redis;
+pub mod server;
+pub mod store;
+pub mod temp;
+
+pub use client::{Answer, Client, Token};
+pub use server::{Launch, Server};
+pub use store::StoreFixture;
+pub use temp::TempDir;
+/// The skip-or-fail rule: `SKIPPED: <reason>` on a developer's machine, a
+/// panic under CI (`CI=true` or `TESSERA_REQUIRE_BACKENDS=1`).
+pub use tessera_core::testkit::{backends_required, skip, unique_suffix};
