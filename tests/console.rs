@@ -156,19 +156,13 @@ async fn console_in_headless_chromium() {
     let (_bob_id, bob) = s.person(&admin, "bob", "user").await;
     let mut bob_tokens = Vec::new();
     for size in ["desktop", "mobile"] {
-        let a = s
-            .call(
-                "POST",
-                "/V4/AccessToken",
-                &[("Authtoken", &bob)],
-                Some(json!({"tokenName": format!("bob {size}"), "tokenType": 0})),
+        let secret = s
+            .token(
+                &bob,
+                json!({"tokenName": format!("bob {size}"), "tokenType": 0}),
             )
-            .await;
-        assert_eq!(a.status, 200, "{}", a.json);
-        let secret = a.json["tokenInfo"]["accessToken"]
-            .as_str()
-            .unwrap()
-            .to_string();
+            .await
+            .access;
         assert_eq!(s.check(&secret, "GET", "/Client").await, 200);
         bob_tokens.push(secret);
     }

@@ -123,9 +123,7 @@ async fn the_server_answers_as_its_document_says() {
         if kind == "person" {
             body["password"] = json!("cHctZnV6eg==");
         }
-        let a = server
-            .call("POST", "/V4/User", &[("Authtoken", &admin)], Some(body))
-            .await;
+        let a = server.create_user(&admin, body).await;
         assert_eq!(a.status, 200, "create {name}: {}", a.json);
         users.push(a.json["userId"].as_u64().unwrap());
     }
@@ -135,7 +133,7 @@ async fn the_server_answers_as_its_document_says() {
         json!({"tokenName": "fuzz-custom", "tokenType": 3, "apiEndpoints": ["GET /Client"]}),
         json!({"tokenName": "fuzz-scim", "tokenType": 1}),
     ] {
-        tokens.push(server.token(&admin, body).await.0);
+        tokens.push(server.token(&admin, body).await.id);
     }
     let list = |ids: &[u64]| {
         ids.iter()
@@ -144,11 +142,7 @@ async fn the_server_answers_as_its_document_says() {
             .join(", ")
     };
 
-    let dir = std::env::temp_dir().join(format!(
-        "tessera-schemathesis-{}",
-        tessera_core::testkit::unique_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TempDir::new("tessera-schemathesis");
     let config = dir.join("schemathesis.toml");
     let text = CONFIG
         .replace("@USERS@", &list(&users))
@@ -156,7 +150,7 @@ async fn the_server_answers_as_its_document_says() {
     std::fs::write(&config, text).unwrap();
 
     let mut cmd = Command::new(&st);
-    cmd.current_dir(&dir) // Hypothesis and reports write nothing into the tree.
+    cmd.current_dir(dir.path()) // Hypothesis and reports write nothing into the tree.
         .env("TESSERA_ST_SESSION", &admin)
         .env("NO_COLOR", "1")
         .arg("--config-file")
@@ -185,7 +179,7 @@ async fn the_server_answers_as_its_document_says() {
     .await
     .unwrap();
     let elapsed = started.elapsed();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     println!("{output}");
     println!("schemathesis ran {elapsed:.1?}, exit {status:?}");
 

@@ -33,7 +33,7 @@ pub struct Token {
     pub id: u64,
     /// The access secret.
     pub access: String,
-    /// The refresh secret (refreshable scopes only).
+    /// The refresh secret (refreshable scopes only; an empty one is none).
     pub refresh: Option<String>,
     /// `tokenInfo` as answered.
     pub info: Value,
@@ -380,7 +380,10 @@ impl Token {
                 .as_str()
                 .expect("an accessToken")
                 .to_string(),
-            refresh: info["refreshToken"].as_str().map(str::to_string),
+            refresh: info["refreshToken"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+                .map(str::to_string),
             info: info.clone(),
         }
     }
