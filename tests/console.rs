@@ -15,7 +15,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{spawn, sqlite, ADMIN_PASSWORD};
 use serde_json::json;
@@ -189,18 +189,12 @@ async fn console_in_headless_chromium() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start node");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the console suite took more than 300 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = tokio::task::spawn_blocking(move || {
+        common::process::wait_or_kill(&mut child, Duration::from_secs(300))
+    })
+    .await
+    .unwrap()
+    .expect("the console suite took more than 300 s");
     assert!(
         status.success(),
         "the console suite failed ({status}); server log:\n{}",

@@ -33,18 +33,7 @@ struct Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         // SIGTERM to the master stops its worker too; SIGKILL would orphan it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::process::terminate(&mut self.child, Duration::from_secs(5));
     }
 }
 

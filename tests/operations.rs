@@ -273,18 +273,8 @@ fn refused_start(binary: &str, url: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{binary} serve --store {url} did not refuse to start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::process::wait_or_kill(&mut child, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{binary} serve --store {url} did not refuse to start"));
     let mut err = String::new();
     child
         .stderr

@@ -90,18 +90,7 @@ fn run_bounded(mut cmd: Command, log: &Path) -> (Option<std::process::ExitStatus
         .stdout(out.try_clone().unwrap())
         .stderr(out);
     let mut child = cmd.spawn().expect("start schemathesis");
-    let deadline = Instant::now() + WATCHDOG;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = common::process::wait_or_kill(&mut child, WATCHDOG);
     (status, std::fs::read_to_string(log).unwrap_or_default())
 }
 

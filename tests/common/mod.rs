@@ -14,6 +14,7 @@ use std::process::Command;
 
 use serde_json::Value;
 pub use tessera_testsupport::client::base64;
+pub use tessera_testsupport::process;
 pub use tessera_testsupport::server::signal;
 pub use tessera_testsupport::{Answer, Client, Launch, Server, StoreFixture, TempDir, Token};
 

@@ -44,6 +44,11 @@ pub fn base64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
+/// Text headers as the byte pairs [`Client::send`] takes.
+fn as_bytes<'a>(headers: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a [u8])> {
+    headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect()
+}
+
 /// A client of one server.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -130,12 +135,11 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> Answer {
-        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
         let body = body.map(|b| b.to_string());
         self.send(
             method,
             path,
-            &headers,
+            &as_bytes(headers),
             body.as_deref().map(|b| ("application/json", b.as_bytes())),
         )
         .await
@@ -155,12 +159,11 @@ impl Client {
 
     /// A form-encoded `token=…` POST to `path`, with optional headers.
     async fn form(&self, path: &str, headers: &[(&str, &str)], token: &str) -> Answer {
-        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
         let body = format!("token={token}");
         self.send(
             "POST",
             path,
-            &headers,
+            &as_bytes(headers),
             Some(("application/x-www-form-urlencoded", body.as_bytes())),
         )
         .await

@@ -11,10 +11,12 @@
 //!   listens, stopped when dropped;
 //! * [`client`]: a typed HTTP client for the REST API (login, tokens, users,
 //!   the check), and the raw request for hostile input;
+//! * [`process`]: waiting for a child process with a deadline;
 //! * [`temp`]: a temporary directory removed when dropped.
 
 pub mod client;
 pub mod postgres;
+pub mod process;
 pub mod redis;
 pub mod server;
 pub mod store;
@@ -27,3 +29,9 @@ pub use temp::TempDir;
 /// The skip-or-fail rule: `SKIPPED: <reason>` on a developer's machine, a
 /// panic under CI (`CI=true` or `TESSERA_REQUIRE_BACKENDS=1`).
 pub use tessera_core::testkit::{backends_required, skip, unique_suffix};
+
+/// The `Ok` value; after an `Err`, `None` once the skip-or-fail rule has
+/// been applied to the reason ([`skip`]: SKIPPED, or a panic under CI).
+pub fn or_skip<T>(result: Result<T, String>) -> Option<T> {
+    result.map_err(|reason| skip(&reason)).ok()
+}

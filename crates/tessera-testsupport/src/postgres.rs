@@ -42,13 +42,7 @@ impl PgSchema {
 
     /// [`PgSchema::try_create`], or `None` after `SKIPPED: …` (a panic under CI).
     pub async fn create(label: &str) -> Option<PgSchema> {
-        match PgSchema::try_create(label).await {
-            Ok(schema) => Some(schema),
-            Err(reason) => {
-                crate::skip(&reason);
-                None
-            }
-        }
+        crate::or_skip(PgSchema::try_create(label).await)
     }
 
     /// The schema's name (unquoted).

@@ -47,13 +47,7 @@ impl RedisPrefix {
 
     /// [`RedisPrefix::try_reserve`], or `None` after `SKIPPED: …` (a panic under CI).
     pub async fn reserve(label: &str) -> Option<RedisPrefix> {
-        match RedisPrefix::try_reserve(label).await {
-            Ok(p) => Some(p),
-            Err(reason) => {
-                crate::skip(&reason);
-                None
-            }
-        }
+        crate::or_skip(RedisPrefix::try_reserve(label).await)
     }
 
     /// The server's URL.

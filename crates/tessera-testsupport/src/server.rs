@@ -8,9 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::ops::Deref;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::client::Client;
+use crate::process;
 use crate::store::StoreFixture;
 
 /// How long a server may take to say it listens.
@@ -163,25 +164,12 @@ impl Server {
 
     /// Waits (bounded) for the process to exit; its status, if it did.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        process::wait_within(&mut self.child, within)
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within 10 s.
     pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        self.wait_exit(Duration::from_secs(10));
-        // Drop kills it if it is still there.
+        process::terminate(&mut self.child, Duration::from_secs(10));
     }
 
     /// The log so far (standard error), one string.
