@@ -5,34 +5,17 @@
 
 mod common;
 
-use common::{all_stores, spawn, Server};
-use serde_json::{json, Value};
+use common::{all_stores, spawn, Token};
+use serde_json::json;
 
-async fn create(s: &Server, session: &str, body: Value) -> common::Answer {
-    s.call(
-        "POST",
-        "/V4/AccessToken",
-        &[("Authtoken", session)],
-        Some(body),
-    )
-    .await
-}
-
-async fn list(s: &Server, session: &str, user: Option<u64>) -> Vec<Value> {
-    let path = match user {
-        Some(u) => format!("/V4/AccessToken?userId={u}"),
-        None => "/V4/AccessToken".into(),
-    };
-    let a = s.call("GET", &path, &[("Authtoken", session)], None).await;
-    assert_eq!(a.status, 200, "{}", a.json);
-    a.json["tokens"].as_array().unwrap().clone()
-}
-
-fn secret(a: &common::Answer, field: &str) -> String {
-    a.json["tokenInfo"][field]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+/// The exact answer to any edit of a legacy token (SPEC §5).
+fn legacy_edit_refusal() -> serde_json::Value {
+    let message = "This token was upgraded from an older format and cannot be edited.";
+    json!({
+        "errorCode": 409,
+        "errorMessage": message,
+        "error": {"errorCode": 409, "errorMessage": message},
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +24,7 @@ async fn lifecycle_of_every_scope_type() {
         let s = spawn(&store, &[]);
         let admin = s.admin().await;
         // (tokenType, a path it may call, a path it may not, extra fields)
-        let cases: Vec<(i64, &str, &str, Value)> = vec![
+        let cases: Vec<(i64, &str, &str, serde_json::Value)> = vec![
             (2, "/Job/1", "", json!({})),
             (0, "/Anything", "", json!({})),
             (1, "/scim/v2/Users", "/Client", json!({})),
@@ -59,20 +42,22 @@ async fn lifecycle_of_every_scope_type() {
             for (k, v) in extra.as_object().unwrap() {
                 body[k] = v.clone();
             }
-            let a = create(&s, &admin, body).await;
+            let a = s.create_token(&admin, body).await;
             assert_eq!(
                 a.status, 200,
                 "[{}] create type {t}: {}",
                 store.name, a.json
             );
             assert_eq!(a.json["error"]["errorCode"], 0);
-            let info = &a.json["tokenInfo"];
-            let id = info["tokenId"].as_u64().unwrap();
-            assert_eq!(info["tokenType"], t);
-            let access = secret(&a, "accessToken");
-            let refresh = secret(&a, "refreshToken");
+            let token = Token::from_info(&a.json["tokenInfo"]);
+            let (id, access) = (token.id, token.access.clone());
+            assert_eq!(token.info["tokenType"], t);
             let refreshable = matches!(t, 0 | 2 | 3 | 5);
-            assert_eq!(!refresh.is_empty(), refreshable, "type {t} refresh token");
+            assert_eq!(
+                token.refresh.is_some(),
+                refreshable,
+                "type {t} refresh token"
+            );
             assert_eq!(
                 s.check(&access, "GET", allowed).await,
                 200,
@@ -87,31 +72,19 @@ async fn lifecycle_of_every_scope_type() {
                 );
             }
             // Listed, without secrets.
-            let listed = list(&s, &admin, None).await;
+            let listed = s.tokens(&admin, None).await;
             let mine = listed.iter().find(|x| x["tokenId"] == id).expect("listed");
             assert!(mine.get("accessToken").is_none() && mine.get("refreshToken").is_none());
             // Edit the name.
             let e = s
-                .call(
-                    "PUT",
-                    &format!("/V4/AccessToken/{id}"),
-                    &[("Authtoken", &admin)],
-                    Some(json!({"tokenName": "renamed"})),
-                )
+                .edit_token(&admin, id, json!({"tokenName": "renamed"}))
                 .await;
             assert_eq!(e.status, 200, "{}", e.json);
             assert_eq!(e.json["tokenInfo"]["tokenName"], "renamed");
             assert!(e.json["tokenInfo"].get("accessToken").is_none());
-            if refreshable {
+            if let Some(refresh) = &token.refresh {
                 // Renew: both secrets rotate, the old pair stops at once.
-                let r = s
-                    .call(
-                        "POST",
-                        "/V4/AccessToken/Renew",
-                        &[],
-                        Some(json!({"accessToken": access, "refreshToken": refresh})),
-                    )
-                    .await;
+                let r = s.renew(&access, refresh).await;
                 assert_eq!(r.status, 200, "{}", r.json);
                 assert_eq!(r.json["tokenId"], id);
                 let new_access = r.json["accessToken"].as_str().unwrap().to_string();
@@ -120,59 +93,24 @@ async fn lifecycle_of_every_scope_type() {
                 assert_eq!(s.check(&access, "GET", allowed).await, 401);
                 assert_eq!(s.check(&new_access, "GET", allowed).await, 200);
                 // Reuse detection: the old pair again revokes the whole token.
-                let replay = s
-                    .call(
-                        "POST",
-                        "/V4/AccessToken/Renew",
-                        &[],
-                        Some(json!({"accessToken": access, "refreshToken": refresh})),
-                    )
-                    .await;
+                let replay = s.renew(&access, refresh).await;
                 assert_eq!(replay.status, 401, "{}", replay.json);
                 assert_eq!(
                     s.check(&new_access, "GET", allowed).await,
                     401,
                     "chain revoked"
                 );
-                let again = s
-                    .call(
-                        "POST",
-                        "/V4/AccessToken/Renew",
-                        &[],
-                        Some(json!({"accessToken": new_access, "refreshToken": new_refresh})),
-                    )
-                    .await;
+                let again = s.renew(&new_access, &new_refresh).await;
                 assert_eq!(again.status, 401);
             } else {
-                let r = s
-                    .call(
-                        "POST",
-                        "/V4/AccessToken/Renew",
-                        &[],
-                        Some(json!({"accessToken": access, "refreshToken": "tess_rt_1_x"})),
-                    )
-                    .await;
+                let r = s.renew(&access, "tess_rt_1_x").await;
                 assert_eq!(r.status, 401);
                 // Delete.
-                let d = s
-                    .call(
-                        "DELETE",
-                        &format!("/V4/AccessToken/{id}"),
-                        &[("Authtoken", &admin)],
-                        None,
-                    )
-                    .await;
+                let d = s.delete_token(&admin, id).await;
                 assert_eq!(d.status, 200, "{}", d.json);
                 assert_eq!(d.json, json!({"errorCode": 0, "errorMessage": ""}));
                 assert_eq!(s.check(&access, "GET", allowed).await, 401);
-                let d = s
-                    .call(
-                        "DELETE",
-                        &format!("/V4/AccessToken/{id}"),
-                        &[("Authtoken", &admin)],
-                        None,
-                    )
-                    .await;
+                let d = s.delete_token(&admin, id).await;
                 assert_eq!(d.status, 404);
             }
         }
@@ -233,7 +171,7 @@ async fn limits_of_spec_2_through_http() {
         ),
     ];
     for (body, field) in cases {
-        let a = create(&s, &admin, body.clone()).await;
+        let a = s.create_token(&admin, body.clone()).await;
         assert_eq!(a.status, 400, "{body}: {}", a.json);
         assert_eq!(a.json["field"], field, "{body}: {}", a.json);
         assert!(a.json["errorMessage"].as_str().unwrap().contains(field));
@@ -241,38 +179,32 @@ async fn limits_of_spec_2_through_http() {
         assert_ne!(a.json["error"]["errorCode"], 0);
     }
     assert!(
-        list(&s, &admin, None).await.is_empty(),
+        s.tokens(&admin, None).await.is_empty(),
         "nothing was stored"
     );
     // At the limits, fine.
-    let ok = create(
-        &s,
-        &admin,
-        json!({"tokenName": "x", "tokenType": 4, "tokenExpiryTimestamp": now + 13 * day}),
-    )
-    .await;
+    let ok = s
+        .create_token(
+            &admin,
+            json!({"tokenName": "x", "tokenType": 4, "tokenExpiryTimestamp": now + 13 * day}),
+        )
+        .await;
     assert_eq!(ok.status, 200, "{}", ok.json);
     // allowedIPs: used from outside the list → 403.
-    let a = create(
-        &s,
-        &admin,
-        json!({"tokenName": "ip", "allowedIPs": ["192.0.2.0/24"]}),
-    )
-    .await;
-    assert_eq!(
-        s.check(&secret(&a, "accessToken"), "GET", "/Job").await,
-        403
-    );
-    let a = create(
-        &s,
-        &admin,
-        json!({"tokenName": "ip", "allowedIPs": ["127.0.0.1", "::1"]}),
-    )
-    .await;
-    assert_eq!(
-        s.check(&secret(&a, "accessToken"), "GET", "/Job").await,
-        200
-    );
+    let t = s
+        .token(
+            &admin,
+            json!({"tokenName": "ip", "allowedIPs": ["192.0.2.0/24"]}),
+        )
+        .await;
+    assert_eq!(s.check(&t.access, "GET", "/Job").await, 403);
+    let t = s
+        .token(
+            &admin,
+            json!({"tokenName": "ip", "allowedIPs": ["127.0.0.1", "::1"]}),
+        )
+        .await;
+    assert_eq!(s.check(&t.access, "GET", "/Job").await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,64 +216,30 @@ async fn rights_of_spec_4() {
         let (bob_id, bob) = s.person(&admin, "bob", "user").await;
         // Nobody creates a token for another person, admins included.
         for (caller, target) in [(&admin, alice_id), (&alice, bob_id)] {
-            let a = create(&s, caller, json!({"tokenName": "x", "userId": target})).await;
+            let a = s
+                .create_token(caller, json!({"tokenName": "x", "userId": target}))
+                .await;
             assert_eq!(a.status, 403, "[{}] {}", store.name, a.json);
         }
         // A user cannot list, edit or delete another user's tokens.
-        let t = create(&s, &alice, json!({"tokenName": "alice's"})).await;
-        let id = t.json["tokenInfo"]["tokenId"].as_u64().unwrap();
+        let t = s.token(&alice, json!({"tokenName": "alice's"})).await;
+        let id = t.id;
+        assert_eq!(s.list_tokens(&bob, Some(alice_id)).await.status, 403);
         let a = s
-            .call(
-                "GET",
-                &format!("/V4/AccessToken?userId={alice_id}"),
-                &[("Authtoken", &bob)],
-                None,
-            )
-            .await;
-        assert_eq!(a.status, 403);
-        let a = s
-            .call(
-                "PUT",
-                &format!("/V4/AccessToken/{id}"),
-                &[("Authtoken", &bob)],
-                Some(json!({"tokenName": "mine now"})),
-            )
+            .edit_token(&bob, id, json!({"tokenName": "mine now"}))
             .await;
         assert_eq!(a.status, 404);
-        let a = s
-            .call(
-                "DELETE",
-                &format!("/V4/AccessToken/{id}"),
-                &[("Authtoken", &bob)],
-                None,
-            )
-            .await;
-        assert_eq!(a.status, 404);
-        assert_eq!(
-            s.check(&secret(&t, "accessToken"), "GET", "/Job").await,
-            200
-        );
+        assert_eq!(s.delete_token(&bob, id).await.status, 404);
+        assert_eq!(s.check(&t.access, "GET", "/Job").await, 200);
         // An admin lists, edits and revokes anyone's.
-        assert_eq!(list(&s, &admin, Some(alice_id)).await.len(), 1);
+        assert_eq!(s.tokens(&admin, Some(alice_id)).await.len(), 1);
         let a = s
-            .call(
-                "PUT",
-                &format!("/V4/AccessToken/{id}"),
-                &[("Authtoken", &admin)],
-                Some(json!({"tokenName": "by admin"})),
-            )
+            .edit_token(&admin, id, json!({"tokenName": "by admin"}))
             .await;
         assert_eq!(a.status, 200);
         // An access token cannot manage tokens.
-        let bearer = format!("Bearer {}", secret(&t, "accessToken"));
-        let a = s
-            .call(
-                "POST",
-                "/V4/AccessToken",
-                &[("Authtoken", &bearer)],
-                Some(json!({"tokenName": "x"})),
-            )
-            .await;
+        let bearer = format!("Bearer {}", t.access);
+        let a = s.create_token(&bearer, json!({"tokenName": "x"})).await;
         assert_eq!(a.status, 403, "{}", a.json);
         assert!(a.json["errorMessage"]
             .as_str()
@@ -356,65 +254,27 @@ async fn rights_of_spec_4() {
             )
             .await;
         assert_eq!(a.status, 403);
-        let a = s
-            .call(
-                "DELETE",
-                &format!("/V4/AccessToken/{id}"),
-                &[("Authtoken", &admin)],
-                None,
-            )
-            .await;
-        assert_eq!(a.status, 200);
+        assert_eq!(s.delete_token(&admin, id).await.status, 200);
         // A service account's owner creates its tokens; nobody else but an admin.
-        let svc = s
-            .call(
-                "POST",
-                "/V4/User",
-                &[("Authtoken", &admin)],
-                Some(json!({"userName": "robot", "kind": "service"})),
-            )
+        let robot = s.service_account(&admin, "robot").await;
+        let a = s
+            .create_token(&admin, json!({"tokenName": "robot's", "userId": robot}))
             .await;
-        assert_eq!(svc.status, 200, "{}", svc.json);
-        let robot = svc.json["userId"].as_u64().unwrap();
-        let a = create(&s, &admin, json!({"tokenName": "robot's", "userId": robot})).await;
         assert_eq!(a.status, 200, "{}", a.json);
         assert_eq!(a.json["tokenInfo"]["userId"], robot);
-        let a = create(&s, &alice, json!({"tokenName": "x", "userId": robot})).await;
+        let a = s
+            .create_token(&alice, json!({"tokenName": "x", "userId": robot}))
+            .await;
         assert_eq!(a.status, 403);
         // Only admins administer users; deleting a user stops their tokens.
-        let a = s
-            .call("GET", "/V4/User", &[("Authtoken", &alice)], None)
-            .await;
-        assert_eq!(a.status, 403);
-        let t = create(&s, &bob, json!({"tokenName": "bob's"})).await;
-        let a = s
-            .call(
-                "DELETE",
-                &format!("/V4/User/{bob_id}"),
-                &[("Authtoken", &admin)],
-                None,
-            )
-            .await;
+        assert_eq!(s.list_users(&alice).await.status, 403);
+        let t = s.token(&bob, json!({"tokenName": "bob's"})).await;
+        let a = s.delete_user(&admin, bob_id).await;
         assert_eq!(a.status, 200, "{}", a.json);
-        assert_eq!(
-            s.check(&secret(&t, "accessToken"), "GET", "/Job").await,
-            401
-        );
-        let users = s
-            .call("GET", "/V4/User", &[("Authtoken", &admin)], None)
-            .await;
-        let names: Vec<&str> = users.json["users"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|u| u["userName"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, vec!["admin", "alice", "robot"]);
+        assert_eq!(s.check(&t.access, "GET", "/Job").await, 401);
+        assert_eq!(s.user_names(&admin).await, ["admin", "alice", "robot"]);
         // Logout ends the session.
-        let a = s
-            .call("POST", "/Logout", &[("Authtoken", &alice)], None)
-            .await;
-        assert_eq!(a.status, 200);
+        assert_eq!(s.logout(&alice).await.status, 200);
         assert_eq!(
             s.call("POST", "/WhoAmI", &[("Authtoken", &alice)], None)
                 .await
@@ -430,10 +290,7 @@ async fn commvault_client_request_shapes() {
     // `Authtoken: Bearer …`, `<root>//V4/AccessToken/?userId=N`, extra fields.
     let store = common::sqlite();
     let s = spawn(&store, &[]);
-    let pw = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        common::ADMIN_PASSWORD,
-    );
+    let pw = common::base64(common::ADMIN_PASSWORD);
     let login = s
         .call(
             "POST",
@@ -477,7 +334,10 @@ async fn commvault_client_request_shapes() {
     assert_eq!(listed.status, 200);
     assert_eq!(listed.json["tokens"].as_array().unwrap().len(), 1);
     // The access token in cvpysdk's header form, and bare session tokens.
-    let bearer = format!("Bearer {}", secret(&created, "accessToken"));
+    let bearer = format!(
+        "Bearer {}",
+        Token::from_info(&created.json["tokenInfo"]).access
+    );
     let who = s
         .call("POST", "/WhoAmI", &[("Authtoken", &bearer)], None)
         .await;
@@ -494,18 +354,9 @@ async fn commvault_client_request_shapes() {
         200
     );
     // Failed login: Commvault's errList shape; then a lock-out that says so.
-    let bad = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "wrong");
     let mut last = None;
     for _ in 0..5 {
-        last = Some(
-            s.call(
-                "POST",
-                "/Login",
-                &[],
-                Some(json!({"username": "admin", "password": bad})),
-            )
-            .await,
-        );
+        last = Some(s.login_attempt("admin", "wrong").await);
     }
     let locked = last.unwrap();
     assert_eq!(locked.status, 429, "{}", locked.json);
@@ -513,14 +364,7 @@ async fn commvault_client_request_shapes() {
     assert!(locked.json["remainingLockTime"].as_u64().unwrap() > 0);
     assert!(locked.json["errList"][0]["errLogMessage"].is_string());
     // Even the right password is refused while locked.
-    let right = s
-        .call(
-            "POST",
-            "/Login",
-            &[],
-            Some(json!({"username": "admin", "password": pw})),
-        )
-        .await;
+    let right = s.login_attempt("admin", common::ADMIN_PASSWORD).await;
     assert_eq!(right.status, 429);
 }
 
@@ -529,69 +373,44 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let store = common::sqlite();
     let s = spawn(&store, &[]);
     let admin = s.admin().await;
-    let before = list(&s, &admin, None).await.len();
-    let http = &s.http;
+    let before = s.tokens(&admin, None).await.len();
+    let auth = [("Authtoken", admin.as_bytes())];
+    let raw = |ct: &'static str, body: String| {
+        let s = &s;
+        async move {
+            s.send(
+                "POST",
+                "/V4/AccessToken",
+                &auth,
+                Some((ct, body.as_bytes())),
+            )
+            .await
+            .status
+        }
+    };
     // Over 64 KiB → 413.
     let big = json!({"tokenName": "x".repeat(70 * 1024)}).to_string();
-    let r = http
-        .post(s.url("/V4/AccessToken"))
-        .header("Authtoken", &admin)
-        .header("Content-Type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 413);
+    assert_eq!(raw("application/json", big).await, 413);
     // Malformed JSON, a wrong type → 400 naming the field.
-    let r = http
-        .post(s.url("/V4/AccessToken"))
-        .header("Authtoken", &admin)
-        .header("Content-Type", "application/json")
-        .body("{\"tokenName\": ")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
-    let a = create(&s, &admin, json!({"tokenName": "x", "tokenType": {"a": 1}})).await;
+    assert_eq!(
+        raw("application/json", "{\"tokenName\": ".into()).await,
+        400
+    );
+    let a = s
+        .create_token(&admin, json!({"tokenName": "x", "tokenType": {"a": 1}}))
+        .await;
     assert_eq!(a.status, 400);
     assert_eq!(a.json["field"], "tokenType");
     // Another content type → 415.
-    let r = http
-        .post(s.url("/V4/AccessToken"))
-        .header("Authtoken", &admin)
-        .header("Content-Type", "text/plain")
-        .body("tokenName=x")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 415);
+    assert_eq!(raw("text/plain", "tokenName=x".into()).await, 415);
     // Unknown or non-numeric ids.
-    let a = s
-        .call(
-            "PUT",
-            "/V4/AccessToken/abc",
-            &[("Authtoken", &admin)],
-            Some(json!({"tokenName": "y"})),
-        )
-        .await;
+    let a = s.edit_token(&admin, "abc", json!({"tokenName": "y"})).await;
     assert_eq!(a.status, 400);
-    let a = s
-        .call(
-            "DELETE",
-            "/V4/AccessToken/999999",
-            &[("Authtoken", &admin)],
-            None,
-        )
-        .await;
-    assert_eq!(a.status, 404);
+    assert_eq!(s.delete_token(&admin, 999999).await.status, 404);
     // No credential, a bogus one.
-    assert_eq!(create(&s, "", json!({"tokenName": "x"})).await.status, 401);
-    assert_eq!(
-        create(&s, "QSDK tess_ss_nope", json!({"tokenName": "x"}))
-            .await
-            .status,
-        401
-    );
+    let x = json!({"tokenName": "x"});
+    assert_eq!(s.create_token("", x.clone()).await.status, 401);
+    assert_eq!(s.create_token("QSDK tess_ss_nope", x).await.status, 401);
     // Unknown route, wrong method.
     assert_eq!(s.call("GET", "/V4/Nothing", &[], None).await.status, 404);
     assert_eq!(
@@ -601,41 +420,24 @@ async fn bad_input_is_refused_and_changes_nothing() {
         405
     );
     // None of it changed anything.
-    assert_eq!(list(&s, &admin, None).await.len(), before);
+    assert_eq!(s.tokens(&admin, None).await.len(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_tokens_import_check_and_refuse_edits() {
     for store in all_stores().await {
         // Import with the CLI while no server runs, then serve.
-        let dir = std::env::temp_dir().join(format!(
-            "tessera-legacy-{}",
-            tessera_core::testkit::unique_suffix()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("legacy.jsonl");
         let far = 4_102_444_800i64; // 2100-01-01
                                     // The admin must exist first: a server's first start creates it.
         drop(spawn(&store, &[]));
-        std::fs::write(
-            &file,
-            format!(
-                "{}\n{}\n",
+        let out = common::run_import(
+            &store,
+            &[
                 json!({"userName": "admin", "tokenName": "old one", "tokenType": 4, "tokenExpiryTimestamp": far, "accessToken": "0123456789ABCDEFOLDTOKEN"}),
                 json!({"userName": "admin", "tokenName": "old two", "tokenType": 3, "apiEndpoints": ["GET /Job"], "tokenExpiryTimestamp": far,
                        "accessTokenSha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}),
-            ),
-        )
-        .unwrap();
-        let mut cmd = std::process::Command::new(common::binary());
-        cmd.args([
-            "import-legacy",
-            file.to_str().unwrap(),
-            "--store",
-            &store.url,
-        ])
-        .args(&store.args);
-        let out = cmd.output().unwrap();
+            ],
+        );
         assert!(
             out.status.success(),
             "[{}] {}",
@@ -643,20 +445,9 @@ async fn legacy_tokens_import_check_and_refuse_edits() {
             String::from_utf8_lossy(&out.stderr)
         );
         // A file with a bad line imports nothing and names the line.
-        std::fs::write(&file, "{\"userName\": \"admin\"}\n").unwrap();
-        let mut cmd = std::process::Command::new(common::binary());
-        cmd.args([
-            "import-legacy",
-            file.to_str().unwrap(),
-            "--store",
-            &store.url,
-        ])
-        .args(&store.args);
-        let out = cmd.output().unwrap();
+        let out = common::run_import(&store, &[json!({"userName": "admin"})]);
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
-
-        let _ = std::fs::remove_dir_all(&dir);
 
         let s = spawn(&store, &[]);
         let admin = s.admin().await;
@@ -673,31 +464,14 @@ async fn legacy_tokens_import_check_and_refuse_edits() {
         );
         assert_eq!(s.check("abc", "GET", "/Job/1").await, 200);
         assert_eq!(s.check("abc", "POST", "/Job/1").await, 403);
-        let tokens = list(&s, &admin, None).await;
+        let tokens = s.tokens(&admin, None).await;
         let old = tokens.iter().find(|t| t["tokenName"] == "old one").unwrap();
         assert_eq!(old["isLegacy"], true);
         let id = old["tokenId"].as_u64().unwrap();
-        let e = s
-            .call(
-                "PUT",
-                &format!("/V4/AccessToken/{id}"),
-                &[("Authtoken", &admin)],
-                Some(json!({"tokenName": "new"})),
-            )
-            .await;
+        let e = s.edit_token(&admin, id, json!({"tokenName": "new"})).await;
         assert_eq!(e.status, 409);
-        assert_eq!(
-            e.json["errorMessage"],
-            "This token was upgraded from an older format and cannot be edited."
-        );
-        let d = s
-            .call(
-                "DELETE",
-                &format!("/V4/AccessToken/{id}"),
-                &[("Authtoken", &admin)],
-                None,
-            )
-            .await;
+        assert_eq!(e.json, legacy_edit_refusal());
+        let d = s.delete_token(&admin, id).await;
         assert_eq!(d.status, 200);
         assert_eq!(
             s.check("0123456789ABCDEFOLDTOKEN", "GET", "/Client/3")
@@ -707,69 +481,81 @@ async fn legacy_tokens_import_check_and_refuse_edits() {
     }
 }
 
+/// Every kind of edit of a legacy token, by its owner or an admin, is
+/// answered 409 with exactly SPEC §5's message, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_token_edit_answers_the_exact_message() {
+    for store in all_stores().await {
+        // The first start creates the admin, whom the legacy token belongs to.
+        drop(spawn(&store, &[]));
+        common::import_legacy(
+            &store,
+            &[
+                json!({"userName": "admin", "tokenName": "old", "tokenType": 3, "apiEndpoints": ["GET /Job"],
+                       "tokenExpiryTimestamp": 4_102_444_800i64, "accessToken": "0123456789ABCDEFLEGACYEDIT"}),
+            ],
+        );
+        let s = spawn(&store, &[]);
+        let admin = s.admin().await;
+        let listed = s.tokens(&admin, None).await;
+        let id = listed[0]["tokenId"].as_u64().unwrap();
+        for edit in [
+            json!({"tokenName": "renamed"}),
+            json!({"apiEndpoints": ["/Client"]}),
+            json!({"allowedIPs": ["10.0.0.0/8"]}),
+            json!({"tokenExpiryTimestamp": 4_102_444_000i64}),
+            json!({}),
+        ] {
+            let a = s.edit_token(&admin, id, edit.clone()).await;
+            assert_eq!(a.status, 409, "[{}] {edit}: {}", store.name, a.json);
+            assert_eq!(a.json, legacy_edit_refusal(), "[{}] {edit}", store.name);
+        }
+        assert_eq!(s.tokens(&admin, None).await, listed, "nothing changed");
+        assert_eq!(
+            s.check("0123456789ABCDEFLEGACYEDIT", "GET", "/Job/1").await,
+            200
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_and_revocation() {
     let store = common::sqlite();
     let s = spawn(&store, &[]);
     let admin = s.admin().await;
-    let t = create(&s, &admin, json!({"tokenName": "x"})).await;
-    let access = secret(&t, "accessToken");
-    let form = |token: &str| format!("token={token}");
-    let r = s
-        .http
-        .post(s.url("/oauth/introspect"))
-        .header("Authtoken", &admin)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form(&access))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let j: Value = r.json().await.unwrap();
-    assert_eq!(j["active"], true);
-    assert_eq!(j["username"], "admin");
+    let access = s.token(&admin, json!({"tokenName": "x"})).await.access;
+    // A form body sent without a Content-Type, as some clients do.
+    let untyped = |path: &'static str, session: Option<String>, token: String| {
+        let s = &s;
+        async move {
+            let headers: Vec<(&str, &[u8])> = session
+                .iter()
+                .map(|v| ("Authtoken", v.as_bytes()))
+                .collect();
+            let body = format!("token={token}");
+            s.send("POST", path, &headers, Some(("", body.as_bytes())))
+                .await
+        }
+    };
+    let r = s.introspect(&admin, &access).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["active"], true);
+    assert_eq!(r.json["username"], "admin");
     // A non-admin, or no session: refused.
     let (_, alice) = s.person(&admin, "alice", "user").await;
-    let r = s
-        .http
-        .post(s.url("/oauth/introspect"))
-        .header("Authtoken", &alice)
-        .body(form(&access))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 403);
+    let r = untyped("/oauth/introspect", Some(alice), access.clone()).await;
+    assert_eq!(r.status, 403);
     // RFC 7009: the token is its own credential; unknown tokens are fine.
-    let r = s
-        .http
-        .post(s.url("/oauth/revoke"))
-        .body(form("tess_at_1_nonsense"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let r = s
-        .http
-        .post(s.url("/oauth/revoke"))
-        .body(form(&access))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let r = untyped("/oauth/revoke", None, "tess_at_1_nonsense".into()).await;
+    assert_eq!(r.status, 200);
+    let r = untyped("/oauth/revoke", None, access.clone()).await;
+    assert_eq!(r.status, 200);
     assert_eq!(s.check(&access, "GET", "/Job").await, 401);
-    let r = s
-        .http
-        .post(s.url("/oauth/introspect"))
-        .header("Authtoken", &admin)
-        .body(form(&access))
-        .send()
-        .await
-        .unwrap();
-    let j: Value = r.json().await.unwrap();
-    assert_eq!(j, json!({"active": false}));
+    let r = untyped("/oauth/introspect", Some(admin.clone()), access.clone()).await;
+    assert_eq!(r.json, json!({"active": false}));
     // Health.
-    assert_eq!(s.call("GET", "/health/live", &[], None).await.status, 200);
-    assert_eq!(s.call("GET", "/health/ready", &[], None).await.status, 200);
+    assert_eq!(s.live().await, 200);
+    assert_eq!(s.ready().await, 200);
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, for at most `secs` seconds
@@ -803,56 +589,34 @@ async fn time_limits_through_http() {
         .unwrap()
         .as_secs() as i64;
     // An access token stops at its expiry: 401 invalid_token.
-    let t = create(
-        &s,
-        &admin,
-        json!({"tokenName": "short", "renewableUntilTimestamp": now + 3}),
-    )
-    .await;
-    assert_eq!(t.status, 200, "{}", t.json);
-    let access = secret(&t, "accessToken");
+    let t = s
+        .token(
+            &admin,
+            json!({"tokenName": "short", "renewableUntilTimestamp": now + 3}),
+        )
+        .await;
+    let access = t.access.clone();
     poll(10, || async {
         (s.check(&access, "GET", "/Job").await == 401).then_some(())
     })
     .await;
     // Renewal works until renewableUntil, then says which limit passed.
-    let mut pair = (access, secret(&t, "refreshToken"));
-    let refused = poll(10, || {
-        let (a, r) = pair.clone();
-        let s = &s;
-        async move {
-            let ans = s
-                .call(
-                    "POST",
-                    "/V4/AccessToken/Renew",
-                    &[],
-                    Some(json!({"accessToken": a, "refreshToken": r})),
-                )
-                .await;
-            Some(ans)
-        }
-    })
-    .await;
+    let renewed = s
+        .renew(&access, t.refresh.as_deref().expect("refreshable"))
+        .await;
     assert_eq!(
-        refused.status, 200,
+        renewed.status, 200,
         "renewal after expiry, within the limits: {}",
-        refused.json
+        renewed.json
     );
-    pair = (
-        refused.json["accessToken"].as_str().unwrap().to_string(),
-        refused.json["refreshToken"].as_str().unwrap().to_string(),
+    let mut pair = (
+        renewed.json["accessToken"].as_str().unwrap().to_string(),
+        renewed.json["refreshToken"].as_str().unwrap().to_string(),
     );
     // Keep renewing (each success rotates the pair) until the limit passes.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let refused = loop {
-        let ans = s
-            .call(
-                "POST",
-                "/V4/AccessToken/Renew",
-                &[],
-                Some(json!({"accessToken": pair.0, "refreshToken": pair.1})),
-            )
-            .await;
+        let ans = s.renew(&pair.0, &pair.1).await;
         if ans.status != 200 {
             break ans;
         }
@@ -879,23 +643,13 @@ async fn time_limits_through_http() {
     let admin = s.admin().await;
     for _ in 0..4 {
         tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-        assert_eq!(
-            s.call("GET", "/WhoAmI", &[("Authtoken", &admin)], None)
-                .await
-                .status,
-            200
-        );
+        assert_eq!(s.whoami(&admin).await.status, 200);
     }
     // ...and one left idle ends after it. (Any use would slide it, so this
     // waits out the idle limit instead of polling.)
     let (_, alice) = s.person(&admin, "alice", "user").await;
     tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
-    assert_eq!(
-        s.call("GET", "/WhoAmI", &[("Authtoken", &alice)], None)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(s.whoami(&alice).await.status, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -955,9 +709,10 @@ async fn the_policy_endpoint_reports_the_configured_figures() {
         assert_eq!(a.json["errorCode"], 401);
     }
     // An access token is no session: 403, as for listing tokens.
-    let t = create(&s, &alice, json!({"tokenName": "all", "tokenType": 0})).await;
-    assert_eq!(t.status, 200, "{}", t.json);
-    let bearer = format!("Bearer {}", secret(&t, "accessToken"));
+    let t = s
+        .token(&alice, json!({"tokenName": "all", "tokenType": 0}))
+        .await;
+    let bearer = format!("Bearer {}", t.access);
     let a = s
         .call(
             "GET",
@@ -981,22 +736,21 @@ async fn the_policy_endpoint_reports_the_configured_figures() {
         assert_eq!(a.status, status, "{method}: {}", a.json);
     }
     // The figures reported are the ones creation applies.
-    let info = &t.json["tokenInfo"];
+    let info = &t.info;
     let created = info["createdTimestamp"].as_i64().unwrap();
     assert_eq!(info["renewableUntilTimestamp"], created + 10 * DAY);
     assert_eq!(info["tokenExpiryTimestamp"], created + 45 * 60);
-    let t = create(&s, &alice, json!({"tokenName": "scim", "tokenType": 1})).await;
-    let created = t.json["tokenInfo"]["createdTimestamp"].as_i64().unwrap();
-    assert_eq!(
-        t.json["tokenInfo"]["tokenExpiryTimestamp"],
-        created + 30 * DAY
-    );
-    let t = create(
-        &s,
-        &alice,
-        json!({"tokenName": "too late", "renewableUntilTimestamp": created + 20 * DAY + 60}),
-    )
-    .await;
+    let t = s
+        .token(&alice, json!({"tokenName": "scim", "tokenType": 1}))
+        .await;
+    let created = t.info["createdTimestamp"].as_i64().unwrap();
+    assert_eq!(t.info["tokenExpiryTimestamp"], created + 30 * DAY);
+    let t = s
+        .create_token(
+            &alice,
+            json!({"tokenName": "too late", "renewableUntilTimestamp": created + 20 * DAY + 60}),
+        )
+        .await;
     assert_eq!(t.status, 400, "{}", t.json);
     assert_eq!(t.json["field"], "renewableUntilTimestamp");
 
@@ -1004,14 +758,7 @@ async fn the_policy_endpoint_reports_the_configured_figures() {
     let store = common::sqlite();
     let s = spawn(&store, &[]);
     let admin = s.admin().await;
-    let a = s
-        .call(
-            "GET",
-            "/V4/AccessToken/Policy",
-            &[("Authtoken", &admin)],
-            None,
-        )
-        .await;
+    let a = s.token_policy(&admin).await;
     assert_eq!(a.status, 200, "{}", a.json);
     assert_eq!(
         a.json,

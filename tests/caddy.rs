@@ -14,7 +14,7 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -25,7 +25,8 @@ use serde_json::json;
 /// Our own Caddy process; stopped, and its directory removed, when dropped.
 struct Caddy {
     child: Child,
-    dir: PathBuf,
+    /// Its configuration, logs and state; removed after the process stops.
+    dir: common::TempDir,
     port: u16,
 }
 
@@ -33,7 +34,6 @@ impl Drop for Caddy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -41,11 +41,7 @@ impl Caddy {
     /// Starts Caddy with `forward_auth` to `tessera` (host:port) in front of
     /// the upstream, and waits (bounded) until it accepts connections.
     fn start(bin: &Path, tessera: &str, upstream: u16) -> Caddy {
-        let dir = std::env::temp_dir().join(format!(
-            "tessera-caddy-{}",
-            tessera_core::testkit::unique_suffix()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::TempDir::new("tessera-caddy");
         let port = free_port();
         let conf = dir.join("Caddyfile");
         std::fs::write(
@@ -64,7 +60,7 @@ http://127.0.0.1:{port} {{
     reverse_proxy 127.0.0.1:{upstream}
 }}
 "#,
-                d = dir.display()
+                d = dir.path().display()
             ),
         )
         .unwrap();
@@ -72,7 +68,7 @@ http://127.0.0.1:{port} {{
         let child = Command::new(bin)
             .args(["run", "--adapter", "caddyfile", "--config"])
             .arg(&conf)
-            .env("HOME", &dir)
+            .env("HOME", dir.path())
             .env("XDG_CONFIG_HOME", dir.join("config"))
             .env("XDG_DATA_HOME", dir.join("data"))
             .stdin(Stdio::null())
@@ -106,16 +102,17 @@ async fn forward_auth_behind_caddy() {
         &["--forward-auth", "caddy", "--trusted-proxies", "127.0.0.1"],
     );
     let upstream = Upstream::start().await;
-    let caddy = Caddy::start(&bin, s.base.trim_start_matches("http://"), upstream.port);
+    let caddy = Caddy::start(&bin, s.addr(), upstream.port);
     let port = caddy.port;
     let local = Ipv4Addr::LOCALHOST;
     let admin = s.admin().await;
-    let (_, custom) = s
+    let custom = s
         .token(
             &admin,
             json!({"tokenName": "c", "tokenType": 3, "apiEndpoints": ["GET /Client", "/Job"]}),
         )
-        .await;
+        .await
+        .access;
     let never = |what: &str, before: usize, status: u16| {
         let seen = upstream.since(before);
         assert!(
@@ -206,12 +203,13 @@ async fn forward_auth_behind_caddy() {
 
     // Addresses: Caddy reports the peer it saw; what a client claims is not
     // believed. The token may be used from 127.0.0.3 only.
-    let (_, pinned) = s
+    let pinned = s
         .token(
             &admin,
             json!({"tokenName": "pinned", "tokenType": 2, "allowedIPs": ["127.0.0.3"]}),
         )
-        .await;
+        .await
+        .access;
     let other = Ipv4Addr::new(127, 0, 0, 2);
     for forged in [
         vec![("X-Forwarded-For", "127.0.0.3")],

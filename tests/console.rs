@@ -15,7 +15,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{spawn, sqlite, ADMIN_PASSWORD};
 use serde_json::json;
@@ -156,19 +156,13 @@ async fn console_in_headless_chromium() {
     let (_bob_id, bob) = s.person(&admin, "bob", "user").await;
     let mut bob_tokens = Vec::new();
     for size in ["desktop", "mobile"] {
-        let a = s
-            .call(
-                "POST",
-                "/V4/AccessToken",
-                &[("Authtoken", &bob)],
-                Some(json!({"tokenName": format!("bob {size}"), "tokenType": 0})),
+        let secret = s
+            .token(
+                &bob,
+                json!({"tokenName": format!("bob {size}"), "tokenType": 0}),
             )
-            .await;
-        assert_eq!(a.status, 200, "{}", a.json);
-        let secret = a.json["tokenInfo"]["accessToken"]
-            .as_str()
-            .unwrap()
-            .to_string();
+            .await
+            .access;
         assert_eq!(s.check(&secret, "GET", "/Client").await, 200);
         bob_tokens.push(secret);
     }
@@ -195,18 +189,12 @@ async fn console_in_headless_chromium() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start node");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the console suite took more than 300 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = tokio::task::spawn_blocking(move || {
+        common::process::wait_or_kill(&mut child, Duration::from_secs(300))
+    })
+    .await
+    .unwrap()
+    .expect("the console suite took more than 300 s");
     assert!(
         status.success(),
         "the console suite failed ({status}); server log:\n{}",

@@ -17,14 +17,27 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The SQLite file behind a `sqlite://` store URL.
-fn sqlite_file(url: &str) -> PathBuf {
-    PathBuf::from(url.trim_start_matches("sqlite://"))
-}
-
-/// `/health/ready`'s status.
-async fn ready(s: &Server) -> u16 {
-    s.call("GET", "/health/ready", &[], None).await.status
+/// Waits (polling `/metrics`, at most `within`) until the server has
+/// allowed `n` checks.
+async fn allowed_checks_reach(s: &Server, n: u64, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let allowed = s
+            .metrics_text()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix("tessera_checks_total{outcome=\"allowed\"} "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if allowed >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{allowed} checks allowed after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Polls `/health/ready` until it answers `want`, for at most `within`;
@@ -32,7 +45,7 @@ async fn ready(s: &Server) -> u16 {
 async fn ready_becomes(s: &Server, want: u16, within: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        let got = ready(s).await;
+        let got = s.ready().await;
         if got == want {
             return start.elapsed();
         }
@@ -48,10 +61,10 @@ async fn ready_becomes(s: &Server, want: u16, within: Duration) -> Duration {
 async fn tokens(s: &Server, admin: &str, n: usize) -> Vec<String> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let (_, t) = s
+        let t = s
             .token(admin, json!({"tokenName": format!("t{i}"), "tokenType": 2}))
             .await;
-        out.push(t);
+        out.push(t.access);
     }
     out
 }
@@ -109,10 +122,10 @@ async fn a_sqlite_file_shrunk_under_load_answers_503_and_the_process_lives() {
     let stop = Arc::new(AtomicBool::new(false));
     let load = check_load(&s, toks.clone(), 4, stop.clone());
     // Checks flow; then the file shrinks under the readers.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    allowed_checks_reach(&s, 100, Duration::from_secs(10)).await;
     let file = std::fs::OpenOptions::new()
         .write(true)
-        .open(sqlite_file(&store.url))
+        .open(store.sqlite_file().unwrap())
         .unwrap();
     file.set_len(4096).unwrap();
     drop(file);
@@ -135,7 +148,7 @@ async fn a_sqlite_file_shrunk_under_load_answers_503_and_the_process_lives() {
         "tessera died: {}",
         s.log_text()
     );
-    assert_eq!(s.call("GET", "/health/live", &[], None).await.status, 200);
+    assert_eq!(s.live().await, 200);
     assert!(seen.get(&503).is_some_and(|n| *n > 0), "{seen:?}");
     assert!(
         seen.keys().all(|k| *k == 200 || *k == 503),
@@ -150,11 +163,11 @@ async fn readiness_is_false_within_a_second_of_a_corrupted_sqlite_file() {
     let s = spawn(&store, &["--ready-timeout", "300ms"]);
     let admin = s.admin().await;
     let toks = tokens(&s, &admin, 50).await;
-    assert_eq!(ready(&s).await, 200);
+    assert_eq!(s.ready().await, 200);
     assert_eq!(s.check(&toks[0], "GET", "/Job/1").await, 200);
     // Overwrite the database's files (the main file and its write-ahead
     // log, where recent pages live) with garbage, keeping their sizes.
-    let path = sqlite_file(&store.url);
+    let path = store.sqlite_file().unwrap();
     let wal = PathBuf::from(format!("{}-wal", path.display()));
     for f in [&path, &wal] {
         let len = std::fs::metadata(f).unwrap().len() as usize;
@@ -176,7 +189,7 @@ async fn readiness_is_false_within_a_second_of_a_locked_postgres_table() {
     let s = spawn(&store, &["--ready-timeout", "300ms"]);
     let admin = s.admin().await;
     let toks = tokens(&s, &admin, 3).await;
-    assert_eq!(ready(&s).await, 200);
+    assert_eq!(s.ready().await, 200);
     let mut conn = sqlx::PgConnection::connect(&store.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
     sqlx::query("LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE")
@@ -245,10 +258,11 @@ async fn sigterm_answers_every_request_written_before_it() {
     let store = common::sqlite();
     let mut s = spawn(&store, &["--login-max-failures", "1000000"]);
     let admin = s.admin().await;
-    let (_, token) = s
+    let token = s
         .token(&admin, json!({"tokenName": "t", "tokenType": 2}))
-        .await;
-    let addr = s.base.trim_start_matches("http://").to_string();
+        .await
+        .access;
+    let addr = s.addr().to_string();
     let check = format!(
         "GET /auth/check HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
          X-Original-Method: GET\r\nX-Original-URI: /Job/1\r\n\r\n"
@@ -329,10 +343,11 @@ async fn silent_and_half_sent_connections_neither_starve_checks_nor_block_shutdo
         ],
     );
     let admin = s.admin().await;
-    let (_, token) = s
+    let token = s
         .token(&admin, json!({"tokenName": "t", "tokenType": 2}))
-        .await;
-    let addr = s.base.trim_start_matches("http://").to_string();
+        .await
+        .access;
+    let addr = s.addr().to_string();
     // One half-sent request head, then 2,000 connections that say nothing.
     let mut half = TcpStream::connect(&addr).await.unwrap();
     half.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
@@ -397,7 +412,7 @@ async fn silent_and_half_sent_connections_neither_starve_checks_nor_block_shutdo
 async fn silent_connections_displace_their_own_kind_not_a_proxys() {
     let store = common::sqlite();
     let s = spawn(&store, &["--max-connections", "50"]);
-    let addr = s.base.trim_start_matches("http://").to_string();
+    let addr = s.addr().to_string();
     let log = Mutex::new(Vec::new());
     let live = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
     // A proxy's keep-alive connection that has served a request, then idles.
@@ -441,7 +456,7 @@ async fn a_kept_connection_may_idle_a_stalled_request_may_not() {
         &["--header-read-timeout", "1s", "--idle-timeout", "4s"],
     );
     let admin = s.admin().await;
-    let addr = s.base.trim_start_matches("http://").to_string();
+    let addr = s.addr().to_string();
     let log = Mutex::new(Vec::new());
     let live = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
     // A proxy's keep-alive connection: idle longer than the header-read

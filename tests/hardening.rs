@@ -15,7 +15,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{all_stores, spawn, Server};
+use common::{all_stores, spawn, Client, Server};
 use serde_json::{json, Value};
 
 /// The check as a proxy of any convention would send it: `method` on
@@ -37,12 +37,13 @@ async fn forward_auth_reads_exactly_one_place() {
     let store = common::sqlite();
     let s = spawn(&store, &[]);
     let admin = s.admin().await;
-    let (_, t) = s
+    let t = s
         .token(
             &admin,
             json!({"tokenName": "c", "tokenType": 3, "apiEndpoints": ["GET /Client"]}),
         )
-        .await;
+        .await
+        .access;
     let c = "/auth/check";
 
     // The default convention, nginx: X-Original-Method / X-Original-URI.
@@ -211,12 +212,13 @@ async fn the_client_address_cannot_be_forged() {
     // The test's requests come from 127.0.0.1: a trusted proxy here.
     let s = spawn(&store, &["--trusted-proxies", "127.0.0.1"]);
     let admin = s.admin().await;
-    let (_, t) = s
+    let t = s
         .token(
             &admin,
             json!({"tokenName": "ten", "tokenType": 2, "allowedIPs": ["10.0.0.0/8"]}),
         )
-        .await;
+        .await
+        .access;
     let ok: [(&str, &[u8]); 2] = [(OM, b"GET"), (OU, b"/Job/1")];
     let with = |extra: &[(&'static str, &'static [u8])]| {
         let mut v = ok.to_vec();
@@ -347,24 +349,10 @@ async fn ids_past_the_store_range_are_not_found() {
                 store.name, a.json
             );
         }
-        let a = s
-            .call(
-                "PUT",
-                &format!("/V4/AccessToken/{big}"),
-                &auth,
-                Some(json!({"tokenName": "x"})),
-            )
-            .await;
+        let a = s.edit_token(&admin, big, json!({"tokenName": "x"})).await;
         assert_eq!(a.status, 404, "[{}] PUT: {}", store.name, a.json);
         // Past u64: not a number at all.
-        let a = s
-            .call(
-                "DELETE",
-                "/V4/AccessToken/18446744073709551616",
-                &auth,
-                None,
-            )
-            .await;
+        let a = s.delete_token(&admin, "18446744073709551616").await;
         assert_eq!(a.status, 400, "{}", a.json);
         let log = s.log_text();
         assert!(
@@ -382,9 +370,7 @@ async fn bodies_are_one_json_object_and_parameters_come_once() {
     let admin = s.admin().await;
     let auth = ("Authtoken", admin.as_bytes());
     let count = |a: &common::Answer| a.json["tokens"].as_array().map(Vec::len);
-    let before = s
-        .call("GET", "/V4/AccessToken", &[("Authtoken", &admin)], None)
-        .await;
+    let before = s.list_tokens(&admin, None).await;
     for body in [
         &br#"{"tokenName":"x"}{"b":2}"#[..],
         br#"{"tokenName":"x"} 1"#,
@@ -409,9 +395,7 @@ async fn bodies_are_one_json_object_and_parameters_come_once() {
             a.json
         );
     }
-    let after = s
-        .call("GET", "/V4/AccessToken", &[("Authtoken", &admin)], None)
-        .await;
+    let after = s.list_tokens(&admin, None).await;
     assert_eq!(
         count(&before),
         count(&after),
@@ -492,30 +476,13 @@ async fn non_admins_learn_nothing_of_other_users() {
     let admin = s.admin().await;
     let (alice, _) = s.person(&admin, "alice", "user").await;
     let (_, bob) = s.person(&admin, "bob", "user").await;
-    let robot = s
-        .call(
-            "POST",
-            "/V4/User",
-            &[("Authtoken", &admin)],
-            Some(json!({"userName": "robot", "kind": "service"})),
-        )
-        .await;
-    assert_eq!(robot.status, 200);
-    let robot = robot.json["userId"].as_u64().unwrap();
+    let robot = s.service_account(&admin, "robot").await;
     let missing = 999_999u64;
     let answer = |a: &common::Answer| (a.status, a.json["errorMessage"].clone());
     // Listing another's tokens: a missing user and a real one answer alike.
     let mut lists = Vec::new();
     for id in [missing, alice, robot] {
-        let a = s
-            .call(
-                "GET",
-                &format!("/V4/AccessToken?userId={id}"),
-                &[("Authtoken", &bob)],
-                None,
-            )
-            .await;
-        lists.push(answer(&a));
+        lists.push(answer(&s.list_tokens(&bob, Some(id)).await));
     }
     assert_eq!(lists[0].0, 403, "{lists:?}");
     assert!(lists.iter().all(|l| *l == lists[0]), "{lists:?}");
@@ -523,27 +490,14 @@ async fn non_admins_learn_nothing_of_other_users() {
     let mut creates = Vec::new();
     for id in [missing, alice, robot] {
         let a = s
-            .call(
-                "POST",
-                "/V4/AccessToken",
-                &[("Authtoken", &bob)],
-                Some(json!({"tokenName": "t", "userId": id})),
-            )
+            .create_token(&bob, json!({"tokenName": "t", "userId": id}))
             .await;
         creates.push(answer(&a));
     }
     assert_eq!(creates[0].0, 403, "{creates:?}");
     assert!(creates.iter().all(|c| *c == creates[0]), "{creates:?}");
     // An admin, who may list every user anyway, hears that one is missing.
-    let a = s
-        .call(
-            "GET",
-            &format!("/V4/AccessToken?userId={missing}"),
-            &[("Authtoken", &admin)],
-            None,
-        )
-        .await;
-    assert_eq!(a.status, 404);
+    assert_eq!(s.list_tokens(&admin, Some(missing)).await.status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,20 +546,12 @@ async fn answers_say_allow_and_nosniff() {
 
 /// Wrong logins for `user` from the one address, all at once.
 async fn wrong_logins(s: &Server, user: &str, n: usize) -> HashMap<u16, Vec<Value>> {
-    let body = json!({"username": user, "password": "d3Jvbmc="}).to_string();
     let tasks: Vec<_> = (0..n)
         .map(|_| {
-            let (http, url, body) = (s.http.clone(), s.url("/Login"), body.clone());
+            let (client, user) = (Client::clone(s), user.to_string());
             tokio::spawn(async move {
-                let r = http
-                    .post(url)
-                    .header("Content-Type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status().as_u16();
-                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+                let a = client.login_attempt(&user, "wrong").await;
+                (a.status, a.json)
             })
         })
         .collect();
@@ -636,15 +582,7 @@ async fn concurrent_wrong_logins_cannot_overrun_the_lock() {
         "{statuses:?}"
     );
     // The lock holds even for the right password.
-    let pw = base64_of(common::ADMIN_PASSWORD);
-    let a = s
-        .call(
-            "POST",
-            "/Login",
-            &[],
-            Some(json!({"username": "admin", "password": pw})),
-        )
-        .await;
+    let a = s.login_attempt("admin", common::ADMIN_PASSWORD).await;
     assert_eq!(a.status, 429, "{}", a.json);
     assert_eq!(a.json["isAccountLocked"], true);
 }
@@ -668,18 +606,10 @@ async fn a_full_hashing_queue_answers_busy_not_later() {
     );
     let tasks: Vec<_> = (0..30)
         .map(|i| {
-            let (http, url) = (s.http.clone(), s.url("/Login"));
+            let client = Client::clone(&s);
             tokio::spawn(async move {
-                let r = http
-                    .post(url)
-                    .json(&json!({"username": format!("nobody-{i}"), "password": "eA=="}))
-                    .send()
-                    .await
-                    .unwrap();
-                (
-                    r.status().as_u16(),
-                    r.headers().get("retry-after").is_some(),
-                )
+                let a = client.login_attempt(&format!("nobody-{i}"), "x").await;
+                (a.status, a.headers.get("retry-after").is_some())
             })
         })
         .collect();
@@ -700,17 +630,9 @@ async fn a_full_hashing_queue_answers_busy_not_later() {
     // Once it is quiet, a login goes through (as a client that retries on
     // 503 sees it: with no queue, a login meets "busy" until the thread is
     // back waiting).
-    let pw = base64_of(common::ADMIN_PASSWORD);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let a = s
-            .call(
-                "POST",
-                "/Login",
-                &[],
-                Some(json!({"username": "admin", "password": pw})),
-            )
-            .await;
+        let a = s.login_attempt("admin", common::ADMIN_PASSWORD).await;
         if a.status == 200 {
             break;
         }
@@ -718,9 +640,4 @@ async fn a_full_hashing_queue_answers_busy_not_later() {
         assert!(std::time::Instant::now() < deadline, "logins stayed busy");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-}
-
-fn base64_of(text: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(text)
 }

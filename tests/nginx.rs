@@ -12,7 +12,7 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,26 +25,15 @@ use serde_json::json;
 /// Our own nginx process; stopped, and its directory removed, when dropped.
 struct Nginx {
     child: Child,
-    dir: PathBuf,
+    /// Its configuration, logs and state; removed after the process stops.
+    dir: common::TempDir,
     port: u16,
 }
 
 impl Drop for Nginx {
     fn drop(&mut self) {
         // SIGTERM to the master stops its worker too; SIGKILL would orphan it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        common::process::terminate(&mut self.child, Duration::from_secs(5));
     }
 }
 
@@ -104,21 +93,17 @@ impl Nginx {
     /// Starts nginx in front of `tessera` (a base URL) and the upstream, and
     /// waits (bounded) until it accepts connections.
     fn start(bin: &Path, tessera: &str, upstream: u16, with_method: bool) -> Nginx {
-        let dir = std::env::temp_dir().join(format!(
-            "tessera-nginx-{}",
-            tessera_core::testkit::unique_suffix()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::TempDir::new("tessera-nginx");
         let port = free_port();
         let conf = dir.join("nginx.conf");
         std::fs::write(
             &conf,
-            nginx_conf(&dir, port, tessera, upstream, with_method),
+            nginx_conf(dir.path(), port, tessera, upstream, with_method),
         )
         .unwrap();
         let child = Command::new(bin)
             .arg("-p")
-            .arg(&dir)
+            .arg(dir.path())
             .arg("-c")
             .arg(&conf)
             // The error log nginx uses before it has read the configuration.
@@ -187,9 +172,10 @@ async fn forward_auth_behind_nginx() {
     let mut requests = 0usize; // requests sent to nginx so far (access-log lines)
 
     let admin = s.admin().await;
-    let (_, one_touch) = s
+    let one_touch = s
         .token(&admin, json!({"tokenName": "1-Touch", "tokenType": 4}))
-        .await;
+        .await
+        .access;
 
     // 1-Touch: its paths reach the upstream, unchanged, as the token's owner.
     for path in ["/Client/5", "/commandcenter/api/Client/5?x=1"] {
@@ -282,12 +268,13 @@ async fn forward_auth_behind_nginx() {
     );
 
     // Custom: method and path both count.
-    let (_, custom) = s
+    let custom = s
         .token(
             &admin,
             json!({"tokenName": "custom", "tokenType": 3, "apiEndpoints": ["GET /Client"]}),
         )
-        .await;
+        .await
+        .access;
     let before = upstream.count();
     let r = through(&http, &base, "GET", "/Client/1", Some(&custom)).await;
     requests += 1;
@@ -303,9 +290,10 @@ async fn forward_auth_behind_nginx() {
     );
 
     // All: reaches what 1-Touch may not.
-    let (all_id, all) = s
+    let all_token = s
         .token(&admin, json!({"tokenName": "all", "tokenType": 2}))
         .await;
+    let all = all_token.access.clone();
     let before = upstream.count();
     let r = through(&http, &base, "GET", "/Job/1", Some(&all)).await;
     requests += 1;
@@ -319,14 +307,7 @@ async fn forward_auth_behind_nginx() {
     assert_eq!(upstream.count(), before);
 
     // Revoked (through Tessera directly): refused through nginx right after.
-    let a = s
-        .call(
-            "DELETE",
-            &format!("/V4/AccessToken/{all_id}"),
-            &[("Authtoken", &admin)],
-            None,
-        )
-        .await;
+    let a = s.delete_token(&admin, all_token.id).await;
     assert_eq!(a.status, 200, "revoke: {}", a.json);
     let before = upstream.count();
     let r = through(&http, &base, "GET", "/Job/1", Some(&all)).await;
@@ -342,18 +323,20 @@ async fn forward_auth_behind_nginx() {
     // from the trusted proxy 127.0.0.1), not one the client claims. The
     // client speaks from 127.0.0.2, which is not a trusted proxy.
     let other = Ipv4Addr::new(127, 0, 0, 2);
-    let (_, pinned) = s
+    let pinned = s
         .token(
             &admin,
             json!({"tokenName": "pinned", "tokenType": 2, "allowedIPs": ["127.0.0.2"]}),
         )
-        .await;
-    let (_, elsewhere) = s
+        .await
+        .access;
+    let elsewhere = s
         .token(
             &admin,
             json!({"tokenName": "elsewhere", "tokenType": 2, "allowedIPs": ["127.0.0.3"]}),
         )
-        .await;
+        .await
+        .access;
     let before = upstream.count();
     let r = raw(nginx.port, other, "GET", "/Job/1", Some(&pinned), &[]).await;
     requests += 1;
@@ -410,12 +393,13 @@ async fn nothing_a_client_writes_steers_the_check_behind_nginx() {
     let nginx = Nginx::start(&bin, &s.base, upstream.port, true);
     let admin = s.admin().await;
     let local = Ipv4Addr::LOCALHOST;
-    let (_, custom) = s
+    let custom = s
         .token(
             &admin,
             json!({"tokenName": "c", "tokenType": 3, "apiEndpoints": ["GET /Client", "/Job"]}),
         )
-        .await;
+        .await
+        .access;
     let never = |what: &str, before: usize, status: u16| {
         let seen = upstream.since(before);
         assert!(
@@ -481,12 +465,13 @@ async fn nothing_a_client_writes_steers_the_check_behind_nginx() {
 
     // Finding 4: forged client addresses. The token may be used from
     // 127.0.0.3 only; the client speaks from 127.0.0.2.
-    let (_, pinned) = s
+    let pinned = s
         .token(
             &admin,
             json!({"tokenName": "pinned", "tokenType": 2, "allowedIPs": ["127.0.0.3"]}),
         )
-        .await;
+        .await
+        .access;
     let other = Ipv4Addr::new(127, 0, 0, 2);
     for forged in [
         vec![

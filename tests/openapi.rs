@@ -20,7 +20,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use base64::Engine as _;
 use common::{spawn, Server};
 use serde_json::{json, Value};
 
@@ -513,7 +512,7 @@ fn content_type(r: &Reply) -> String {
 }
 
 fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
+    common::base64(s)
 }
 
 const FAR: i64 = 4_102_444_800; // 2100-01-01

@@ -90,18 +90,7 @@ fn run_bounded(mut cmd: Command, log: &Path) -> (Option<std::process::ExitStatus
         .stdout(out.try_clone().unwrap())
         .stderr(out);
     let mut child = cmd.spawn().expect("start schemathesis");
-    let deadline = Instant::now() + WATCHDOG;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = common::process::wait_or_kill(&mut child, WATCHDOG);
     (status, std::fs::read_to_string(log).unwrap_or_default())
 }
 
@@ -123,9 +112,7 @@ async fn the_server_answers_as_its_document_says() {
         if kind == "person" {
             body["password"] = json!("cHctZnV6eg==");
         }
-        let a = server
-            .call("POST", "/V4/User", &[("Authtoken", &admin)], Some(body))
-            .await;
+        let a = server.create_user(&admin, body).await;
         assert_eq!(a.status, 200, "create {name}: {}", a.json);
         users.push(a.json["userId"].as_u64().unwrap());
     }
@@ -135,7 +122,7 @@ async fn the_server_answers_as_its_document_says() {
         json!({"tokenName": "fuzz-custom", "tokenType": 3, "apiEndpoints": ["GET /Client"]}),
         json!({"tokenName": "fuzz-scim", "tokenType": 1}),
     ] {
-        tokens.push(server.token(&admin, body).await.0);
+        tokens.push(server.token(&admin, body).await.id);
     }
     let list = |ids: &[u64]| {
         ids.iter()
@@ -144,11 +131,7 @@ async fn the_server_answers_as_its_document_says() {
             .join(", ")
     };
 
-    let dir = std::env::temp_dir().join(format!(
-        "tessera-schemathesis-{}",
-        tessera_core::testkit::unique_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TempDir::new("tessera-schemathesis");
     let config = dir.join("schemathesis.toml");
     let text = CONFIG
         .replace("@USERS@", &list(&users))
@@ -156,7 +139,7 @@ async fn the_server_answers_as_its_document_says() {
     std::fs::write(&config, text).unwrap();
 
     let mut cmd = Command::new(&st);
-    cmd.current_dir(&dir) // Hypothesis and reports write nothing into the tree.
+    cmd.current_dir(dir.path()) // Hypothesis and reports write nothing into the tree.
         .env("TESSERA_ST_SESSION", &admin)
         .env("NO_COLOR", "1")
         .arg("--config-file")
@@ -185,7 +168,7 @@ async fn the_server_answers_as_its_document_says() {
     .await
     .unwrap();
     let elapsed = started.elapsed();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     println!("{output}");
     println!("schemathesis ran {elapsed:.1?}, exit {status:?}");
 

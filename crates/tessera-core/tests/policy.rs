@@ -8,7 +8,7 @@ use tessera_core::check::{CheckError, Refusal};
 use tessera_core::clock::{Clock, ManualClock};
 use tessera_core::memory::MemoryStore;
 use tessera_core::model::{Role, UserKind};
-use tessera_core::policy::{Credential, Policy, PolicyConfig, TokenRequest, LEGACY_EDIT_MESSAGE};
+use tessera_core::policy::{Credential, Policy, PolicyConfig, TokenRequest};
 use tessera_core::service::{Caller, Issued, Tessera};
 use tessera_core::store::Store;
 use tessera_core::Error;
@@ -558,14 +558,6 @@ async fn edits_count_limits_from_creation_and_keep_absent_fields() {
         .await
         .unwrap_err();
     assert_eq!(field_of(&e), "tokenExpiryTimestamp");
-}
-
-#[tokio::test]
-async fn legacy_edit_message_is_exact() {
-    assert_eq!(
-        LEGACY_EDIT_MESSAGE,
-        "This token was upgraded from an older format and cannot be edited."
-    );
 }
 
 // ---- §4 rights --------------------------------------------------------------------

@@ -15,15 +15,16 @@ use tessera_postgres::{quote_ident, PostgresConfig, PostgresStore, PostgresStore
 
 #[tokio::test]
 async fn no_secret_appears_in_any_table() {
-    let Some((pg, schema)) = common::open(common::config()).await else {
+    let Some((config, schema)) = common::fresh().await else {
         return;
     };
+    let pg = common::open(&config).await;
     let store: Arc<dyn Store> = Arc::new(pg.clone());
     let secrets = plant_secrets(&store).await;
     let tables: Vec<String> = sqlx::query(
         "SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = $1",
     )
-    .bind(&*schema)
+    .bind(schema.name())
     .fetch_all(pg.pool())
     .await
     .unwrap()
@@ -36,7 +37,7 @@ async fn no_secret_appears_in_any_table() {
         // Every column as text (bytea shows as \x… hex), so nothing escapes the scan.
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT t::text AS row FROM {}.{} t",
-            quote_ident(&schema),
+            quote_ident(schema.name()),
             quote_ident(table)
         ));
         for row in sqlx::query(sql).fetch_all(pg.pool()).await.unwrap() {
@@ -46,7 +47,7 @@ async fn no_secret_appears_in_any_table() {
         // And the bytea columns raw, in case a secret were stored as bytes.
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT * FROM {}.{}",
-            quote_ident(&schema),
+            quote_ident(schema.name()),
             quote_ident(table)
         ));
         for row in sqlx::query(sql).fetch_all(pg.pool()).await.unwrap() {
@@ -86,37 +87,38 @@ async fn a_closed_port_is_unavailable_within_the_bound() {
 
 #[tokio::test]
 async fn a_terminated_connection_is_unavailable_then_recovers() {
-    let mut config = common::config();
-    config.max_connections = 2;
-    config.command_timeout = Duration::from_secs(2);
-    let app = config.application_name.clone();
-    let Some((pg, schema)) = common::open(config).await else {
+    let Some((mut config, schema)) = common::fresh().await else {
         return;
     };
+    config.max_connections = 2;
+    config.command_timeout = Duration::from_secs(2);
+    let pg = common::open(&config).await;
     pg.user_by_name("nobody").await.unwrap();
     // Kill every backend of this test's pool from outside, mid-run.
     // A plain connection, not a store: opening a store would apply the
     // migrations to the database's default schema, outside this test's own.
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&common::url())
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(schema.base_url())
         .await
         .unwrap();
     let killed: i64 = sqlx::query(
         "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE application_name = $1",
     )
-    .bind(&app)
+    .bind(&config.application_name)
     .fetch_one(&mut admin)
     .await
     .unwrap()
     .get("n");
     assert!(killed >= 1, "the pool's connection was terminated");
-    // Each call now fails as Unavailable or succeeds on a fresh connection;
-    // never a wrong answer, never a hang. Within a bounded time it recovers.
+    // The next call meets a terminated connection: Unavailable, never a
+    // wrong answer, never a hang. Within a bounded time the store recovers
+    // by itself (the broken connection is replaced).
     let started = Instant::now();
+    let mut unavailable = 0;
     loop {
         let t0 = Instant::now();
         match pg.next_token_id().await {
             Ok(_) => break,
-            Err(tessera_core::StoreError::Unavailable(_)) => {}
+            Err(tessera_core::StoreError::Unavailable(_)) => unavailable += 1,
             Err(e) => panic!("unexpected error {e:?}"),
         }
         assert!(t0.elapsed() < Duration::from_secs(10), "a call hung");
@@ -126,6 +128,10 @@ async fn a_terminated_connection_is_unavailable_then_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(
+        unavailable >= 1,
+        "no call met the terminated connection: the first one after it already succeeded"
+    );
     assert!(pg.ping().await.is_ok());
     pg.pool().close().await;
     drop(schema);

@@ -9,17 +9,19 @@ use std::time::{Duration, Instant};
 
 use tessera_core::model::{NewUser, Role, UserKind};
 use tessera_core::store::{Store, TokenStore, UserStore};
-use tessera_core::testkit::{new_token, skip};
+use tessera_core::testkit::new_token;
 use tessera_core::StoreError;
 use tessera_redis::{RedisConfig, RedisStore, RedisStoreError};
 
 /// A bound on hanging, not a performance target.
 const HANG_BOUND: Duration = Duration::from_secs(10);
 
+/// Short timeouts, under a prefix that is never written (these stores
+/// cannot connect, or are refused before they do).
 fn quick(url: String) -> RedisConfig {
     RedisConfig {
         url,
-        prefix: common::fresh_prefix(),
+        prefix: "tess-test-unwritten:".into(),
         connect_timeout: Duration::from_secs(1),
         command_timeout: Duration::from_secs(1),
         ..RedisConfig::default()
@@ -57,7 +59,7 @@ async fn an_unanswering_address_fails_within_the_timeout() {
 async fn a_bad_url_or_prefix_is_refused() {
     let r = RedisStore::connect(quick("not a url".into())).await;
     assert!(matches!(r, Err(RedisStoreError::Url(_))), "{r:?}");
-    let mut c = quick(common::redis_url());
+    let mut c = quick(tessera_testsupport::redis::url());
     c.prefix = "x{y}".into();
     let r = RedisStore::connect(c).await;
     assert!(matches!(r, Err(RedisStoreError::Config(_))), "{r:?}");
@@ -65,16 +67,15 @@ async fn a_bad_url_or_prefix_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_connection_fails_closed_then_recovers() {
-    let url = common::redis_url();
-    let config = quick(url.clone());
-    let prefix = config.prefix.clone();
-    let store = match RedisStore::connect(config).await {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            skip(&format!("Redis at {url} unreachable: {e}"));
-            return;
-        }
+    let Some(prefix) = common::RedisPrefix::reserve("test").await else {
+        return;
     };
+    let url = prefix.url().to_string();
+    let config = RedisConfig {
+        prefix: prefix.prefix().to_string(),
+        ..quick(url.clone())
+    };
+    let store = Arc::new(RedisStore::connect(config).await.unwrap());
     let outcome = tokio::spawn({
         let (store, url) = (store.clone(), url.clone());
         async move {
@@ -157,7 +158,7 @@ async fn a_killed_connection_fails_closed_then_recovers() {
     })
     .await;
     drop(store);
-    common::delete_prefix(&url, &prefix).await;
+    drop(prefix);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }

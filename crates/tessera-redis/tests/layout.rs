@@ -10,30 +10,27 @@ use tessera_core::model::{Role, TokenChanges, TokenId, TokenRecord};
 use tessera_core::scope::TokenType;
 use tessera_core::secret::{self, Digest, SecretKey, SecretKind};
 use tessera_core::store::Store;
-use tessera_core::testkit::{new_token, skip, user, T0};
+use tessera_core::testkit::{new_token, user, T0};
 use tessera_core::StoreError;
 use tessera_redis::RedisStore;
 
 const RETENTION: i64 = 7 * 86_400;
 
-/// Runs `case` on a fresh store under a fresh prefix, then deletes the prefix.
+/// Runs `case` on a fresh store under a fresh prefix (URL and prefix
+/// given), then deletes the prefix, pass or fail.
 async fn with_store<F, Fut>(case: F)
 where
     F: FnOnce(Arc<RedisStore>, String, String) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let url = common::redis_url();
-    let prefix = common::fresh_prefix();
-    let store = match common::connect(&url, &prefix).await {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            skip(&format!("Redis at {url} unreachable: {e}"));
-            return;
-        }
+    let Some((store, prefix)) = common::open().await else {
+        return;
     };
-    let outcome = tokio::spawn(case(store.clone(), url.clone(), prefix.clone())).await;
+    let store = Arc::new(store);
+    let (url, name) = (prefix.url().to_string(), prefix.prefix().to_string());
+    let outcome = tokio::spawn(case(store.clone(), url, name)).await;
     drop(store);
-    common::delete_prefix(&url, &prefix).await;
+    drop(prefix);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use redis::Value;
 use tessera_core::store::Store;
-use tessera_core::testkit::{assert_no_secrets, plant_secrets, skip};
+use tessera_core::testkit::{assert_no_secrets, plant_secrets};
 
 /// A value as text, whatever its shape.
 fn show(v: &Value) -> String {
@@ -26,74 +26,58 @@ fn show(v: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_any_key_or_value() {
-    let url = common::redis_url();
-    let prefix = common::fresh_prefix();
-    let store = match common::connect(&url, &prefix).await {
-        Ok(s) => s,
-        Err(e) => {
-            skip(&format!("Redis at {url} unreachable: {e}"));
-            return;
-        }
+    // The prefix's keys are deleted when it is dropped, pass or fail.
+    let Some((store, prefix)) = common::open().await else {
+        return;
     };
     let store: Arc<dyn Store> = Arc::new(store);
-    let outcome = tokio::spawn({
-        let (store, url, prefix) = (store.clone(), url.clone(), prefix.clone());
-        async move {
-            let secrets = plant_secrets(&store).await;
-            let mut conn = common::raw(&url).await;
-            let keys = common::keys_under(&mut conn, &prefix).await;
-            let mut dump = String::new();
-            let mut types = std::collections::BTreeSet::new();
-            for key in &keys {
-                let kind: String = redis::cmd("TYPE")
-                    .arg(key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                let mut cmd = match kind.as_str() {
-                    "string" => redis::cmd("GET"),
-                    "hash" => redis::cmd("HGETALL"),
-                    "set" => redis::cmd("SMEMBERS"),
-                    "zset" => redis::cmd("ZRANGE"),
-                    "list" => redis::cmd("LRANGE"),
-                    other => panic!("unexpected key type {other} at {key}"),
-                };
-                cmd.arg(key);
-                match kind.as_str() {
-                    "zset" => {
-                        cmd.arg(0).arg(-1).arg("WITHSCORES");
-                    }
-                    "list" => {
-                        cmd.arg(0).arg(-1);
-                    }
-                    _ => {}
-                }
-                let v: Value = cmd.query_async(&mut conn).await.unwrap();
-                dump.push_str(&format!("{key} ({kind}): {}\n", show(&v)));
-                types.insert(kind);
+    let secrets = plant_secrets(&store).await;
+    let mut conn = common::raw(prefix.url()).await;
+    let keys = prefix.keys(&mut conn).await;
+    let mut dump = String::new();
+    let mut types = std::collections::BTreeSet::new();
+    for key in &keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let mut cmd = match kind.as_str() {
+            "string" => redis::cmd("GET"),
+            "hash" => redis::cmd("HGETALL"),
+            "set" => redis::cmd("SMEMBERS"),
+            "zset" => redis::cmd("ZRANGE"),
+            "list" => redis::cmd("LRANGE"),
+            other => panic!("unexpected key type {other} at {key}"),
+        };
+        cmd.arg(key);
+        match kind.as_str() {
+            "zset" => {
+                cmd.arg(0).arg(-1).arg("WITHSCORES");
             }
-            // The dump covers every kind of record: users, sessions, tokens
-            // (with spent digests), legacy tokens, indexes and events.
-            for part in [
-                "{users}:u:",
-                "}:session",
-                "}:rec",
-                "}:spent",
-                "}:ptr",
-                "{l",
-                "{u",
-                "legacy-horizon",
-            ] {
-                assert!(dump.contains(part), "no {part} key in the dump:\n{dump}");
+            "list" => {
+                cmd.arg(0).arg(-1);
             }
-            assert!(types.len() >= 4, "{types:?}");
-            assert_no_secrets(&dump, &secrets);
+            _ => {}
         }
-    })
-    .await;
-    drop(store);
-    common::delete_prefix(&url, &prefix).await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
+        let v: Value = cmd.query_async(&mut conn).await.unwrap();
+        dump.push_str(&format!("{key} ({kind}): {}\n", show(&v)));
+        types.insert(kind);
     }
+    // The dump covers every kind of record: users, sessions, tokens
+    // (with spent digests), legacy tokens, indexes and events.
+    for part in [
+        "{users}:u:",
+        "}:session",
+        "}:rec",
+        "}:spent",
+        "}:ptr",
+        "{l",
+        "{u",
+        "legacy-horizon",
+    ] {
+        assert!(dump.contains(part), "no {part} key in the dump:\n{dump}");
+    }
+    assert!(types.len() >= 4, "{types:?}");
+    assert_no_secrets(&dump, &secrets);
 }
