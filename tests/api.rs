@@ -1,4 +1,4 @@
-//! The REST API of SPEC §5 against a real `tessera` process, on every store
+//! The REST API of CONTRACT §5 against a real `tessera` process, on every store
 //! compiled in (SQLite always; PostgreSQL and Redis when reachable, and
 //! required under CI): the lifecycle of each scope type, every refusal of
 //! §2–§4 through HTTP, rights, legacy tokens, bad input that changes nothing.
@@ -8,7 +8,7 @@ mod common;
 use common::{all_stores, spawn, Token};
 use serde_json::json;
 
-/// The exact answer to any edit of a legacy token (SPEC §5).
+/// The exact answer to any edit of a legacy token (CONTRACT §5).
 fn legacy_edit_refusal() -> serde_json::Value {
     let message = "This token was upgraded from an older format and cannot be edited.";
     json!({
@@ -482,7 +482,7 @@ async fn legacy_tokens_import_check_and_refuse_edits() {
 }
 
 /// Every kind of edit of a legacy token, by its owner or an admin, is
-/// answered 409 with exactly SPEC §5's message, and changes nothing.
+/// answered 409 with exactly CONTRACT §5's message, and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_token_edit_answers_the_exact_message() {
     for store in all_stores().await {
@@ -754,7 +754,7 @@ async fn the_policy_endpoint_reports_the_configured_figures() {
     assert_eq!(t.status, 400, "{}", t.json);
     assert_eq!(t.json["field"], "renewableUntilTimestamp");
 
-    // Unconfigured: SPEC §2's defaults.
+    // Unconfigured: CONTRACT §2's defaults.
     let store = common::sqlite();
     let s = spawn(&store, &[]);
     let admin = s.admin().await;

@@ -70,7 +70,7 @@ fn missing_prerequisite(dir: &Path) -> Option<String> {
     None
 }
 
-/// The validity figures the console's server runs with, in days: not SPEC
+/// The validity figures the console's server runs with, in days: not CONTRACT
 /// §2's defaults, so the console must show what `GET /V4/AccessToken/Policy`
 /// reports. (`serve` flag, what console.mjs reads, days.)
 const POLICY: &[(&str, &str, u32)] = &[

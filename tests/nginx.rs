@@ -1,9 +1,9 @@
-//! Forward auth (SPEC §5) behind a real nginx `auth_request`, end to end:
+//! Forward auth (CONTRACT §5) behind a real nginx `auth_request`, end to end:
 //! client → nginx → `/auth/check` on a real `tessera` → a small upstream run
 //! by this test, which records every request it sees. Scopes of several
 //! token types, missing, malformed and revoked tokens, the client address as
 //! nginx reports it (`--trusted-proxies 127.0.0.1`), and the path tricks of
-//! SPEC §6 sent raw on the wire: none of them may ever reach the upstream.
+//! CONTRACT §6 sent raw on the wire: none of them may ever reach the upstream.
 //!
 //! The test starts its own nginx (never the system service) with everything
 //! under a temporary directory. Without nginx it prints

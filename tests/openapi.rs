@@ -5,7 +5,7 @@
 //! the same JSON), validates against the official OpenAPI 3.1 JSON Schema
 //! (vendored in `tests/data/`), and passes structural checks the schema
 //! cannot make: every `$ref` resolves, every operation answers, path
-//! parameters are declared, every call of SPEC §5 is there.
+//! parameters are declared, every call of CONTRACT §5 is there.
 //!
 //! (b) A full flow against a real server (SQLite, with a legacy token
 //! imported by the CLI first): every answer's status must be declared for its
@@ -251,7 +251,7 @@ async fn the_document_is_valid_openapi_3_1() {
         ["schema"] = json!({"$ref": "#/components/schemas/Nope"});
     assert!(!structural_problems(&dangling).is_empty());
 
-    // Every call of SPEC §5, and nothing else.
+    // Every call of CONTRACT §5, and nothing else.
     let listed: BTreeSet<(String, String)> = doc["paths"]
         .as_object()
         .unwrap()

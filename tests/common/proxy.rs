@@ -107,7 +107,7 @@ pub async fn read_head(conn: &mut tokio::net::TcpStream) -> Option<String> {
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// The path tricks of SPEC §6. Tessera gets the raw target (nginx's
+/// The path tricks of CONTRACT §6. Tessera gets the raw target (nginx's
 /// `$request_uri`, Caddy's `{http.request.uri}`), so each must be refused
 /// there, whatever the proxy makes of the path.
 pub const TRAVERSALS: &[&str] = &[

@@ -130,7 +130,7 @@ async function scenario(browser, size) {
     await page.getByRole('button', { name: 'Add token' }).click();
     let dialog = page.getByRole('dialog');
     await dialog.getByRole('heading', { name: 'Add token' }).waitFor();
-    // The server's figures (not SPEC §2's defaults): the default filled in,
+    // The server's figures (not CONTRACT §2's defaults): the default filled in,
     // the limit beside.
     const inDefault = inDays(POLICY.renewableDefault);
     const inMax = inDays(POLICY.renewableMax);

@@ -4,8 +4,8 @@
 //!
 //! Map (see `docs/ARCHITECTURE.md`):
 //! * [`model`] — users, sessions, tokens, events (not `Serialize`);
-//! * [`policy`] — SPEC §2–§4 as functions of a configuration and `now`;
-//!   [`lockout`] — the login lock-out rule (SPEC §6);
+//! * [`policy`] — CONTRACT §2–§4 as functions of a configuration and `now`;
+//!   [`lockout`] — the login lock-out rule (CONTRACT §6);
 //! * [`secret`] — secret generation, recognition and digests; passwords;
 //! * [`path`], [`scope`], [`address`] — what a token may call, from where;
 //! * [`check`] — the hot-path check;

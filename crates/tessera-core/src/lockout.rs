@@ -1,4 +1,4 @@
-//! The login lock-out rule (SPEC §6), as a pure type over explicit times.
+//! The login lock-out rule (CONTRACT §6), as a pure type over explicit times.
 //!
 //! After [`Lockout::max_failures`] failed logins within [`Lockout::window`]
 //! seconds, further attempts for that key (a user name, a client address)

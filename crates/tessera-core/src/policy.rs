@@ -1,6 +1,6 @@
-//! The validity policy (SPEC §2–§4) as plain functions over a configuration
+//! The validity policy (CONTRACT §2–§4) as plain functions over a configuration
 //! and an explicit `now`. Every figure is a field of [`PolicyConfig`], whose
-//! defaults are the SPEC's. A request past a limit is refused with an error
+//! defaults are CONTRACT §2's. A request past a limit is refused with an error
 //! that names the field and the limit; nothing is ever clamped.
 //!
 //! Boundaries (each tested one second either side):
@@ -23,11 +23,11 @@ use crate::scope::{parse_endpoints, Scope, ScopeKind, ScopeRules, TokenType};
 const MINUTE: i64 = 60;
 const DAY: i64 = 24 * 60 * MINUTE;
 
-/// The message of SPEC §3 for any edit of a legacy token, exactly.
+/// The message of CONTRACT §3 for any edit of a legacy token, exactly.
 pub const LEGACY_EDIT_MESSAGE: &str =
     "This token was upgraded from an older format and cannot be edited.";
 
-/// Every figure of the policy, in seconds where it is a duration. Defaults are SPEC §2's.
+/// Every figure of the policy, in seconds where it is a duration. Defaults are CONTRACT §2's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyConfig {
     /// Life of an access secret of a refreshable scope, from creation or renewal (30 min).
@@ -48,7 +48,7 @@ pub struct PolicyConfig {
     pub one_touch_max: i64,
     /// Seconds after a rotation during which presenting the rotated-out
     /// refresh token is refused as a duplicate of that renewal instead of
-    /// revoking the token (0, the default: every replay revokes, as SPEC §2
+    /// revoking the token (0, the default: every replay revokes, as CONTRACT §2
     /// says). Raise it for clients that retry renewals.
     pub reuse_grace: i64,
     /// Session idle limit (30 min, sliding).

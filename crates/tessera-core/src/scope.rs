@@ -7,7 +7,7 @@
 
 use crate::path::{EndpointError, EndpointRule, NormalPath, Normaliser, PathError, PathRule};
 
-/// The scope families of SPEC §1.
+/// The scope families of CONTRACT §1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScopeKind {
     /// Every path of the protected API (`tokenType` 0 or 2).

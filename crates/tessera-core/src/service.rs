@@ -22,7 +22,7 @@ use crate::store::Store;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenewError {
     /// A rotated-out refresh token was presented past the reuse grace: a
-    /// replay (SPEC §2), so the whole token is now revoked. A 401 as any
+    /// replay (CONTRACT §2), so the whole token is now revoked. A 401 as any
     /// refused renewal ([`Error::Unauthorized`] once converted).
     #[error("this refresh token was already used; the token has been revoked")]
     Reused,
@@ -75,7 +75,7 @@ pub enum LegacySecret {
     Sha256(Digest),
 }
 
-/// One line of a legacy import (SPEC §7), already decoded from JSON.
+/// One line of a legacy import (CONTRACT §7), already decoded from JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegacyImport {
     /// The line number in the file, for errors.
@@ -488,7 +488,7 @@ impl Tessera {
     /// Concurrent renewals with one pair: the store's atomic rotation lets
     /// exactly one win. The losers presented a pair that is, by the time
     /// they are decided, rotated out: by default (reuse grace 0) that is a
-    /// replay and revokes the token, as SPEC §2 says; with a reuse grace of
+    /// replay and revokes the token, as CONTRACT §2 says; with a reuse grace of
     /// G seconds, losers within G seconds of the winning rotation are only
     /// refused, and the winner's new pair stays good.
     pub async fn renew(&self, access: &str, refresh: &str) -> Result<Issued> {

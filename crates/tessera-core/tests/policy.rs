@@ -1,5 +1,5 @@
-//! SPEC §2 row by row, each limit one second before and one after, through
-//! the service on `MemoryStore` with an injected clock; and SPEC §4's rights.
+//! CONTRACT §2 row by row, each limit one second before and one after, through
+//! the service on `MemoryStore` with an injected clock; and CONTRACT §4's rights.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;

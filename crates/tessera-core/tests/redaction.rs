@@ -1,5 +1,5 @@
 //! `Debug` of every type that holds a secret, a digest or a password hash
-//! shows none of them (SPEC §6: no secret, password or hash in a log line).
+//! shows none of them (CONTRACT §6: no secret, password or hash in a log line).
 
 use std::sync::Arc;
 

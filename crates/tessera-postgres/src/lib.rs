@@ -1,5 +1,5 @@
 //! [`PostgresStore`]: Tessera's PostgreSQL store, through sqlx, for several
-//! stateless `tessera` nodes sharing one database (SPEC §8).
+//! stateless `tessera` nodes sharing one database (CONTRACT §8).
 //!
 //! The store's SQL, row decoding and error mapping are `tessera-sql`'s,
 //! shared with SQLite (its statements numbered `$1`, `$2`, … once); this

@@ -3,7 +3,7 @@
 //! [`SessionStore`](tessera_core::store::SessionStore),
 //! [`TokenStore`](tessera_core::store::TokenStore),
 //! [`Store`](tessera_core::store::Store)) over one Redis server, with a key
-//! layout ready for Redis Cluster (SPEC §8).
+//! layout ready for Redis Cluster (CONTRACT §8).
 //!
 //! The store decides nothing: it stores what the core hands it and applies
 //! it atomically. Only digests of secrets (lower-case hex SHA-256) are ever
@@ -91,7 +91,7 @@
 //!   token inserted for the user *while* they are being deleted may survive
 //!   (the core checks the owner exists just before creating one).
 //! * `tokens_of_user`, `list_users` and `sweep` read across slots (allowed
-//!   by SPEC §8); `legacy_horizon` reads one key.
+//!   by CONTRACT §8); `legacy_horizon` reads one key.
 //!
 //! On a Cluster the per-token scripts run on the token's node, so a renewal
 //! race between any number of Tessera nodes still has exactly one winner.

@@ -2,7 +2,7 @@
 // step, nothing loaded from another origin (the page's Content-Security-Policy
 // forbids it anyway).
 //
-// It is a client of Tessera's public REST API (SPEC §5) and of nothing else.
+// It is a client of Tessera's public REST API (CONTRACT §5) and of nothing else.
 //
 // The session: POST /Login answers "QSDK <secret>", which is kept in the
 // variable `session` below and nowhere else — not in web storage, not in a
@@ -40,7 +40,7 @@ const FIELD_IDS = {
  *  memory only (see the header comment). */
 let session = null;
 
-/** The server's validity figures (GET V4/AccessToken/Policy, SPEC §2: each is
+/** The server's validity figures (GET V4/AccessToken/Policy, CONTRACT §2: each is
  *  server configuration), read once after sign-in: { renewableUntil:
  *  {defaultSeconds, maxSeconds}, tokenExpiry: {1: {…}, 4: {…}}, scopes: [{tokenType,
  *  name, refreshable, takesEndpoints, sameAs?}, …], … }, or null. The scopes

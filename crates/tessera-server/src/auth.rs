@@ -124,7 +124,7 @@ pub struct Addressing {
 }
 
 impl Addressing {
-    /// The client's address (SPEC §6 `allowedIPs`). The peer's, unless the
+    /// The client's address (CONTRACT §6 `allowedIPs`). The peer's, unless the
     /// peer is a trusted proxy; then:
     /// * `X-Forwarded-For`: every line of it joined in order, read right to
     ///   left; hops that are trusted proxies are passed, the first one that

@@ -1,4 +1,4 @@
-//! The command line (SPEC §7): every setting is a flag with a `TESSERA_*`
+//! The command line (CONTRACT §7): every setting is a flag with a `TESSERA_*`
 //! environment twin. Durations take seconds or a suffix: `90s`, `30m`, `12h`, `14d`.
 
 use std::time::Duration;
@@ -170,7 +170,7 @@ pub struct ServeArgs {
     pub login_lockout: Duration,
 }
 
-/// Every figure of the policy (defaults: SPEC §2).
+/// Every figure of the policy (defaults: CONTRACT §2).
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
     /// Life of an access token of a refreshable scope.

@@ -12,7 +12,7 @@
 //! | `traefik`, `caddy` | `X-Forwarded-Method` | `X-Forwarded-Uri` |
 //! | `envoy` | the check request's own | the check request's path after `/auth/check` |
 //!
-//! The rules (CONTRACT: SPEC §5 "forward auth"), each a refusal (400), never
+//! The rules (CONTRACT: CONTRACT §5 "forward auth"), each a refusal (400), never
 //! a fallback:
 //! * the chosen header missing, empty, sent more than once, or holding bytes
 //!   that are not visible ASCII (nginx passes `$request_uri` raw), or a URI

@@ -1,4 +1,4 @@
-//! `tessera import-legacy FILE`: the JSON Lines format of SPEC §7, read into
+//! `tessera import-legacy FILE`: the JSON Lines format of CONTRACT §7, read into
 //! the core's [`LegacyImport`]s. Every bad line is reported with its number;
 //! nothing is imported unless every line is good (the core makes the import
 //! itself all-or-nothing).

@@ -6,7 +6,7 @@
 //! * `routes` — the route table (paths, methods, handlers, metric groups,
 //!   OpenAPI operations) and matching;
 //! * `extract` — body, JSON, query, client address, caller;
-//! * `handlers` — the calls of SPEC §5 (sessions, tokens, users, RFC
+//! * `handlers` — the calls of CONTRACT §5 (sessions, tokens, users, RFC
 //!   7662/7009, operations); `check` — forward auth at `/auth/check`;
 //! * [`wire`] — the JSON shapes; [`error`] — the one mapping to HTTP;
 //! * [`forward`] — which request a forward-auth check is about;

@@ -1,4 +1,4 @@
-//! `tessera`: serve, add users, import legacy tokens (SPEC §7).
+//! `tessera`: serve, add users, import legacy tokens (CONTRACT §7).
 
 use std::io;
 use std::path::PathBuf;

@@ -128,7 +128,7 @@ const fn any_method(
     }
 }
 
-/// Every route (SPEC §5), in the document's order. The methods of one path
+/// Every route (CONTRACT §5), in the document's order. The methods of one path
 /// are listed in the order its `Allow` names them.
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &{

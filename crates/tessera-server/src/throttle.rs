@@ -1,4 +1,4 @@
-//! Login rate limiting, per user name and per client address (SPEC §6):
+//! Login rate limiting, per user name and per client address (CONTRACT §6):
 //! the plumbing around the core's rule ([`tessera_core::lockout`]), which
 //! says when failures lock and for how long. Here: one [`Tally`] per key in
 //! this process's memory, behind a lock, and the [`Attempt`] guard that

@@ -284,7 +284,7 @@ pub struct TokenList {
 }
 
 /// `GET /V4/AccessToken/Policy`: the validity figures this server applies
-/// (SPEC §2; every one is server configuration), in seconds, and the scopes
+/// (CONTRACT §2; every one is server configuration), in seconds, and the scopes
 /// a token may have. Read-only: the server only reports them; the limits
 /// are enforced on create and edit.
 #[derive(Debug, Serialize, ToSchema)]

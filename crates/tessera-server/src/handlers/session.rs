@@ -1,4 +1,4 @@
-//! Sessions: `POST /Login` (rate-limited, SPEC §6), `POST /Logout`, and
+//! Sessions: `POST /Login` (rate-limited, CONTRACT §6), `POST /Logout`, and
 //! `/WhoAmI`.
 
 use std::sync::atomic::Ordering;

@@ -1,4 +1,4 @@
-//! `/openapi.json`: the OpenAPI 3.1 description of every call of SPEC §5,
+//! `/openapi.json`: the OpenAPI 3.1 description of every call of CONTRACT §5,
 //! with the request and response schemas of each status it can answer.
 //!
 //! The paths and methods are the route table's (`crate::routes::ROUTES`),

@@ -148,7 +148,7 @@ pub fn token_policy() -> Doc {
         id: "tokenPolicy",
         tag: "tokens",
         summary: "Validity policy",
-        description: "The validity figures this server applies (SPEC §2; each is server configuration, e.g. `--renewable-default`, `--renewable-max`), in seconds: the default and the latest `renewableUntilTimestamp` of the refreshable scopes and `tokenExpiryTimestamp` of SCIM (1) and 1-Touch (4), each counted from the token's creation; the access token's life and the renewal grace; and `scopes`, every `tokenType` a token may be created with: its name, whether it is refreshable (a refresh token and `renewableUntilTimestamp`, else a fixed `tokenExpiryTimestamp`), whether `apiEndpoints` apply (Custom), and for an alias the number it is the same as (`sameAs`: 2 is 0, All). Read-only; for clients that fill in defaults, show limits and offer scopes.",
+        description: "The validity figures this server applies (CONTRACT §2; each is server configuration, e.g. `--renewable-default`, `--renewable-max`), in seconds: the default and the latest `renewableUntilTimestamp` of the refreshable scopes and `tokenExpiryTimestamp` of SCIM (1) and 1-Touch (4), each counted from the token's creation; the access token's life and the renewal grace; and `scopes`, every `tokenType` a token may be created with: its name, whether it is refreshable (a refresh token and `renewableUntilTimestamp`, else a fixed `tokenExpiryTimestamp`), whether `apiEndpoints` apply (Custom), and for an alias the number it is the same as (`sameAs`: 2 is 0, All). Read-only; for clients that fill in defaults, show limits and offer scopes.",
         auth: Auth::Session,
         params: vec![],
         body: None,

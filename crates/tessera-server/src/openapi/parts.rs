@@ -61,7 +61,7 @@ pub(super) fn error(status: u16) -> (u16, utoipa::openapi::Response) {
     let description = match status {
         400 => "Malformed JSON, a body that is not one JSON object (an array, trailing data), a field of the wrong type, or a value the policy refuses; `field` names the request field when known.",
         401 => "No valid credential: none sent, or an unknown, expired or revoked session or token.",
-        403 => "Not allowed: the caller lacks the right (SPEC §4), or an access token's scope or address list does not cover this call.",
+        403 => "Not allowed: the caller lacks the right (CONTRACT §4), or an access token's scope or address list does not cover this call.",
         404 => "No such token or user.",
         405 => "This path exists, not with this method; `Allow` lists those it answers.",
         409 => "Conflict with the current state.",
