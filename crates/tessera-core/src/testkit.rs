@@ -210,6 +210,30 @@ pub fn unique_suffix() -> String {
     format!("{:016x}", rand::rngs::OsRng.next_u64())
 }
 
+/// The runtime every store benchmark measures on: two workers, as many as
+/// the machine the figures are taken on has cores.
+pub fn bench_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Measures a [`BenchBed`]'s check and renewal on `$rt` as the criterion
+/// group `$name` (`<store>/check_valid`, `<store>/renew`, the names
+/// `cargo xtask bench` reads): the one body of every store's benchmark.
+#[macro_export]
+macro_rules! bench_bed {
+    ($c:expr, $name:expr, $rt:expr, $bed:expr) => {{
+        let (rt, bed) = ($rt, $bed);
+        let mut g = $c.benchmark_group($name);
+        g.bench_function("check_valid", |b| b.to_async(rt).iter(|| bed.check_valid()));
+        g.bench_function("renew", |b| b.to_async(rt).iter(|| bed.renew()));
+        g.finish();
+    }};
+}
+
 /// A bed for a store's benchmarks: a service over the store (clock fixed
 /// at [`T0`]), some tokens, one valid access token to check, and a pair that
 /// [`BenchBed::renew`] keeps renewing.

@@ -5,16 +5,13 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tessera_core::testkit::BenchBed;
+use tessera_core::bench_bed;
+use tessera_core::testkit::{bench_runtime, BenchBed};
 use tessera_postgres::{PostgresConfig, PostgresStore};
 use tessera_testsupport::postgres::PgSchema;
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench_runtime();
     // Measures nothing, but fails nothing, without a server: xtask's table
     // then shows n/a.
     let Some((bed, schema)) = rt.block_on(async {
@@ -42,12 +39,7 @@ fn bench(c: &mut Criterion) {
     }) else {
         return;
     };
-    let mut g = c.benchmark_group("postgres");
-    g.bench_function("check_valid", |b| {
-        b.to_async(&rt).iter(|| bed.check_valid())
-    });
-    g.bench_function("renew", |b| b.to_async(&rt).iter(|| bed.renew()));
-    g.finish();
+    bench_bed!(c, "postgres", &rt, &bed);
     drop(bed);
     // Dropped with everything in it.
     drop(schema);

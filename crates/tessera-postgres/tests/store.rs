@@ -21,16 +21,13 @@ async fn no_secret_appears_in_any_table() {
     let pg = common::open(&config).await;
     let store: Arc<dyn Store> = Arc::new(pg.clone());
     let secrets = plant_secrets(&store).await;
-    let tables: Vec<String> = sqlx::query(
-        "SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = $1",
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
     )
     .bind(schema.name())
     .fetch_all(pg.pool())
     .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get::<String, _>("name"))
-    .collect();
+    .unwrap();
     assert!(tables.iter().any(|t| t == "tokens") && tables.iter().any(|t| t == "spent_refresh"));
     let mut dump = String::new();
     for table in &tables {

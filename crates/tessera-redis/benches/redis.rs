@@ -10,15 +10,12 @@ mod common;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tessera_core::testkit::BenchBed;
+use tessera_core::bench_bed;
+use tessera_core::testkit::{bench_runtime, BenchBed};
 use tessera_redis::RedisStore;
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench_runtime();
     // Measures nothing, but fails nothing, without a server: xtask's table
     // then shows n/a.
     let Some((bed, prefix)) = rt.block_on(async {
@@ -39,12 +36,7 @@ fn bench(c: &mut Criterion) {
     }) else {
         return;
     };
-    let mut g = c.benchmark_group("redis");
-    g.bench_function("check_valid", |b| {
-        b.to_async(&rt).iter(|| bed.check_valid())
-    });
-    g.bench_function("renew", |b| b.to_async(&rt).iter(|| bed.renew()));
-    g.finish();
+    bench_bed!(c, "redis", &rt, &bed);
     drop(bed);
     // Its keys go with it.
     drop(prefix);

@@ -31,13 +31,11 @@ async fn no_secret_appears_in_any_table_or_in_the_file() {
     let secrets = plant_secrets(&store).await;
 
     let mut dump = String::new();
-    let tables: Vec<String> = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .fetch_all(sqlite.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<String, _>("name"))
-        .collect();
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(sqlite.pool())
+            .await
+            .unwrap();
     assert!(tables.iter().any(|t| t == "tokens") && tables.iter().any(|t| t == "sessions"));
     for table in &tables {
         let sql = sqlx::AssertSqlSafe(format!("SELECT * FROM \"{table}\""));
