@@ -168,6 +168,25 @@ pub struct ServeArgs {
     /// How long a lock lasts.
     #[arg(long, env = "TESSERA_LOGIN_LOCKOUT", default_value = "15m", value_parser = parse_duration)]
     pub login_lockout: Duration,
+    /// Token records the check keeps in memory (the exact local cache fed
+    /// by the store's change stream); `0` turns the cache off, so that every
+    /// check reads the store.
+    #[arg(long, env = "TESSERA_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub cache_capacity: usize,
+    /// How late the change stream's heartbeat may be before the cache is
+    /// dropped and every check reads the store (at most 1s).
+    #[arg(long, env = "TESSERA_CACHE_STALENESS", default_value = "100ms", value_parser = parse_staleness)]
+    pub cache_staleness: Duration,
+}
+
+/// A `--cache-staleness`: a duration from 10ms to 1s. Longer would let a
+/// cached record outlive a change by more than a proxy's patience.
+pub fn parse_staleness(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(1) {
+        return Err(format!("{text:?} is outside 10ms..=1s"));
+    }
+    Ok(d)
 }
 
 /// Every figure of the policy (defaults: CONTRACT §2).
