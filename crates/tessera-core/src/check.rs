@@ -4,8 +4,11 @@
 //! Order, cheapest first, so that refusals cost as little as possible:
 //! 1. the token's text (prefix, shape, checksum) — no store;
 //! 2. the request path's normal form (traversal tricks refused) — no store;
-//! 3. one store look-up by digest;
-//! 4. revocation, expiry, address list, scope — in memory.
+//! 3. the record: from the exact local cache ([`crate::cache`]) when it is
+//!    on, or one store look-up (by id on a cache miss, by digest without the
+//!    cache or for legacy tokens);
+//! 4. the digest (constant time), revocation, expiry, address list, scope —
+//!    in memory, from the record, on every request.
 //!
 //! Every failure refuses: an unreachable store is [`CheckError::Unavailable`]
 //! (the server answers 503), never an allow.
@@ -15,6 +18,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::cache::{Cache, Lookup};
 use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::model::{TokenId, TokenRecord, UserId};
@@ -145,6 +149,9 @@ pub struct Checker {
     track_usage: AtomicBool,
     /// Uses taken by a [`Checker::flush_usage`] still writing them.
     flushing: AtomicUsize,
+    /// The exact local cache of token records; `None`: every check reads
+    /// the store.
+    cache: Option<Arc<Cache>>,
 }
 
 impl std::fmt::Debug for Checker {
@@ -166,6 +173,56 @@ impl Checker {
             pending_usage: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             track_usage: AtomicBool::new(true),
             flushing: AtomicUsize::new(0),
+            cache: None,
+        }
+    }
+
+    /// Checks through `cache` from now on. It serves nothing until
+    /// [`crate::cache::follow`] keeps it in step with the store.
+    pub fn set_cache(&mut self, cache: Arc<Cache>) {
+        self.cache = Some(cache);
+    }
+
+    /// The cache, if the check has one.
+    pub fn cache(&self) -> Option<&Arc<Cache>> {
+        self.cache.as_ref()
+    }
+
+    /// Forgets cached records of these tokens: every write of this node calls
+    /// it before it answers (and whether or not the write succeeded: a write
+    /// that timed out may still have happened).
+    pub fn forget(&self, ids: &[TokenId]) {
+        if let Some(c) = &self.cache {
+            c.forget(ids);
+        }
+    }
+
+    /// Forgets every cached record (a write that may touch many tokens: a
+    /// user's deletion, a sweep, an import).
+    pub fn forget_all(&self) {
+        if let Some(c) = &self.cache {
+            c.clear();
+        }
+    }
+
+    /// The record of the token `key` names, if any: from the cache (a miss
+    /// reads the store by id and keeps the answer), or by digest from the
+    /// store when there is no cache or the key has no id (legacy).
+    async fn record(&self, key: &SecretKey) -> Result<Option<Arc<TokenRecord>>, CheckError> {
+        let (Some(cache), Some(id)) = (&self.cache, key.token_id) else {
+            return Ok(self.store.token_by_access(key).await?);
+        };
+        if cache.beyond(id, &*self.store).await? {
+            return Ok(None);
+        }
+        match cache.lookup(id) {
+            Lookup::Hit(t) => Ok(Some(t)),
+            Lookup::Absent => Ok(None),
+            Lookup::Miss(ticket) => {
+                let found = self.store.token_for_check(id).await?;
+                cache.fill(ticket, id, found.clone());
+                Ok(found)
+            }
         }
     }
 
@@ -227,7 +284,10 @@ impl Checker {
             token_id: Some(TokenId(0)),
             digest: Digest::of("tessera readiness probe"),
         };
-        self.store.token_by_access(&key).await.map(|_| ())
+        match &self.cache {
+            Some(_) => self.store.token_for_check(TokenId(0)).await.map(|_| ()),
+            None => self.store.token_by_access(&key).await.map(|_| ()),
+        }
     }
 
     /// Recognises a presented access token without the store: a Tessera
@@ -267,11 +327,7 @@ impl Checker {
             .normaliser()
             .normalise(raw_path)
             .map_err(Refusal::Path)?;
-        let token = self
-            .store
-            .token_by_access(&key)
-            .await?
-            .ok_or(Refusal::Unknown)?;
+        let token = self.record(&key).await?.ok_or(Refusal::Unknown)?;
         self.decide(token, &key, method, &path, client, now)
     }
 
@@ -286,7 +342,7 @@ impl Checker {
         let Ok(key) = self.recognise(presented, now) else {
             return Ok(None);
         };
-        let Some(token) = self.store.token_by_access(&key).await? else {
+        let Some(token) = self.record(&key).await? else {
             return Ok(None);
         };
         Ok(self.verify(&token, &key, now).is_ok().then_some(token))
@@ -338,6 +394,11 @@ impl Checker {
                 .unwrap_or_else(|e| e.into_inner())
                 .entry(token.id)
                 .or_insert(now);
+            // The cached record now says so, so this node notes the next
+            // use only after another interval.
+            if let Some(c) = &self.cache {
+                c.note_use(&token, now);
+            }
         }
         Ok(Allowed { token })
     }

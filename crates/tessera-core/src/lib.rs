@@ -8,7 +8,8 @@
 //!   [`lockout`] — the login lock-out rule (CONTRACT §6);
 //! * [`secret`] — secret generation, recognition and digests; passwords;
 //! * [`path`], [`scope`], [`address`] — what a token may call, from where;
-//! * [`check`] — the hot-path check;
+//! * [`check`] — the hot-path check; [`cache`] — its exact local cache of
+//!   token records, kept exact by [`feed`], the store's change stream;
 //! * [`service`] — every operation, composed from the above over a store;
 //! * [`store`] — the storage traits; [`stored`] — the flat form backends keep;
 //!   [`memory`] — the in-memory store;
@@ -18,9 +19,11 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod cache;
 pub mod check;
 pub mod clock;
 pub mod error;
+pub mod feed;
 pub mod lockout;
 pub mod memory;
 pub mod model;

@@ -3,13 +3,19 @@
 //!
 //! One `RwLock` over all maps makes every operation atomic: the check takes
 //! a read lock; writes (rotation, revocation, …) take the write lock.
+//!
+//! Its change stream is an in-process broadcast, sent under the write lock
+//! (so in the order of the writes): several services over one
+//! `MemoryStore` behave as nodes over one database.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
 use crate::error::StoreError;
+use crate::feed::{Change, ChangeFeed, ChangeStream};
 use crate::model::{
     Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp, TokenChanges,
     TokenId, TokenRecord, User, UserId,
@@ -23,7 +29,10 @@ pub struct MemoryStore {
     inner: RwLock<Inner>,
 }
 
-#[derive(Debug, Default)]
+/// Messages a subscriber may fall behind by before its stream is cut.
+const FEED_BACKLOG: usize = 4096;
+
+#[derive(Debug)]
 struct Inner {
     /// Last user id handed out.
     last_user: u64,
@@ -44,6 +53,26 @@ struct Inner {
     spent: HashMap<Digest, (TokenId, Timestamp), DigestBuildHasher>,
     /// Audit events, oldest first.
     events: Vec<Event>,
+    /// The change stream.
+    changes: broadcast::Sender<Change>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            last_user: 0,
+            last_token: 0,
+            users: BTreeMap::new(),
+            user_names: HashMap::new(),
+            sessions: HashMap::default(),
+            tokens: BTreeMap::new(),
+            by_access: HashMap::default(),
+            by_refresh: HashMap::default(),
+            spent: HashMap::default(),
+            events: Vec::new(),
+            changes: broadcast::channel(FEED_BACKLOG).0,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -60,6 +89,19 @@ impl MemoryStore {
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Cuts every subscription to the change stream (as a lost connection
+    /// would): for the tests of what a node does then.
+    pub fn cut_streams(&self) {
+        self.write().changes = broadcast::channel(FEED_BACKLOG).0;
+    }
+}
+
+impl Inner {
+    /// Announces a change of token `id` (no subscriber is no error).
+    fn announce(&self, id: TokenId) {
+        let _ = self.changes.send(Change::Tokens(vec![id]));
     }
 }
 
@@ -85,7 +127,9 @@ impl Inner {
             self.by_refresh.insert(r, token.id);
         }
         self.last_token = self.last_token.max(token.id.0);
-        self.tokens.insert(token.id, token);
+        let id = token.id;
+        self.tokens.insert(id, token);
+        self.announce(id);
     }
 
     /// Removes a token's current digests from the indexes.
@@ -120,6 +164,7 @@ impl Inner {
         self.unindex(id);
         if self.tokens.remove(&id).is_some() {
             self.spent.retain(|_, (owner, _)| *owner != id);
+            self.announce(id);
         }
     }
 }
@@ -230,6 +275,14 @@ impl TokenStore for MemoryStore {
 
     async fn token(&self, id: TokenId) -> StoreResult<Option<TokenRecord>> {
         Ok(self.read().tokens.get(&id).map(|t| TokenRecord::clone(t)))
+    }
+
+    async fn token_for_check(&self, id: TokenId) -> StoreResult<Option<Arc<TokenRecord>>> {
+        Ok(self.read().tokens.get(&id).cloned())
+    }
+
+    async fn highest_token_id(&self) -> StoreResult<Option<TokenId>> {
+        Ok(self.read().tokens.keys().next_back().copied())
     }
 
     async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<Arc<TokenRecord>>> {
@@ -383,6 +436,31 @@ impl TokenStore for MemoryStore {
         let sessions = g.sessions.len();
         g.sessions.retain(|_, s| s.last_seen_at >= sessions_before);
         Ok((dead.len() + sessions - g.sessions.len()) as u64)
+    }
+}
+
+/// A subscription to a [`MemoryStore`]'s changes.
+struct MemoryStream(broadcast::Receiver<Change>);
+
+#[async_trait]
+impl ChangeStream for MemoryStream {
+    async fn next(&mut self) -> StoreResult<Change> {
+        self.0
+            .recv()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the change stream was cut: {e}")))
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for MemoryStore {
+    async fn subscribe(&self) -> StoreResult<Box<dyn ChangeStream>> {
+        Ok(Box::new(MemoryStream(self.read().changes.subscribe())))
+    }
+
+    async fn beat(&self, text: &str) -> StoreResult<()> {
+        let _ = self.write().changes.send(Change::Beat(text.to_owned()));
+        Ok(())
     }
 }
 

@@ -140,6 +140,13 @@ impl Tessera {
         self
     }
 
+    /// Checks through `cache` (see [`crate::cache`]); the caller runs
+    /// [`crate::cache::follow`] with the store's change stream beside it.
+    pub fn with_cache(mut self, cache: Arc<crate::cache::Cache>) -> Self {
+        self.checker.set_cache(cache);
+        self
+    }
+
     /// The check (hot path).
     pub fn checker(&self) -> &Checker {
         &self.checker
@@ -254,7 +261,9 @@ impl Tessera {
             ));
         }
         let now = self.now();
-        if !self.store.delete_user(id, now).await? {
+        let deleted = self.store.delete_user(id, now).await;
+        self.checker.forget_all();
+        if !deleted? {
             return Err(Error::NotFound(format!("user {} does not exist", id.0)));
         }
         self.record(EventKind::UserDeleted, None, Some(id), now)
@@ -366,7 +375,10 @@ impl Tessera {
             revoked_at: None,
             last_used_at: None,
         };
-        self.store.insert_token(&token).await?;
+        // An id probed before it existed may be cached as absent.
+        let inserted = self.store.insert_token(&token).await;
+        self.checker.forget(&[id]);
+        inserted?;
         Ok(Issued {
             token,
             access,
@@ -433,7 +445,9 @@ impl Tessera {
     ) -> Result<TokenRecord> {
         let token = self.managed_token(caller, id).await?;
         let changes = self.policy.plan_edit(&token, req, self.now())?;
-        if !self.store.update_token(&changes).await? {
+        let updated = self.store.update_token(&changes).await;
+        self.checker.forget(&[id]);
+        if !updated? {
             return Err(Error::NotFound(format!("token {} does not exist", id.0)));
         }
         self.store
@@ -446,7 +460,9 @@ impl Tessera {
     pub async fn revoke_token(&self, caller: &Caller, id: TokenId) -> Result<()> {
         let token = self.managed_token(caller, id).await?;
         let now = self.now();
-        if !self.store.revoke_token(id, now).await? {
+        let revoked = self.store.revoke_token(id, now).await;
+        self.checker.forget(&[id]);
+        if !revoked? {
             return Err(Error::NotFound(format!("token {} does not exist", id.0)));
         }
         self.record(EventKind::TokenRevoked, Some(id), Some(token.user_id), now)
@@ -474,7 +490,9 @@ impl Tessera {
             None
         };
         if let Some(id) = id {
-            if self.store.revoke_token(id, now).await? {
+            let revoked = self.store.revoke_token(id, now).await;
+            self.checker.forget(&[id]);
+            if revoked? {
                 self.record(EventKind::TokenRevoked, Some(id), None, now)
                     .await;
             }
@@ -541,7 +559,9 @@ impl Tessera {
                 .policy
                 .ends_at(access_expires_at, token.renewable_until),
         };
-        match self.store.rotate(&rotation).await? {
+        let rotated = self.store.rotate(&rotation).await;
+        self.checker.forget(&[token.id]);
+        match rotated? {
             RotateOutcome::Rotated(token) => Ok(Issued {
                 token: *token,
                 access: new_access,
@@ -562,7 +582,9 @@ impl Tessera {
             return Error::Unauthorized("this pair was already renewed by another request".into())
                 .into();
         }
-        if let Err(e) = self.store.revoke_token(id, now).await {
+        let revoked = self.store.revoke_token(id, now).await;
+        self.checker.forget(&[id]);
+        if let Err(e) = revoked {
             return e.into();
         }
         let event = Event {
@@ -603,7 +625,9 @@ impl Tessera {
     pub async fn sweep(&self, retention: i64) -> Result<u64> {
         let now = self.now();
         let sessions_before = now - self.policy.config().session_idle;
-        Ok(self.store.sweep(now - retention, sessions_before).await?)
+        let swept = self.store.sweep(now - retention, sessions_before).await;
+        self.checker.forget_all();
+        Ok(swept?)
     }
 
     // ---- legacy -----------------------------------------------------------
@@ -624,13 +648,12 @@ impl Tessera {
         if !problems.is_empty() {
             return Err(Error::invalid("import", problems.join("; ")));
         }
-        self.store
-            .import_legacy(&records)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(m) => Error::Conflict(format!("nothing imported: {m}")),
-                e => e.into(),
-            })?;
+        let imported = self.store.import_legacy(&records).await;
+        self.checker.forget_all();
+        imported.map_err(|e| match e {
+            StoreError::Conflict(m) => Error::Conflict(format!("nothing imported: {m}")),
+            e => e.into(),
+        })?;
         self.checker.refresh_legacy_horizon().await?;
         Ok(records.len())
     }

@@ -10,8 +10,11 @@
 //!   make the last two atomic (Redis Cluster: they span hash slots) makes
 //!   them a sequence that is safe to retry and documents it; the rotation is
 //!   atomic everywhere.
-//! * The token check makes at most one call: [`TokenStore::token_by_access`],
-//!   one round trip to the backend.
+//! * The token check makes at most one call: [`TokenStore::token_by_access`]
+//!   (cache off) or [`TokenStore::token_for_check`] (on a cache miss), one
+//!   round trip to the backend.
+//! * Every write that changes a token record announces it on the change
+//!   stream ([`crate::feed`]), atomically with the write.
 //! * Any failure to reach the backend is [`StoreError::Unavailable`], each
 //!   round trip bounded by the backend's configured timeout, never an empty
 //!   answer.
@@ -25,6 +28,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
+use crate::feed::ChangeFeed;
 use crate::model::{
     Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp, TokenChanges,
     TokenId, TokenRecord, User, UserId,
@@ -89,6 +93,23 @@ pub trait TokenStore: Send + Sync {
     /// out without copying it.
     async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<Arc<TokenRecord>>>;
 
+    /// The cache's read on a miss: the token with this id, revoked or not,
+    /// whatever secret was presented (the check compares the digest itself,
+    /// so a forged secret for a cached id is refused from memory). Backends
+    /// answer it on the check's own connections where they have them.
+    async fn token_for_check(&self, id: TokenId) -> StoreResult<Option<Arc<TokenRecord>>> {
+        Ok(self.token(id).await?.map(Arc::new))
+    }
+
+    /// An upper bound of the ids of stored tokens: never below the id of a
+    /// token whose insert committed before this call began (the highest id
+    /// handed out will do). `None` when no token was ever stored. With it the
+    /// cache refuses ids beyond every issued one without a look-up per
+    /// check. The default knows nothing (`u64::MAX`), which is always safe.
+    async fn highest_token_id(&self) -> StoreResult<Option<TokenId>> {
+        Ok(Some(TokenId(u64::MAX)))
+    }
+
     /// The user's tokens that are not revoked, by id.
     async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>>;
 
@@ -135,9 +156,10 @@ pub trait TokenStore: Send + Sync {
     async fn sweep(&self, before: Timestamp, sessions_before: Timestamp) -> StoreResult<u64>;
 }
 
-/// Everything a Tessera server needs from one backend.
+/// Everything a Tessera server needs from one backend: the records, and
+/// the change stream that keeps every node's cache exact.
 #[async_trait]
-pub trait Store: UserStore + SessionStore + TokenStore {
+pub trait Store: UserStore + SessionStore + TokenStore + ChangeFeed {
     /// Whether the backend answers now (`/health/ready`, with the check's
     /// own look-up beside it): a read of a stored table by the connections
     /// the management calls use, not a bare round trip (`SELECT 1` reads no

@@ -1401,6 +1401,16 @@ mod down {
     }
 
     #[async_trait]
+    impl crate::feed::ChangeFeed for DownStore {
+        async fn subscribe(&self) -> StoreResult<Box<dyn crate::feed::ChangeStream>> {
+            down()
+        }
+        async fn beat(&self, _: &str) -> StoreResult<()> {
+            down()
+        }
+    }
+
+    #[async_trait]
     impl Store for DownStore {
         async fn ping(&self) -> StoreResult<()> {
             down()

@@ -37,10 +37,12 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Database, Postgres};
+use tessera_core::feed::ChangeStream;
 use tessera_core::model::{RotateOutcome, Rotation, Timestamp, TokenId, TokenRecord};
 use tessera_core::secret::SecretKey;
 use tessera_core::store::StoreResult;
 use tessera_core::stored::id_to_i64;
+use tessera_core::StoreError;
 use tessera_sql::{
     bind_rotation, token_columns, token_row, Dialect, Placeholders, SqlQuery, SqlStore,
     LAST_USED_CHUNK,
@@ -188,6 +190,14 @@ impl Dialect for PostgresDialect {
         key: &SecretKey,
     ) -> StoreResult<Option<Arc<TokenRecord>>> {
         store.dialect().readers.token(*key.digest.as_bytes()).await
+    }
+
+    async fn subscribe(_store: &PostgresStore) -> StoreResult<Box<dyn ChangeStream>> {
+        Err(StoreError::Unavailable("no change stream yet".into()))
+    }
+
+    async fn beat(_store: &PostgresStore, _text: &str) -> StoreResult<()> {
+        Ok(())
     }
 
     /// One statement (see the crate doc), then, when it matched nothing, a

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use redis::{Script, Value};
+use tessera_core::feed::{ChangeFeed, ChangeStream};
 use tessera_core::model::{
     Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp, TokenChanges,
     TokenId, TokenRecord, User, UserId,
@@ -861,6 +862,17 @@ impl TokenStore for RedisStore {
             removed += self.sweep_user(uid, before, sessions_before).await?;
         }
         Ok(removed)
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for RedisStore {
+    async fn subscribe(&self) -> StoreResult<Box<dyn ChangeStream>> {
+        Err(StoreError::Unavailable("no change stream yet".into()))
+    }
+
+    async fn beat(&self, _text: &str) -> StoreResult<()> {
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sqlx::Database;
+use tessera_core::feed::ChangeStream;
 use tessera_core::model::{RotateOutcome, Rotation, Timestamp, TokenId, TokenRecord};
 use tessera_core::secret::SecretKey;
 use tessera_core::store::StoreResult;
@@ -76,6 +77,15 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
 
     /// Rows a statement wrote (each driver's result has it, no trait names it).
     fn rows_affected(result: &<Self::Database as Database>::QueryResult) -> u64;
+
+    /// Subscribes to the store's change stream (`tessera_core::feed`): each
+    /// backend has its own (PostgreSQL `LISTEN`, SQLite `data_version`).
+    fn subscribe(
+        store: &SqlStore<Self>,
+    ) -> impl Future<Output = StoreResult<Box<dyn ChangeStream>>> + Send;
+
+    /// Sends a heartbeat through the change stream.
+    fn beat(store: &SqlStore<Self>, text: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Binds one chunk to [`Dialect::RECORD_LAST_USED`].
     fn bind_last_used<'q>(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+use tessera_core::feed::{ChangeFeed, ChangeStream};
 use tessera_core::model::{
     Event, RefreshLookup, RotateOutcome, Rotation, Timestamp, TokenChanges, TokenId, TokenRecord,
     UserId,
@@ -273,13 +274,27 @@ where
 }
 
 #[async_trait]
+impl<D: Dialect> ChangeFeed for SqlStore<D> {
+    async fn subscribe(&self) -> StoreResult<Box<dyn ChangeStream>> {
+        D::subscribe(self).await
+    }
+
+    async fn beat(&self, text: &str) -> StoreResult<()> {
+        D::beat(self, text).await
+    }
+}
+
+#[async_trait]
 impl<D, DB> Store for SqlStore<D>
 where
     D: Dialect<Database = DB>,
     DB: Database,
     DB::Arguments: IntoArguments<DB>,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    Self: TokenStore + tessera_core::store::UserStore + tessera_core::store::SessionStore,
+    Self: TokenStore
+        + tessera_core::store::UserStore
+        + tessera_core::store::SessionStore
+        + ChangeFeed,
 {
     async fn ping(&self) -> StoreResult<()> {
         self.bounded(sqlx::query(Self::sql().ping).execute(&self.pool))

@@ -37,6 +37,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Database, Sqlite};
+use tessera_core::feed::ChangeStream;
 use tessera_core::model::{RotateOutcome, Rotation, Timestamp, TokenId, TokenRecord};
 use tessera_core::secret::SecretKey;
 use tessera_core::store::StoreResult;
@@ -200,6 +201,14 @@ impl Dialect for SqliteDialect {
             }
         }
         store.token_by_access_on_pool(key).await
+    }
+
+    async fn subscribe(_store: &SqliteStore) -> StoreResult<Box<dyn ChangeStream>> {
+        Err(StoreError::Unavailable("no change stream yet".into()))
+    }
+
+    async fn beat(_store: &SqliteStore, _text: &str) -> StoreResult<()> {
+        Ok(())
     }
 
     /// A transaction that starts with the rotating `UPDATE … RETURNING`.
