@@ -15,6 +15,8 @@
 //! * The check's look-ups run on a few connections of their own, batched
 //!   (`readers`): one round trip answers every look-up waiting, where the
 //!   pool alone would make three round trips for each.
+//! * The change stream (`feed`): triggers on `tokens` send `NOTIFY` in the
+//!   writing transaction; a subscription `LISTEN`s on a connection of its own.
 //! * The schema's migrations are embedded (`migrations/`) and applied at start.
 //! * Indexes: the access digest (unique: the check's one look-up), tokens by
 //!   user (listing), by end of life and revocation (the sweep), legacy expiry.
@@ -42,12 +44,12 @@ use tessera_core::model::{RotateOutcome, Rotation, Timestamp, TokenId, TokenReco
 use tessera_core::secret::SecretKey;
 use tessera_core::store::StoreResult;
 use tessera_core::stored::id_to_i64;
-use tessera_core::StoreError;
 use tessera_sql::{
     bind_rotation, token_columns, token_row, Dialect, Placeholders, SqlQuery, SqlStore,
     LAST_USED_CHUNK,
 };
 
+mod feed;
 mod readers;
 
 /// How to open the store.
@@ -112,6 +114,16 @@ pub type PostgresStore = SqlStore<PostgresDialect>;
 pub struct PostgresDialect {
     /// The check's look-ups, batched on connections of their own.
     readers: Arc<readers::Lookups>,
+    /// The change stream's channel and how to subscribe.
+    feed: feed::Feed,
+}
+
+impl PostgresDialect {
+    /// The channel this store's change stream is carried on (`NOTIFY` by
+    /// the triggers on `tokens`, `LISTEN` by subscriptions): one per schema.
+    pub fn channel(&self) -> &str {
+        self.feed.channel()
+    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -148,6 +160,7 @@ impl Dialect for PostgresDialect {
             .options(params)
             .application_name(&config.application_name);
         let options_for_checks = options.clone();
+        let options_for_feed = options.clone();
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.connect_timeout)
@@ -170,6 +183,11 @@ impl Dialect for PostgresDialect {
                 .map_err(PostgresStoreError::Connect)?;
         }
         MIGRATOR.run(&pool).await?;
+        let channel: String = sqlx::query_scalar(feed::CHANNEL_SQL)
+            .fetch_one(&pool)
+            .await
+            .map_err(PostgresStoreError::Connect)?;
+        let feed = feed::Feed::new(options_for_feed, channel, config.connect_timeout);
         let readers = readers::Lookups::start(
             options_for_checks,
             config.check_connections as usize,
@@ -179,6 +197,7 @@ impl Dialect for PostgresDialect {
             pool,
             PostgresDialect {
                 readers: Arc::new(readers),
+                feed,
             },
             config.command_timeout,
         ))
@@ -192,12 +211,22 @@ impl Dialect for PostgresDialect {
         store.dialect().readers.token(*key.digest.as_bytes()).await
     }
 
-    async fn subscribe(_store: &PostgresStore) -> StoreResult<Box<dyn ChangeStream>> {
-        Err(StoreError::Unavailable("no change stream yet".into()))
+    /// On the batched readers, by id.
+    async fn token_for_check(
+        store: &PostgresStore,
+        id: i64,
+    ) -> StoreResult<Option<Arc<TokenRecord>>> {
+        store.dialect().readers.token_by_id(id).await
     }
 
-    async fn beat(_store: &PostgresStore, _text: &str) -> StoreResult<()> {
-        Ok(())
+    /// `LISTEN` on a connection of its own (see `feed`).
+    async fn subscribe(store: &PostgresStore) -> StoreResult<Box<dyn ChangeStream>> {
+        store.dialect().feed.subscribe().await
+    }
+
+    /// `pg_notify` on the store's channel, through the pool.
+    async fn beat(store: &PostgresStore, text: &str) -> StoreResult<()> {
+        feed::beat(store, text).await
     }
 
     /// One statement (see the crate doc), then, when it matched nothing, a

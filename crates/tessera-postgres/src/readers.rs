@@ -8,9 +8,11 @@
 //! So the checks' look-ups go to a queue served by a few tasks, each with a
 //! connection of its own. A task takes every look-up waiting (up to
 //! [`MAX_BATCH`]) and answers them all with one statement,
-//! `… WHERE access_digest = ANY($1)`: one round trip for as many checks as
-//! arrived meanwhile. An idle system answers a lone look-up at once, so a
-//! batch never waits to fill.
+//! `… WHERE access_digest = ANY($1) UNION ALL … WHERE id = ANY($2)`: one
+//! round trip for as many checks as arrived meanwhile, whether they look a
+//! token up by access digest (no cache) or by id (the cache's miss,
+//! whatever the digest). An idle system answers a lone look-up at once, so
+//! a batch never waits to fill.
 //!
 //! Failures: a connection that failed, or whose statement outran the bound,
 //! is dropped (the next batch connects afresh), and every look-up of that
@@ -24,6 +26,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::ConnectOptions;
 use tessera_core::model::TokenRecord;
 use tessera_core::store::StoreResult;
+use tessera_core::stored::id_to_i64;
 use tessera_core::StoreError;
 use tessera_sql::{store_err, token_columns, token_row};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -31,17 +34,29 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 /// The most look-ups one statement answers.
 pub(crate) const MAX_BATCH: usize = 128;
 
-/// The statement, over every waiting digest.
+/// The statement, over every waiting digest and id (an empty array costs
+/// its branch nothing).
 const SQL: &str = concat!(
     "SELECT ",
     token_columns!(),
-    " FROM tokens WHERE access_digest = ANY($1)"
+    " FROM tokens WHERE access_digest = ANY($1) UNION ALL SELECT ",
+    token_columns!(),
+    " FROM tokens WHERE id = ANY($2)"
 );
+
+/// What one look-up asks for.
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    /// The token whose current access digest this is.
+    Access([u8; 32]),
+    /// The token with this id, whatever its digest.
+    Id(i64),
+}
 
 /// One look-up waiting for its answer.
 struct Pending {
-    /// The access digest looked up.
-    digest: [u8; 32],
+    /// What is looked up.
+    key: Key,
     /// Where its answer goes.
     reply: oneshot::Sender<StoreResult<Option<Arc<TokenRecord>>>>,
 }
@@ -68,9 +83,18 @@ impl Lookups {
 
     /// The token whose access digest is `digest`, if any.
     pub(crate) async fn token(&self, digest: [u8; 32]) -> StoreResult<Option<Arc<TokenRecord>>> {
+        self.look_up(Key::Access(digest)).await
+    }
+
+    /// The token with id `id`, if any, whatever its digest.
+    pub(crate) async fn token_by_id(&self, id: i64) -> StoreResult<Option<Arc<TokenRecord>>> {
+        self.look_up(Key::Id(id)).await
+    }
+
+    async fn look_up(&self, key: Key) -> StoreResult<Option<Arc<TokenRecord>>> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Pending { digest, reply })
+            .send(Pending { key, reply })
             .map_err(|_| StoreError::Unavailable("the look-up tasks have stopped".into()))?;
         match tokio::time::timeout(self.timeout, answer).await {
             Ok(Ok(result)) => result,
@@ -112,8 +136,16 @@ async fn serve(
         if batch.is_empty() {
             continue;
         }
-        let digests: Vec<Vec<u8>> = batch.iter().map(|p| p.digest.to_vec()).collect();
-        let rows = match tokio::time::timeout(timeout, fetch(&mut conn, &options, &digests)).await {
+        let mut digests: Vec<Vec<u8>> = Vec::new();
+        let mut ids: Vec<i64> = Vec::new();
+        for p in &batch {
+            match p.key {
+                Key::Access(d) => digests.push(d.to_vec()),
+                Key::Id(id) => ids.push(id),
+            }
+        }
+        let looked_up = fetch(&mut conn, &options, &digests, &ids);
+        let rows = match tokio::time::timeout(timeout, looked_up).await {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(e)) => Err(store_err(e)),
             Err(_) => Err(StoreError::Unavailable(format!(
@@ -131,31 +163,57 @@ async fn fetch(
     slot: &mut Option<PgConnection>,
     options: &PgConnectOptions,
     digests: &[Vec<u8>],
+    ids: &[i64],
 ) -> Result<Vec<PgRow>, sqlx::Error> {
     let mut conn = match slot.take() {
         Some(c) => c,
         None => options.connect().await?,
     };
-    let result = sqlx::query(SQL).bind(digests).fetch_all(&mut conn).await;
+    let result = sqlx::query(SQL)
+        .bind(digests)
+        .bind(ids)
+        .fetch_all(&mut conn)
+        .await;
     if result.is_ok() || matches!(result, Err(sqlx::Error::Database(_))) {
         *slot = Some(conn);
     }
     result
 }
 
+/// The records a batch found, by access digest and by id.
+#[derive(Default)]
+struct Found {
+    by_access: HashMap<[u8; 32], Arc<TokenRecord>>,
+    by_id: HashMap<i64, Arc<TokenRecord>>,
+}
+
+impl Found {
+    fn of(rows: &[PgRow]) -> StoreResult<Found> {
+        let mut found = Found::default();
+        for r in rows {
+            let t = Arc::new(token_row(r)?);
+            found
+                .by_access
+                .insert(*t.access_digest.as_bytes(), t.clone());
+            found.by_id.insert(id_to_i64(t.id.0)?, t);
+        }
+        Ok(found)
+    }
+
+    fn get(&self, key: Key) -> Option<Arc<TokenRecord>> {
+        match key {
+            Key::Access(d) => self.by_access.get(&d).cloned(),
+            Key::Id(id) => self.by_id.get(&id).cloned(),
+        }
+    }
+}
+
 /// Hands each look-up its record (or none), or everyone the error.
 fn answer(batch: Vec<Pending>, rows: StoreResult<Vec<PgRow>>) {
-    let found: StoreResult<HashMap<[u8; 32], Arc<TokenRecord>>> = rows.and_then(|rows| {
-        rows.iter()
-            .map(|r| {
-                let t = token_row(r)?;
-                Ok((*t.access_digest.as_bytes(), Arc::new(t)))
-            })
-            .collect()
-    });
+    let found = rows.and_then(|rows| Found::of(&rows));
     for p in batch {
         let result = match &found {
-            Ok(map) => Ok(map.get(&p.digest).cloned()),
+            Ok(found) => Ok(found.get(p.key)),
             Err(e) => Err(e.clone()),
         };
         let _ = p.reply.send(result);

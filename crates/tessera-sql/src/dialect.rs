@@ -14,8 +14,8 @@ use crate::{Placeholders, SqlQuery, SqlStore};
 
 /// One SQL backend's side of [`SqlStore`]: its sqlx driver, how it is opened,
 /// the few statements whose text differs beyond placeholders, and the
-/// operations whose shape differs (the check's look-up, the rotation, the
-/// encoding of bulk last-used times).
+/// operations whose shape differs (the check's look-ups, the rotation, the
+/// encoding of bulk last-used times, the change stream).
 ///
 /// A value of the dialect lives in the store ([`SqlStore::dialect`]) and holds
 /// what those operations need of their own (the check's connections).
@@ -62,6 +62,14 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
     fn token_by_access(
         store: &SqlStore<Self>,
         key: &SecretKey,
+    ) -> impl Future<Output = StoreResult<Option<Arc<TokenRecord>>>> + Send;
+
+    /// The cache's read on a miss (`TokenStore::token_for_check`): the token
+    /// with id `id` (in the column's range), whatever its digest, on the
+    /// check's own connections where the backend has them.
+    fn token_for_check(
+        store: &SqlStore<Self>,
+        id: i64,
     ) -> impl Future<Output = StoreResult<Option<Arc<TokenRecord>>>> + Send;
 
     /// The rotation of a pair (`TokenStore::rotate`), atomic: one statement

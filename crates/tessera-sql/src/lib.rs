@@ -6,7 +6,8 @@
 //! is written (and fixed) once. What differs is named in one small trait,
 //! [`Dialect`]: a few statements (`MAX`/`GREATEST`, an integer or a boolean
 //! flag, the token-id sequence, the bulk last-used upsert), the rotation,
-//! the check's look-up (each backend has readers of its own) and opening.
+//! the check's look-ups (each backend has readers of its own), the change
+//! stream (each backend's own carrier) and opening.
 //! `tessera-sqlite` and `tessera-postgres` each supply a dialect, with their
 //! readers, configuration and migrations, and name the store
 //! `SqlStore<TheirDialect>`.
@@ -57,7 +58,7 @@ use tessera_core::StoreError;
 
 pub use dialect::Dialect;
 pub use rows::{column, token_row};
-pub use statements::{Placeholders, TOKEN_BY_ACCESS};
+pub use statements::{Placeholders, TOKEN_BY_ACCESS, TOKEN_BY_ID};
 pub use tokens::bind_rotation;
 
 use statements::Statements;
@@ -180,6 +181,21 @@ where
         let row = self
             .optional_row(Self::sql().token_by_access, digest)
             .await?;
+        Ok(row.as_ref().map(token_row).transpose()?.map(Arc::new))
+    }
+
+    /// The cache's read on a miss on the pool ([`TOKEN_BY_ID`]): the token
+    /// with this id, whatever its digest, for a dialect whose own readers
+    /// could not answer.
+    pub async fn token_for_check_on_pool(&self, id: i64) -> StoreResult<Option<Arc<TokenRecord>>>
+    where
+        &'static str: ColumnIndex<DB::Row>,
+        for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+        for<'r> bool: Decode<'r, DB> + Type<DB>,
+        for<'r> String: Decode<'r, DB> + Type<DB>,
+        for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    {
+        let row = self.optional_row(Self::sql().token, id).await?;
         Ok(row.as_ref().map(token_row).transpose()?.map(Arc::new))
     }
 

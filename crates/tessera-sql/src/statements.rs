@@ -30,6 +30,11 @@ pub const TOKEN_BY_ACCESS: &str = concat!(
     " FROM tokens WHERE access_digest = ?"
 );
 
+/// A token by id, the token columns: the cache's read on a miss
+/// (`TokenStore::token_for_check`) and `TokenStore::token`. SQLite's check
+/// readers run it as it is.
+pub const TOKEN_BY_ID: &str = concat!("SELECT ", token_columns!(), " FROM tokens WHERE id = ?");
+
 /// How a dialect writes a statement's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placeholders {
@@ -94,8 +99,10 @@ statements! {
     insert_token = "INSERT INTO tokens (id, user_id, user_name, name, token_type, api_endpoints, allowed_ips, created_at, \
                     access_expires_at, renewable_until, ends_at, access_digest, refresh_digest, legacy, revoked_at, last_used_at) \
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    /// A token by id.
-    token = concat!("SELECT ", token_columns!(), " FROM tokens WHERE id = ?");
+    /// See [`TOKEN_BY_ID`].
+    token = TOKEN_BY_ID;
+    /// The highest id of a stored token, in column `value` (NULL: none).
+    highest_token_id = "SELECT MAX(id) AS value FROM tokens";
     /// See [`TOKEN_BY_ACCESS`].
     token_by_access = TOKEN_BY_ACCESS;
     /// A user's live tokens, in id order.

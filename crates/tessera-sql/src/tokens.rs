@@ -115,6 +115,21 @@ where
         D::token_by_access(self, key).await
     }
 
+    async fn token_for_check(&self, tid: TokenId) -> StoreResult<Option<Arc<TokenRecord>>> {
+        let Some(tid) = id_in_range(tid.0) else {
+            return Ok(None);
+        };
+        D::token_for_check(self, tid).await
+    }
+
+    async fn highest_token_id(&self) -> StoreResult<Option<TokenId>> {
+        let row = self
+            .bounded(sqlx::query(Self::sql().highest_token_id).fetch_one(&self.pool))
+            .await?;
+        let highest: Option<i64> = column(&row, "value")?;
+        Ok(highest.map(id_from_i64).transpose()?.map(TokenId))
+    }
+
     async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>> {
         let Some(user) = id_in_range(user.0) else {
             return Ok(Vec::new());

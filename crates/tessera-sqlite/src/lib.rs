@@ -16,6 +16,9 @@
 //!   own, through rusqlite (`readers`; not for `:memory:`): no hand-off to a
 //!   worker thread. It falls back to the pool when they are all in use or
 //!   the file is busy.
+//! * The change stream (`feed`): `PRAGMA data_version` polled on a
+//!   connection of its own, heard as "anything may have changed"; none for
+//!   memory databases.
 //! * Atomicity: each operation that must be atomic is one statement, or a
 //!   transaction that starts with its write (so it takes SQLite's write lock
 //!   first and never fails upgrading a read lock). The rotation is
@@ -27,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod feed;
 mod readers;
 
 use std::str::FromStr;
@@ -45,7 +49,7 @@ use tessera_core::stored::id_to_i64;
 use tessera_core::StoreError;
 use tessera_sql::{
     bind_rotation, token_columns, token_row, Dialect, Placeholders, SqlQuery, SqlStore,
-    LAST_USED_CHUNK, TOKEN_BY_ACCESS,
+    LAST_USED_CHUNK, TOKEN_BY_ACCESS, TOKEN_BY_ID,
 };
 
 /// Errors of opening a store (every later call reports core's `StoreError`).
@@ -107,6 +111,8 @@ pub type SqliteStore = SqlStore<SqliteDialect>;
 pub struct SqliteDialect {
     /// The check's own connections (`None` for a memory database).
     readers: Option<Arc<readers::Readers>>,
+    /// The change stream (`None` for a memory database: it has none).
+    feed: Option<Arc<feed::Feed>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -159,12 +165,14 @@ impl Dialect for SqliteDialect {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal);
         }
+        let path = options.get_filename().to_path_buf();
         let readers = (!memory).then(|| {
             Arc::new(readers::Readers::new(
-                options.get_filename().to_path_buf(),
+                path.clone(),
                 config.check_connections as usize,
             ))
         });
+        let feed = (!memory).then(|| Arc::new(feed::Feed::new(path)));
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory {
                 1
@@ -181,7 +189,7 @@ impl Dialect for SqliteDialect {
         MIGRATOR.run(&pool).await?;
         Ok(SqlStore::new(
             pool,
-            SqliteDialect { readers },
+            SqliteDialect { readers, feed },
             config.command_timeout,
         ))
     }
@@ -203,11 +211,39 @@ impl Dialect for SqliteDialect {
         store.token_by_access_on_pool(key).await
     }
 
-    async fn subscribe(_store: &SqliteStore) -> StoreResult<Box<dyn ChangeStream>> {
-        Err(StoreError::Unavailable("no change stream yet".into()))
+    /// On the readers, synchronously; on the pool when they cannot answer.
+    async fn token_for_check(
+        store: &SqliteStore,
+        id: i64,
+    ) -> StoreResult<Option<Arc<TokenRecord>>> {
+        if let Some(r) = &store.dialect().readers {
+            match r.token(TOKEN_BY_ID, id) {
+                Ok(readers::Lookup::Done(row)) => {
+                    return row.map(|t| t.into_record().map(Arc::new)).transpose();
+                }
+                Ok(readers::Lookup::Elsewhere) => {}
+                Err(e) => return Err(read_err(e)),
+            }
+        }
+        store.token_for_check_on_pool(id).await
     }
 
-    async fn beat(_store: &SqliteStore, _text: &str) -> StoreResult<()> {
+    /// `data_version` polled on a connection of its own (see `feed`); a
+    /// memory database has no stream.
+    async fn subscribe(store: &SqliteStore) -> StoreResult<Box<dyn ChangeStream>> {
+        match &store.dialect().feed {
+            Some(feed) => feed.subscribe(),
+            None => Err(StoreError::Unavailable(
+                "a memory database has no change stream".into(),
+            )),
+        }
+    }
+
+    /// Queued for this store's subscriptions (see `feed`).
+    async fn beat(store: &SqliteStore, text: &str) -> StoreResult<()> {
+        if let Some(feed) = &store.dialect().feed {
+            feed.beat(text);
+        }
         Ok(())
     }
 

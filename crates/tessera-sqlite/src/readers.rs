@@ -14,7 +14,7 @@
 //! handed back to the caller, who runs it on the pool instead. In WAL mode a
 //! look-up reads the latest committed state, as the pool's connections do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -56,8 +56,13 @@ impl Readers {
         }
     }
 
-    /// Runs `sql` (one `?` parameter, the token columns) with `param`.
-    pub(crate) fn token(&self, sql: &str, param: &[u8]) -> Result<Lookup, rusqlite::Error> {
+    /// Runs `sql` (one `?` parameter, the token columns) with `param` (an
+    /// access digest, or a token id).
+    pub(crate) fn token(
+        &self,
+        sql: &str,
+        param: impl rusqlite::ToSql,
+    ) -> Result<Lookup, rusqlite::Error> {
         let n = self.slots.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let Some(mut slot) = (0..n).find_map(|i| self.slots[(start + i) % n].try_lock().ok())
@@ -66,7 +71,7 @@ impl Readers {
         };
         let conn = match slot.take() {
             Some(c) => c,
-            None => match self.open() {
+            None => match open(&self.path) {
                 Ok(c) => c,
                 Err(e) if is_busy(&e) => return Ok(Lookup::Elsewhere),
                 Err(e) => return Err(e),
@@ -88,25 +93,27 @@ impl Readers {
             Err(e) => Err(e),
         }
     }
+}
 
-    fn open(&self) -> Result<Connection, rusqlite::Error> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_millis(BUSY_WAIT_MS))?;
-        conn.pragma_update(None, "query_only", true)?;
-        // Never a memory map: a file truncated or replaced under a mapped
-        // reader kills the process with SIGBUS, where read(2) returns an
-        // error that answers 503.
-        conn.pragma_update(None, "mmap_size", 0)?;
-        conn.pragma_update(None, "cache_size", 0)?;
-        Ok(conn)
-    }
+/// A read-only connection to the file at `path`, as the readers (and the
+/// change stream's poll) use it.
+pub(crate) fn open(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_WAIT_MS))?;
+    conn.pragma_update(None, "query_only", true)?;
+    // Never a memory map: a file truncated or replaced under a mapped
+    // reader kills the process with SIGBUS, where read(2) returns an
+    // error that answers 503.
+    conn.pragma_update(None, "mmap_size", 0)?;
+    conn.pragma_update(None, "cache_size", 0)?;
+    Ok(conn)
 }
 
 /// SQLite's lock was not to be had in time.
-fn is_busy(e: &rusqlite::Error) -> bool {
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)

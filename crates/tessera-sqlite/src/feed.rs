@@ -1,0 +1,188 @@
+//! The change stream (`tessera_core::feed`) on SQLite: `PRAGMA data_version`
+//! polled on a connection of its own.
+//!
+//! SQLite has no notifications. But each connection's `data_version`
+//! changes whenever *another* connection has committed a write to the file
+//! since it last looked: another process sharing the file, and this store's
+//! own pool connections alike (they are other connections than the poll's,
+//! so the node's own writes are heard too; the poll's connection is
+//! read-only and never writes). So a subscription opens a connection,
+//! reads the value, and polls it: when it moved, the stream says
+//! [`Change::All`].
+//!
+//! * Why `data_version`: it is the one signal that sees every commit to the
+//!   file, from any connection or process, with nothing to install in the
+//!   schema, and it is read in microseconds without touching a table.
+//! * Atomic with the write: the value moves when the write commits (and not
+//!   for a write rolled back), and a poll that begins after a commit sees it.
+//! * Its cost: it does not say *what* changed. Any commit empties the
+//!   cache: a token's change, but also a session's touch, a last-used flush,
+//!   an event, a login. The cache is only as useful as writes are rare.
+//! * Heartbeats ([`Feed::beat`]) do not go through the file (that would be
+//!   a write, and empty the cache). A beat is queued for each subscription
+//!   of this store value (and its clones) and handed out only after a poll
+//!   that began after it was queued has completed: so a beat that comes back
+//!   proves that every commit before it was seen. A subscription does not
+//!   hear the beats of stores opened elsewhere on the same file; it needs
+//!   none, a node only counts its own.
+//! * Cut: a poll that fails (other than a busy file, which is polled again
+//!   and proves nothing meanwhile) ends the subscription with an error, and
+//!   so does dropping the store: the core's follower empties its cache and
+//!   subscribes again.
+//!
+//! Memory databases have no change stream (a second connection would see a
+//! database of its own): subscribing fails, so the cache stays empty and
+//! every check reads the store.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+use tessera_core::feed::{Change, ChangeStream};
+use tessera_core::store::StoreResult;
+use tessera_core::StoreError;
+use tokio::sync::broadcast;
+
+use crate::readers;
+
+/// How often a subscription reads `data_version` (a queued beat also starts
+/// a poll at once). 5 ms: a change is heard, and a beat comes back, within
+/// a few milliseconds, well inside the shortest staleness bound the server
+/// takes (10 ms) and a small part of the default (100 ms); a poll costs a
+/// few microseconds, so 200 a second cost a node far less than 1% of a core.
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(5);
+
+/// Beats a subscription may fall behind by; past it the oldest are lost,
+/// which only makes the cache stale sooner.
+const BEAT_BACKLOG: usize = 64;
+
+/// A file store's change stream: where to poll, and the beats queued.
+#[derive(Debug)]
+pub(crate) struct Feed {
+    /// The database file.
+    path: PathBuf,
+    /// Every subscription's queue of beats.
+    beats: broadcast::Sender<String>,
+}
+
+impl Feed {
+    /// The feed of the file at `path`.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Feed {
+            path,
+            beats: broadcast::channel(BEAT_BACKLOG).0,
+        }
+    }
+
+    /// Opens the subscription's connection and reads `data_version`: every
+    /// commit after this returns moves it.
+    pub(crate) fn subscribe(&self) -> StoreResult<Box<dyn ChangeStream>> {
+        // Subscribe to the beats first: a beat queued after the version was
+        // read must not be missed.
+        let beats = self.beats.subscribe();
+        let conn = readers::open(&self.path).map_err(unavailable)?;
+        let version = data_version(&conn).map_err(unavailable)?;
+        Ok(Box::new(SqliteStream {
+            conn: Some(conn),
+            version,
+            beats,
+            queued: Vec::new(),
+            proven: VecDeque::new(),
+        }))
+    }
+
+    /// Queues `text` for every subscription (none is no error).
+    pub(crate) fn beat(&self, text: &str) {
+        let _ = self.beats.send(text.to_owned());
+    }
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("the change stream's poll failed: {e}"))
+}
+
+fn data_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    conn.pragma_query_value(None, "data_version", |row| row.get(0))
+}
+
+/// One subscription.
+struct SqliteStream {
+    /// The poll's connection; `None` once cut (every later call fails too).
+    conn: Option<Connection>,
+    /// The last value read.
+    version: i64,
+    /// Beats as they are queued.
+    beats: broadcast::Receiver<String>,
+    /// Beats queued before the poll under way began.
+    queued: Vec<String>,
+    /// Beats a completed poll has proven, to hand out.
+    proven: VecDeque<String>,
+}
+
+impl SqliteStream {
+    /// Moves every beat queued so far to `queued`; false when the store is gone.
+    fn take_beats(&mut self) -> bool {
+        loop {
+            match self.beats.try_recv() {
+                Ok(text) => self.queued.push(text),
+                Err(broadcast::error::TryRecvError::Empty) => return true,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(broadcast::error::TryRecvError::Closed) => return false,
+            }
+        }
+    }
+
+    /// Waits until the next poll is due or a beat is queued.
+    async fn wait(&mut self) -> bool {
+        match tokio::time::timeout(POLL_EVERY, self.beats.recv()).await {
+            Ok(Ok(text)) => self.queued.push(text),
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) => return false,
+        }
+        true
+    }
+
+    fn cut(&mut self, why: StoreError) -> StoreResult<Change> {
+        self.conn = None;
+        Err(why)
+    }
+}
+
+#[async_trait]
+impl ChangeStream for SqliteStream {
+    async fn next(&mut self) -> StoreResult<Change> {
+        loop {
+            if let Some(text) = self.proven.pop_front() {
+                return Ok(Change::Beat(text));
+            }
+            if self.conn.is_none() {
+                return Err(StoreError::Unavailable("the change stream was cut".into()));
+            }
+            let gone = || StoreError::Unavailable("the store was closed".into());
+            if !self.take_beats() {
+                return self.cut(gone());
+            }
+            let Some(conn) = &self.conn else {
+                continue;
+            };
+            // The poll begins after every beat in `queued` was queued.
+            match data_version(conn) {
+                Ok(version) => {
+                    self.proven.extend(self.queued.drain(..));
+                    if version != self.version {
+                        self.version = version;
+                        return Ok(Change::All);
+                    }
+                }
+                // Proves nothing; the next poll tries again.
+                Err(e) if readers::is_busy(&e) => {}
+                Err(e) => return self.cut(unavailable(e)),
+            }
+            if self.proven.is_empty() && !self.wait().await {
+                return self.cut(gone());
+            }
+        }
+    }
+}
