@@ -5,6 +5,9 @@
 //! * [`postgres`], [`redis`]: a fresh PostgreSQL schema or Redis key prefix
 //!   per test, removed when dropped; an unreachable server is SKIPPED, or a
 //!   failure under CI ([`skip`], the rule of `tessera_core::testkit`);
+//! * [`feed`]: what a node's cache needs of a store, the same test for
+//!   every backend (every token write heard on another store value's change
+//!   stream; the reads by id);
 //! * [`store`]: a fresh store for a `tessera` process (a temporary SQLite
 //!   file, a schema, a prefix) as the URL and arguments `serve` takes;
 //! * [`server`]: `tessera serve` on a random port, ready when it says it
@@ -15,6 +18,7 @@
 //! * [`temp`]: a temporary directory removed when dropped.
 
 pub mod client;
+pub mod feed;
 pub mod postgres;
 pub mod process;
 pub mod redis;
