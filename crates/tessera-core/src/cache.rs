@@ -108,11 +108,13 @@ pub struct Cache {
     staleness: Duration,
     /// Monotonic origin of the millisecond figures below.
     origin: Instant,
-    /// Records are served while `now_ms() < fresh_until`; 0: stale.
+    /// Records are served while `now_us() < fresh_until`; 0: stale (µs).
     fresh_until: AtomicU64,
-    /// When the current subscription was made (ms): beats sent before it
+    /// When the current subscription was made (µs): beats sent before it
     /// prove nothing about it.
     subscribed_at: AtomicU64,
+    /// When the newest beat accepted on this subscription was sent (µs).
+    caught_up: AtomicU64,
     /// This node's beats carry this, so that other nodes' are ignored.
     node: u64,
     /// Highest token id known to exist, plus one (0: none known).
@@ -171,6 +173,7 @@ impl Cache {
             origin: Instant::now(),
             fresh_until: AtomicU64::new(0),
             subscribed_at: AtomicU64::new(0),
+            caught_up: AtomicU64::new(0),
             node: rand::RngCore::next_u64(&mut rand::rngs::OsRng),
             highest: AtomicU64::new(0),
             highest_read: tokio::sync::Mutex::new(()),
@@ -186,9 +189,11 @@ impl Cache {
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        // +1 so that 0 always means "never".
-        self.origin.elapsed().as_millis() as u64 + 1
+    /// Microseconds on the cache's monotonic clock (fine enough that a
+    /// mark taken after a change and a beat sent before it never share a
+    /// tick); +1 so that 0 always means "never".
+    fn now_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64 + 1
     }
 
     fn shard_of(&self, id: TokenId) -> usize {
@@ -201,9 +206,22 @@ impl Cache {
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The cache's own monotonic clock, in microseconds (what
+    /// [`Cache::caught_up_to`] is measured in).
+    pub fn clock(&self) -> u64 {
+        self.now_us()
+    }
+
+    /// When the newest heartbeat that came back on the current subscription
+    /// was sent (0: none yet). Every change committed before then has been
+    /// applied: a test waits for this to pass a mark taken after a change.
+    pub fn caught_up_to(&self) -> u64 {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
     /// Whether records may be served now.
     pub fn is_fresh(&self) -> bool {
-        self.now_ms() < self.fresh_until.load(Ordering::Acquire)
+        self.now_us() < self.fresh_until.load(Ordering::Acquire)
     }
 
     /// What the cache knows of `id`. While stale, always a miss whose ticket
@@ -326,7 +344,7 @@ impl Cache {
 
     /// The text of this node's next heartbeat: the node, and when it is sent.
     pub fn beat_text(&self) -> String {
-        format!("{:x}:{}", self.node, self.now_ms())
+        format!("{:x}:{}", self.node, self.now_us())
     }
 
     fn on_beat(&self, text: &str) {
@@ -336,7 +354,7 @@ impl Cache {
         let (Ok(node), Ok(sent)) = (u64::from_str_radix(node, 16), sent.parse::<u64>()) else {
             return;
         };
-        let now = self.now_ms();
+        let now = self.now_us();
         if node != self.node || sent > now || sent < self.subscribed_at.load(Ordering::Acquire) {
             return;
         }
@@ -344,14 +362,16 @@ impl Cache {
         if now >= self.fresh_until.load(Ordering::Acquire) {
             self.clear();
         }
-        let until = sent + self.staleness.as_millis() as u64;
+        self.caught_up.fetch_max(sent, Ordering::AcqRel);
+        let until = sent + self.staleness.as_micros() as u64;
         self.fresh_until.fetch_max(until, Ordering::AcqRel);
     }
 
     /// A new subscription: stale until its first heartbeat, and empty.
     pub fn on_subscribed(&self) {
         self.fresh_until.store(0, Ordering::Release);
-        self.subscribed_at.store(self.now_ms(), Ordering::Release);
+        self.caught_up.store(0, Ordering::Release);
+        self.subscribed_at.store(self.now_us(), Ordering::Release);
         self.subscriptions.fetch_add(1, Ordering::Relaxed);
         self.clear();
     }
@@ -359,6 +379,7 @@ impl Cache {
     /// The stream was cut (or could not be subscribed): stale, and empty.
     pub fn on_cut(&self) {
         self.fresh_until.store(0, Ordering::Release);
+        self.caught_up.store(0, Ordering::Release);
         self.cuts.fetch_add(1, Ordering::Relaxed);
         self.clear();
     }
