@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use crate::error::StoreError;
 use crate::feed::{Change, ChangeFeed};
 use crate::model::{TokenId, TokenRecord};
+use crate::secret::Digest;
 use crate::store::TokenStore;
 
 /// Most shards; fewer when the capacity is smaller.
@@ -47,9 +48,11 @@ const BEATS_PER_BOUND: u32 = 4;
 /// What [`Cache::lookup`] found.
 #[derive(Debug)]
 pub enum Lookup {
-    /// The token's current record.
+    /// The token's current record, whose access digest is the one presented.
     Hit(Arc<TokenRecord>),
-    /// No stored token has this id.
+    /// No stored token has this id, or its record (read from the store
+    /// within the last heartbeat interval) holds another access digest: a
+    /// forged secret, refused from memory.
     Absent,
     /// Not known here: read the store, then [`Cache::fill`] with the ticket.
     Miss(Ticket),
@@ -66,7 +69,8 @@ pub struct Ticket {
 /// One cached id.
 #[derive(Debug)]
 enum Slot {
-    Present(Arc<TokenRecord>),
+    /// The record, and when it was read from the store (µs).
+    Present(Arc<TokenRecord>, u64),
     Absent,
 }
 
@@ -77,8 +81,8 @@ struct Shard {
     generation: u64,
 }
 
-/// The cache's figures, for `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The cache's figures, for `/metrics` (all zero: no cache).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStatus {
     /// Entries held (records and absent ids).
     pub entries: usize,
@@ -224,21 +228,36 @@ impl Cache {
         self.now_us() < self.fresh_until.load(Ordering::Acquire)
     }
 
-    /// What the cache knows of `id`. While stale, always a miss whose ticket
-    /// keeps nothing.
-    pub fn lookup(&self, id: TokenId) -> Lookup {
+    /// What the cache knows of the token `id` presented with access digest
+    /// `digest`. While stale, always a miss whose ticket keeps nothing.
+    ///
+    /// A cached record with another digest may be a forgery or a renewal on
+    /// another node not heard of yet. The record is read again only if it
+    /// was read more than a heartbeat interval ago: a rotation made since
+    /// the last read has then had time to be heard of, and a flood of
+    /// forged secrets for one id costs at most one store read per interval.
+    pub fn lookup(&self, id: TokenId, digest: &Digest) -> Lookup {
         if !self.is_fresh() {
             self.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss(Ticket { shard: None });
         }
         let i = self.shard_of(id);
         let shard = self.lock(i);
-        let found = match shard.map.get(&id) {
-            Some((Slot::Present(t), _)) => Lookup::Hit(t.clone()),
-            Some((Slot::Absent, _)) => Lookup::Absent,
-            None => Lookup::Miss(Ticket {
+        let miss = || {
+            Lookup::Miss(Ticket {
                 shard: Some((i, shard.generation)),
-            }),
+            })
+        };
+        let found = match shard.map.get(&id) {
+            Some((Slot::Present(t, _), _)) if t.access_digest == *digest => Lookup::Hit(t.clone()),
+            Some((Slot::Present(_, read_at), _))
+                if self.now_us().saturating_sub(*read_at) < self.beat_every().as_micros() as u64 =>
+            {
+                Lookup::Absent
+            }
+            Some((Slot::Present(..), _)) => miss(),
+            Some((Slot::Absent, _)) => Lookup::Absent,
+            None => miss(),
         };
         drop(shard);
         let counter = match found {
@@ -266,7 +285,7 @@ impl Cache {
         let (slot, size) = match record {
             Some(t) => {
                 let size = record_bytes(&t);
-                (Slot::Present(t), size)
+                (Slot::Present(t, self.now_us()), size)
             }
             None => (Slot::Absent, std::mem::size_of::<(TokenId, Slot, usize)>()),
         };
@@ -300,7 +319,7 @@ impl Cache {
     pub fn note_use(&self, seen: &Arc<TokenRecord>, at: i64) {
         let i = self.shard_of(seen.id);
         let mut shard = self.lock(i);
-        if let Some((Slot::Present(t), _)) = shard.map.get_mut(&seen.id) {
+        if let Some((Slot::Present(t, _), _)) = shard.map.get_mut(&seen.id) {
             if Arc::ptr_eq(t, seen) {
                 let mut used = TokenRecord::clone(seen);
                 used.last_used_at = Some(at);
@@ -522,15 +541,15 @@ mod tests {
         Arc::new(t)
     }
 
-    fn hit(c: &Cache, id: TokenId) -> Option<Arc<TokenRecord>> {
-        match c.lookup(id) {
+    fn hit(c: &Cache, t: &TokenRecord) -> Option<Arc<TokenRecord>> {
+        match c.lookup(t.id, &t.access_digest) {
             Lookup::Hit(t) => Some(t),
             _ => None,
         }
     }
 
     fn ticket(c: &Cache, id: TokenId) -> Ticket {
-        match c.lookup(id) {
+        match c.lookup(id, &Digest::of("any")) {
             Lookup::Miss(t) => t,
             other => panic!("expected a miss, got {other:?}"),
         }
@@ -543,11 +562,11 @@ mod tests {
         let c = fresh_cache(10);
         let k = ticket(&c, t.id);
         c.fill(k, t.id, Some(t.clone()));
-        assert!(Arc::ptr_eq(&hit(&c, t.id).unwrap(), &t));
+        assert!(Arc::ptr_eq(&hit(&c, &t).unwrap(), &t));
         assert_eq!(c.status().entries, 1);
         assert!(c.status().bytes > std::mem::size_of::<TokenRecord>());
         c.forget(&[t.id]);
-        assert!(hit(&c, t.id).is_none());
+        assert!(hit(&c, &t).is_none());
         assert_eq!((c.status().entries, c.status().bytes), (0, 0));
     }
 
@@ -559,11 +578,11 @@ mod tests {
         let k = ticket(&c, t.id);
         c.apply(&Change::Tokens(vec![t.id])); // heard while reading
         c.fill(k, t.id, Some(t.clone()));
-        assert!(hit(&c, t.id).is_none());
+        assert!(hit(&c, &t).is_none());
         let k = ticket(&c, t.id);
         c.apply(&Change::All);
         c.fill(k, t.id, None);
-        assert!(matches!(c.lookup(t.id), Lookup::Miss(_)));
+        assert!(matches!(c.lookup(t.id, &t.access_digest), Lookup::Miss(_)));
     }
 
     #[tokio::test]
@@ -582,7 +601,7 @@ mod tests {
         c.on_cut();
         assert!(!c.is_fresh());
         assert_eq!(c.status().entries, 0);
-        assert!(hit(&c, t.id).is_none());
+        assert!(hit(&c, &t).is_none());
         // A beat sent before the new subscription proves nothing.
         let old = c.beat_text();
         std::thread::sleep(Duration::from_millis(2));
@@ -602,14 +621,14 @@ mod tests {
         c.apply(&Change::Beat(c.beat_text()));
         let k = ticket(&c, t.id);
         c.fill(k, t.id, Some(t.clone()));
-        assert!(hit(&c, t.id).is_some());
+        assert!(hit(&c, &t).is_some());
         // Polled with a deadline: the bound passes without a beat.
         let deadline = Instant::now() + Duration::from_secs(10);
         while c.is_fresh() {
             assert!(Instant::now() < deadline);
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(hit(&c, t.id).is_none());
+        assert!(hit(&c, &t).is_none());
         c.expire_if_late();
         assert_eq!(c.status().entries, 0);
     }
@@ -659,6 +678,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn another_digest_is_refused_from_memory_then_read_again() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let t = record(&store).await;
+        let c = Cache::new(10, Duration::from_millis(40));
+        c.on_subscribed();
+        c.apply(&Change::Beat(c.beat_text()));
+        let k = ticket(&c, t.id);
+        c.fill(k, t.id, Some(t.clone()));
+        let forged = Digest::of("forged");
+        assert!(matches!(c.lookup(t.id, &forged), Lookup::Absent));
+        // A heartbeat interval after the read, the record is read again
+        // (it may have been renewed on another node).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            c.apply(&Change::Beat(c.beat_text()));
+            if let Lookup::Miss(k) = c.lookup(t.id, &forged) {
+                c.fill(k, t.id, Some(t.clone()));
+                break;
+            }
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(matches!(c.lookup(t.id, &forged), Lookup::Absent));
+        assert!(hit(&c, &t).is_some());
+    }
+
+    #[tokio::test]
     async fn a_noted_use_replaces_only_the_record_seen() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let t = record(&store).await;
@@ -666,9 +712,9 @@ mod tests {
         let k = ticket(&c, t.id);
         c.fill(k, t.id, Some(t.clone()));
         c.note_use(&t, T0 + 5);
-        let now = hit(&c, t.id).unwrap();
+        let now = hit(&c, &t).unwrap();
         assert_eq!(now.last_used_at, Some(T0 + 5));
         c.note_use(&t, T0 + 9); // no longer the cached one
-        assert_eq!(hit(&c, t.id).unwrap().last_used_at, Some(T0 + 5));
+        assert_eq!(hit(&c, &t).unwrap().last_used_at, Some(T0 + 5));
     }
 }
