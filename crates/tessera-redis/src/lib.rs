@@ -126,6 +126,7 @@
 #![warn(missing_docs)]
 
 mod codec;
+mod feed;
 mod scripts;
 mod store;
 
@@ -138,6 +139,7 @@ use tessera_core::model::{TokenId, UserId};
 use tessera_core::secret::Digest;
 use tessera_core::StoreError;
 
+use crate::feed::Feed;
 use crate::scripts::Scripts;
 
 /// How many audit events the capped list keeps (older ones are trimmed).
@@ -259,6 +261,8 @@ pub struct RedisStore {
     command_timeout: Duration,
     /// `RedisConfig::retention` in whole seconds, as the scripts take it.
     retention_secs: u64,
+    /// How subscriptions to the change stream are made.
+    feed: Feed,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -278,6 +282,10 @@ impl RedisStore {
         config.validate()?;
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| RedisStoreError::Url(format!("{:?}", e.kind())))?;
+        let keys = Keys {
+            prefix: config.prefix.clone(),
+        };
+        let feed = Feed::new(&client, &keys, &config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.command_timeout))
@@ -298,12 +306,11 @@ impl RedisStore {
         .map_err(|e| RedisStoreError::Connect(e.to_string()))?;
         let store = RedisStore {
             conn,
-            keys: Keys {
-                prefix: config.prefix,
-            },
-            scripts: Scripts::new(),
+            scripts: Scripts::new(&keys.changes()),
+            keys,
             command_timeout: config.command_timeout,
             retention_secs: config.retention.as_secs(),
+            feed,
         };
         store
             .cmd(&redis::cmd("PING"))
@@ -325,6 +332,13 @@ impl RedisStore {
         codec::int(&codec::required(v, "client id")?, "client id")
     }
 
+    /// The client name (`CLIENT SETNAME`) of this store's change-stream
+    /// subscriptions, the same for every store on this prefix: operators (and
+    /// tests) find them in `CLIENT LIST` by it.
+    pub fn feed_client_name(&self) -> &str {
+        self.feed.client_name()
+    }
+
     // ---- round trips, each bounded by the command timeout -----------------
 
     /// Runs `fut` within the command timeout, mapping errors to `StoreError`.
@@ -332,14 +346,7 @@ impl RedisStore {
         &self,
         fut: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.command_timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(redis_error(&e)),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "Redis did not answer within {} ms",
-                self.command_timeout.as_millis()
-            ))),
-        }
+        bounded(self.command_timeout, fut).await
     }
 
     /// One command.
@@ -369,6 +376,21 @@ impl RedisStore {
             p.load_script(s).ignore();
         }
         p
+    }
+}
+
+/// Runs `fut` within `timeout`, mapping errors to `StoreError`.
+async fn bounded<T>(
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(redis_error(&e)),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "Redis did not answer within {} ms",
+            timeout.as_millis()
+        ))),
     }
 }
 
@@ -500,6 +522,12 @@ impl Keys {
     /// The event list.
     fn events(&self) -> String {
         format!("{}events", self.prefix)
+    }
+    /// The change stream's pub/sub channel (a channel, not a key). The one
+    /// place it is named; see `scripts::PRELUDE` for issue 13 (sharded
+    /// pub/sub on a Cluster).
+    fn changes(&self) -> String {
+        format!("{}changes", self.prefix)
     }
 }
 

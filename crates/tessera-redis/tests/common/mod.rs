@@ -41,3 +41,47 @@ pub async fn fresh_store() -> Option<Fixture> {
         Box::pin(async move { drop(prefix) }),
     ))
 }
+
+/// The server-side ids of the connections named `name` (`CLIENT LIST`).
+pub async fn clients_named(url: &str, name: &str) -> Vec<i64> {
+    let mut conn = raw(url).await;
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("CLIENT LIST: {e}"));
+    list.lines()
+        .filter(|line| {
+            line.split(' ')
+                .any(|f| f.strip_prefix("name=") == Some(name))
+        })
+        .filter_map(|line| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix("id="))
+                .and_then(|id| id.parse().ok())
+        })
+        .collect()
+}
+
+/// Kills the connection with server-side id `id` (`CLIENT KILL ID`), and
+/// only it; how many it killed (0 or 1).
+pub async fn kill_client(url: &str, id: i64) -> i64 {
+    let mut conn = raw(url).await;
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("CLIENT KILL ID {id}: {e}"))
+}
+
+/// Kills every change-stream subscription of `store`'s prefix, and only
+/// those; how many it killed.
+pub async fn cut_feeds(url: &str, store: &RedisStore) -> usize {
+    let mut killed = 0;
+    for id in clients_named(url, store.feed_client_name()).await {
+        killed += kill_client(url, id).await as usize;
+    }
+    killed
+}
