@@ -32,6 +32,7 @@
 //! | `Ptoken-id` | string | last token id handed out (`INCR`) | never |
 //! | `Plegacy-horizon` | sorted set | unrevoked legacy token id → access expiry | never (pruned) |
 //! | `Pevents` | list | audit events, newest first, capped at [`EVENTS_KEPT`] | never |
+//! | `Pchanges` | pub/sub channel (not a key) | the change stream: `t:<id>,<id>…`, `all`, `b:<beat>` | — |
 //!
 //! Token record fields: `id`, `user`, `uname`, `name`, `type` (the wire
 //! `tokenType`), `eps` (Custom endpoints as written), `ips` (allowed-IP
@@ -96,6 +97,25 @@
 //! On a Cluster the per-token scripts run on the token's node, so a renewal
 //! race between any number of Tessera nodes still has exactly one winner.
 //!
+//! # The change stream
+//!
+//! Every script that changes a token record (all of the above that write
+//! one; `record_last_used` excepted, a last use deciding no check)
+//! publishes the record's id on `Pchanges` with `PUBLISH`, from inside the
+//! script: atomic with the write, so a node that reads the new record has
+//! the message on its way, and a failed write publishes nothing. An import
+//! publishes its ids in one message (`all` past
+//! [`MAX_IDS_PER_MESSAGE`](tessera_core::feed::MAX_IDS_PER_MESSAGE)); a
+//! user's deletion and the sweep one message per token. Heartbeats are
+//! published by a script on the store's connection, so they arrive after
+//! every change committed before them. A subscription is a RESP3 connection
+//! of its own (Redis 6 or later), named [`RedisStore::feed_client_name`];
+//! when it is cut its stream fails and the core subscribes again (the store
+//! never reconnects it behind the core's back). Records that leave by key
+//! expiry are not announced: they are dead by their own timestamps. Issue
+//! 13 moves the publishing to sharded `SPUBLISH` on a Cluster (the channel
+//! then per slot).
+//!
 //! # Expiry
 //!
 //! Dead records leave by themselves: a token's keys expire (`EXPIREAT`) at
@@ -119,7 +139,8 @@
 //! does not parse (or a key of the wrong type) is `StoreError::Corrupt`.
 //!
 //! Requires Redis 5 or later (scripts read `TIME`, which needs the
-//! effects replication that is the default since 5.0); tested on 7.0.
+//! effects replication that is the default since 5.0), and Redis 6 for the
+//! change stream's RESP3 subscriptions; tested on 7.0.
 //!
 //! [`TokenStore::sweep`]: tessera_core::store::TokenStore::sweep
 #![forbid(unsafe_code)]
