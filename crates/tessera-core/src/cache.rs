@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use crate::error::StoreError;
 use crate::feed::{Change, ChangeFeed};
 use crate::model::{TokenId, TokenRecord};
+use crate::secret::Digest;
 use crate::store::TokenStore;
 
 /// Most shards; fewer when the capacity is smaller.
@@ -47,9 +48,11 @@ const BEATS_PER_BOUND: u32 = 4;
 /// What [`Cache::lookup`] found.
 #[derive(Debug)]
 pub enum Lookup {
-    /// The token's current record.
+    /// The token's current record, whose access digest is the one presented.
     Hit(Arc<TokenRecord>),
-    /// No stored token has this id.
+    /// No stored token has this id, or its record (read from the store
+    /// within the last heartbeat interval) holds another access digest: a
+    /// forged secret, refused from memory.
     Absent,
     /// Not known here: read the store, then [`Cache::fill`] with the ticket.
     Miss(Ticket),
@@ -66,7 +69,8 @@ pub struct Ticket {
 /// One cached id.
 #[derive(Debug)]
 enum Slot {
-    Present(Arc<TokenRecord>),
+    /// The record, and when it was read from the store (µs).
+    Present(Arc<TokenRecord>, u64),
     Absent,
 }
 
@@ -77,8 +81,8 @@ struct Shard {
     generation: u64,
 }
 
-/// The cache's figures, for `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The cache's figures, for `/metrics` (all zero: no cache).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStatus {
     /// Entries held (records and absent ids).
     pub entries: usize,
@@ -108,11 +112,13 @@ pub struct Cache {
     staleness: Duration,
     /// Monotonic origin of the millisecond figures below.
     origin: Instant,
-    /// Records are served while `now_ms() < fresh_until`; 0: stale.
+    /// Records are served while `now_us() < fresh_until`; 0: stale (µs).
     fresh_until: AtomicU64,
-    /// When the current subscription was made (ms): beats sent before it
+    /// When the current subscription was made (µs): beats sent before it
     /// prove nothing about it.
     subscribed_at: AtomicU64,
+    /// When the newest beat accepted on this subscription was sent (µs).
+    caught_up: AtomicU64,
     /// This node's beats carry this, so that other nodes' are ignored.
     node: u64,
     /// Highest token id known to exist, plus one (0: none known).
@@ -171,6 +177,7 @@ impl Cache {
             origin: Instant::now(),
             fresh_until: AtomicU64::new(0),
             subscribed_at: AtomicU64::new(0),
+            caught_up: AtomicU64::new(0),
             node: rand::RngCore::next_u64(&mut rand::rngs::OsRng),
             highest: AtomicU64::new(0),
             highest_read: tokio::sync::Mutex::new(()),
@@ -186,9 +193,11 @@ impl Cache {
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        // +1 so that 0 always means "never".
-        self.origin.elapsed().as_millis() as u64 + 1
+    /// Microseconds on the cache's monotonic clock (fine enough that a
+    /// mark taken after a change and a beat sent before it never share a
+    /// tick); +1 so that 0 always means "never".
+    fn now_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64 + 1
     }
 
     fn shard_of(&self, id: TokenId) -> usize {
@@ -201,26 +210,54 @@ impl Cache {
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether records may be served now.
-    pub fn is_fresh(&self) -> bool {
-        self.now_ms() < self.fresh_until.load(Ordering::Acquire)
+    /// The cache's own monotonic clock, in microseconds (what
+    /// [`Cache::caught_up_to`] is measured in).
+    pub fn clock(&self) -> u64 {
+        self.now_us()
     }
 
-    /// What the cache knows of `id`. While stale, always a miss whose ticket
-    /// keeps nothing.
-    pub fn lookup(&self, id: TokenId) -> Lookup {
+    /// When the newest heartbeat that came back on the current subscription
+    /// was sent (0: none yet). Every change committed before then has been
+    /// applied: a test waits for this to pass a mark taken after a change.
+    pub fn caught_up_to(&self) -> u64 {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    /// Whether records may be served now.
+    pub fn is_fresh(&self) -> bool {
+        self.now_us() < self.fresh_until.load(Ordering::Acquire)
+    }
+
+    /// What the cache knows of the token `id` presented with access digest
+    /// `digest`. While stale, always a miss whose ticket keeps nothing.
+    ///
+    /// A cached record with another digest may be a forgery or a renewal on
+    /// another node not heard of yet. The record is read again only if it
+    /// was read more than a heartbeat interval ago: a rotation made since
+    /// the last read has then had time to be heard of, and a flood of
+    /// forged secrets for one id costs at most one store read per interval.
+    pub fn lookup(&self, id: TokenId, digest: &Digest) -> Lookup {
         if !self.is_fresh() {
             self.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss(Ticket { shard: None });
         }
         let i = self.shard_of(id);
         let shard = self.lock(i);
-        let found = match shard.map.get(&id) {
-            Some((Slot::Present(t), _)) => Lookup::Hit(t.clone()),
-            Some((Slot::Absent, _)) => Lookup::Absent,
-            None => Lookup::Miss(Ticket {
+        let miss = || {
+            Lookup::Miss(Ticket {
                 shard: Some((i, shard.generation)),
-            }),
+            })
+        };
+        let found = match shard.map.get(&id) {
+            Some((Slot::Present(t, _), _)) if t.access_digest == *digest => Lookup::Hit(t.clone()),
+            Some((Slot::Present(_, read_at), _))
+                if self.now_us().saturating_sub(*read_at) < self.beat_every().as_micros() as u64 =>
+            {
+                Lookup::Absent
+            }
+            Some((Slot::Present(..), _)) => miss(),
+            Some((Slot::Absent, _)) => Lookup::Absent,
+            None => miss(),
         };
         drop(shard);
         let counter = match found {
@@ -248,7 +285,7 @@ impl Cache {
         let (slot, size) = match record {
             Some(t) => {
                 let size = record_bytes(&t);
-                (Slot::Present(t), size)
+                (Slot::Present(t, self.now_us()), size)
             }
             None => (Slot::Absent, std::mem::size_of::<(TokenId, Slot, usize)>()),
         };
@@ -282,7 +319,7 @@ impl Cache {
     pub fn note_use(&self, seen: &Arc<TokenRecord>, at: i64) {
         let i = self.shard_of(seen.id);
         let mut shard = self.lock(i);
-        if let Some((Slot::Present(t), _)) = shard.map.get_mut(&seen.id) {
+        if let Some((Slot::Present(t, _), _)) = shard.map.get_mut(&seen.id) {
             if Arc::ptr_eq(t, seen) {
                 let mut used = TokenRecord::clone(seen);
                 used.last_used_at = Some(at);
@@ -326,7 +363,7 @@ impl Cache {
 
     /// The text of this node's next heartbeat: the node, and when it is sent.
     pub fn beat_text(&self) -> String {
-        format!("{:x}:{}", self.node, self.now_ms())
+        format!("{:x}:{}", self.node, self.now_us())
     }
 
     fn on_beat(&self, text: &str) {
@@ -336,7 +373,7 @@ impl Cache {
         let (Ok(node), Ok(sent)) = (u64::from_str_radix(node, 16), sent.parse::<u64>()) else {
             return;
         };
-        let now = self.now_ms();
+        let now = self.now_us();
         if node != self.node || sent > now || sent < self.subscribed_at.load(Ordering::Acquire) {
             return;
         }
@@ -344,14 +381,16 @@ impl Cache {
         if now >= self.fresh_until.load(Ordering::Acquire) {
             self.clear();
         }
-        let until = sent + self.staleness.as_millis() as u64;
+        self.caught_up.fetch_max(sent, Ordering::AcqRel);
+        let until = sent + self.staleness.as_micros() as u64;
         self.fresh_until.fetch_max(until, Ordering::AcqRel);
     }
 
     /// A new subscription: stale until its first heartbeat, and empty.
     pub fn on_subscribed(&self) {
         self.fresh_until.store(0, Ordering::Release);
-        self.subscribed_at.store(self.now_ms(), Ordering::Release);
+        self.caught_up.store(0, Ordering::Release);
+        self.subscribed_at.store(self.now_us(), Ordering::Release);
         self.subscriptions.fetch_add(1, Ordering::Relaxed);
         self.clear();
     }
@@ -359,6 +398,7 @@ impl Cache {
     /// The stream was cut (or could not be subscribed): stale, and empty.
     pub fn on_cut(&self) {
         self.fresh_until.store(0, Ordering::Release);
+        self.caught_up.store(0, Ordering::Release);
         self.cuts.fetch_add(1, Ordering::Relaxed);
         self.clear();
     }
@@ -501,15 +541,15 @@ mod tests {
         Arc::new(t)
     }
 
-    fn hit(c: &Cache, id: TokenId) -> Option<Arc<TokenRecord>> {
-        match c.lookup(id) {
+    fn hit(c: &Cache, t: &TokenRecord) -> Option<Arc<TokenRecord>> {
+        match c.lookup(t.id, &t.access_digest) {
             Lookup::Hit(t) => Some(t),
             _ => None,
         }
     }
 
     fn ticket(c: &Cache, id: TokenId) -> Ticket {
-        match c.lookup(id) {
+        match c.lookup(id, &Digest::of("any")) {
             Lookup::Miss(t) => t,
             other => panic!("expected a miss, got {other:?}"),
         }
@@ -522,11 +562,11 @@ mod tests {
         let c = fresh_cache(10);
         let k = ticket(&c, t.id);
         c.fill(k, t.id, Some(t.clone()));
-        assert!(Arc::ptr_eq(&hit(&c, t.id).unwrap(), &t));
+        assert!(Arc::ptr_eq(&hit(&c, &t).unwrap(), &t));
         assert_eq!(c.status().entries, 1);
         assert!(c.status().bytes > std::mem::size_of::<TokenRecord>());
         c.forget(&[t.id]);
-        assert!(hit(&c, t.id).is_none());
+        assert!(hit(&c, &t).is_none());
         assert_eq!((c.status().entries, c.status().bytes), (0, 0));
     }
 
@@ -538,11 +578,11 @@ mod tests {
         let k = ticket(&c, t.id);
         c.apply(&Change::Tokens(vec![t.id])); // heard while reading
         c.fill(k, t.id, Some(t.clone()));
-        assert!(hit(&c, t.id).is_none());
+        assert!(hit(&c, &t).is_none());
         let k = ticket(&c, t.id);
         c.apply(&Change::All);
         c.fill(k, t.id, None);
-        assert!(matches!(c.lookup(t.id), Lookup::Miss(_)));
+        assert!(matches!(c.lookup(t.id, &t.access_digest), Lookup::Miss(_)));
     }
 
     #[tokio::test]
@@ -561,7 +601,7 @@ mod tests {
         c.on_cut();
         assert!(!c.is_fresh());
         assert_eq!(c.status().entries, 0);
-        assert!(hit(&c, t.id).is_none());
+        assert!(hit(&c, &t).is_none());
         // A beat sent before the new subscription proves nothing.
         let old = c.beat_text();
         std::thread::sleep(Duration::from_millis(2));
@@ -581,14 +621,14 @@ mod tests {
         c.apply(&Change::Beat(c.beat_text()));
         let k = ticket(&c, t.id);
         c.fill(k, t.id, Some(t.clone()));
-        assert!(hit(&c, t.id).is_some());
+        assert!(hit(&c, &t).is_some());
         // Polled with a deadline: the bound passes without a beat.
         let deadline = Instant::now() + Duration::from_secs(10);
         while c.is_fresh() {
             assert!(Instant::now() < deadline);
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(hit(&c, t.id).is_none());
+        assert!(hit(&c, &t).is_none());
         c.expire_if_late();
         assert_eq!(c.status().entries, 0);
     }
@@ -638,6 +678,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn another_digest_is_refused_from_memory_then_read_again() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let t = record(&store).await;
+        let c = Cache::new(10, Duration::from_millis(40));
+        c.on_subscribed();
+        c.apply(&Change::Beat(c.beat_text()));
+        let k = ticket(&c, t.id);
+        c.fill(k, t.id, Some(t.clone()));
+        let forged = Digest::of("forged");
+        assert!(matches!(c.lookup(t.id, &forged), Lookup::Absent));
+        // A heartbeat interval after the read, the record is read again
+        // (it may have been renewed on another node).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            c.apply(&Change::Beat(c.beat_text()));
+            if let Lookup::Miss(k) = c.lookup(t.id, &forged) {
+                c.fill(k, t.id, Some(t.clone()));
+                break;
+            }
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(matches!(c.lookup(t.id, &forged), Lookup::Absent));
+        assert!(hit(&c, &t).is_some());
+    }
+
+    #[tokio::test]
     async fn a_noted_use_replaces_only_the_record_seen() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let t = record(&store).await;
@@ -645,9 +712,9 @@ mod tests {
         let k = ticket(&c, t.id);
         c.fill(k, t.id, Some(t.clone()));
         c.note_use(&t, T0 + 5);
-        let now = hit(&c, t.id).unwrap();
+        let now = hit(&c, &t).unwrap();
         assert_eq!(now.last_used_at, Some(T0 + 5));
         c.note_use(&t, T0 + 9); // no longer the cached one
-        assert_eq!(hit(&c, t.id).unwrap().last_used_at, Some(T0 + 5));
+        assert_eq!(hit(&c, &t).unwrap().last_used_at, Some(T0 + 5));
     }
 }

@@ -215,7 +215,7 @@ impl Checker {
         if cache.beyond(id, &*self.store).await? {
             return Ok(None);
         }
-        match cache.lookup(id) {
+        match cache.lookup(id, &key.digest) {
             Lookup::Hit(t) => Ok(Some(t)),
             Lookup::Absent => Ok(None),
             Lookup::Miss(ticket) => {

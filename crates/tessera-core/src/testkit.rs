@@ -33,6 +33,8 @@ use crate::service::{Caller, LegacyImport, LegacySecret, Tessera};
 use crate::store::Store;
 use crate::StoreError;
 
+pub mod nodes;
+
 /// A clean-up to run after a case, pass or fail (drop a schema, delete keys…).
 pub type Cleanup = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -41,6 +43,8 @@ pub struct Fixture {
     /// The store under test; empty when the case starts.
     pub store: Arc<dyn Store>,
     cleanup: Option<Cleanup>,
+    /// For the cache suite: how to open another handle, and cut streams.
+    nodes: Option<(nodes::Reopen, Option<nodes::Cut>)>,
 }
 
 impl Fixture {
@@ -49,6 +53,7 @@ impl Fixture {
         Fixture {
             store,
             cleanup: None,
+            nodes: None,
         }
     }
 
@@ -57,7 +62,17 @@ impl Fixture {
         Fixture {
             store,
             cleanup: Some(cleanup),
+            nodes: None,
         }
+    }
+
+    /// Makes the fixture fit for [`cache_suite!`](crate::cache_suite):
+    /// `reopen` opens another handle on the same data (a second node);
+    /// `cut`, where the backend allows it, cuts every change-stream
+    /// subscription on that data.
+    pub fn with_nodes(mut self, reopen: nodes::Reopen, cut: Option<nodes::Cut>) -> Self {
+        self.nodes = Some((reopen, cut));
+        self
     }
 }
 
@@ -68,8 +83,25 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    run_with(fixture, |f| case(f.store.clone())).await;
+}
+
+/// As [`run_case`], for the cache cases ([`nodes`]).
+pub async fn run_nodes_case<F, Fut>(fixture: Option<Fixture>, case: F)
+where
+    F: FnOnce(nodes::Nodes) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    run_with(fixture, |f| case(nodes::Nodes::of(f))).await;
+}
+
+async fn run_with<F, Fut>(fixture: Option<Fixture>, case: F)
+where
+    F: FnOnce(&Fixture) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let Some(fixture) = fixture else { return };
-    let outcome = tokio::spawn(case(fixture.store.clone())).await;
+    let outcome = tokio::spawn(case(&fixture)).await;
     drop(fixture.store);
     if let Some(cleanup) = fixture.cleanup {
         cleanup.await;

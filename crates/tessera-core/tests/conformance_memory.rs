@@ -1,4 +1,4 @@
-//! The conformance suite on `MemoryStore`, through the same macro every backend uses.
+//! The conformance and cache suites on `MemoryStore`, through the same macros every backend uses.
 
 use std::sync::Arc;
 
@@ -6,10 +6,24 @@ use tessera_core::memory::MemoryStore;
 use tessera_core::testkit::Fixture;
 
 async fn fresh_store() -> Option<Fixture> {
-    Some(Fixture::new(Arc::new(MemoryStore::new())))
+    let memory = Arc::new(MemoryStore::new());
+    let shared = memory.clone();
+    let cut = memory.clone();
+    // Two handles on one MemoryStore are two nodes over one database.
+    Some(Fixture::new(memory).with_nodes(
+        Arc::new(move || {
+            let store: Arc<dyn tessera_core::store::Store> = shared.clone();
+            Box::pin(async move { store })
+        }),
+        Some(Arc::new(move || {
+            cut.cut_streams();
+            Box::pin(async {})
+        })),
+    ))
 }
 
 tessera_core::conformance_suite!(fresh_store);
+tessera_core::cache_suite!(fresh_store);
 
 /// The scan helpers themselves: a dump holding a secret is caught.
 #[tokio::test]

@@ -117,6 +117,25 @@ pub fn spawn_upkeep(
     })
 }
 
+/// Keeps the check's cache, if it has one, exact: follows the store's
+/// change stream on its own task (see `tessera_core::cache::follow`). A cut
+/// stream is logged (the first of a run of failures, then every 100th), and
+/// the check reads the store until the stream is back.
+pub fn spawn_follower(svc: Arc<Tessera>) -> Option<tokio::task::JoinHandle<()>> {
+    let cache = svc.checker().cache()?.clone();
+    Some(tokio::spawn(async move {
+        let failures = std::sync::atomic::AtomicU64::new(0);
+        let on_cut = |e: &tessera_core::StoreError| {
+            let n = failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n % 100 == 0 {
+                tracing::warn!(error = %e, failures = n + 1, "the store's change stream is cut: checks read the store until it is back");
+            }
+        };
+        let feed: &dyn tessera_core::feed::ChangeFeed = &**svc.store();
+        tessera_core::cache::follow(&cache, feed, Duration::from_millis(100), &on_cut).await;
+    }))
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

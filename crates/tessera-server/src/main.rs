@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::Parser;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
+use tessera_core::cache::Cache;
 use tessera_core::clock::SystemClock;
 use tessera_core::model::Role;
 use tessera_core::path::PathError;
@@ -138,11 +139,16 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         args.hash_share,
     )
     .map_err(Failure::HashThreads)?;
-    let svc = Arc::new(
-        service(&args.store, policy)
-            .await?
-            .with_password_work(Arc::new(hashing)),
-    );
+    let mut svc = service(&args.store, policy)
+        .await?
+        .with_password_work(Arc::new(hashing));
+    if args.cache_capacity > 0 {
+        svc = svc.with_cache(Arc::new(Cache::new(
+            args.cache_capacity,
+            args.cache_staleness,
+        )));
+    }
+    let svc = Arc::new(svc);
     first_start(&svc).await?;
     if let Err(e) = svc.checker().refresh_legacy_horizon().await {
         tracing::warn!(error = %e, "cannot read the legacy horizon yet");
@@ -189,6 +195,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         secs(args.store.retention),
         usage_every,
     );
+    tessera_server::spawn_follower(svc.clone());
     tracing::info!(%addr, store = %stores::redact_url(&args.store.store), "listening");
     eprintln!("tessera listening on http://{addr}");
     tracing::info!(
@@ -197,6 +204,8 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         max_connections = options.max_connections,
         hash_workers = workers,
         hash_share = args.hash_share,
+        cache_capacity = args.cache_capacity,
+        cache_staleness_ms = args.cache_staleness.as_millis() as u64,
         "serving"
     );
     tessera_server::run(listener, app, options, tessera_server::shutdown_signal()).await;

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tessera_core::cache::CacheStatus;
 use tessera_core::check::{CheckError, Refusal};
 
 /// Histogram bucket bounds, in seconds.
@@ -283,6 +284,73 @@ pub fn usage_backlog(n: usize) -> String {
         "# HELP tessera_last_used_backlog Last-used times noted by checks, not yet written.\n\
          # TYPE tessera_last_used_backlog gauge\ntessera_last_used_backlog {n}\n"
     )
+}
+
+/// The check cache's figures (`None`: the cache is off, shown as capacity 0).
+pub fn cache(status: Option<CacheStatus>) -> String {
+    let s = status.unwrap_or_default();
+    let mut out = String::new();
+    let mut line = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = write!(
+            out,
+            "# HELP tessera_cache_{name} {help}\n# TYPE tessera_cache_{name} {kind}\ntessera_cache_{name} {value}\n"
+        );
+    };
+    line(
+        "entries",
+        "gauge",
+        "Token records (and ids known absent) the check keeps in memory.",
+        s.entries as u64,
+    );
+    line(
+        "bytes",
+        "gauge",
+        "Approximate bytes the check cache holds.",
+        s.bytes as u64,
+    );
+    line(
+        "capacity",
+        "gauge",
+        "The check cache's capacity in entries (0: off).",
+        s.capacity as u64,
+    );
+    line(
+        "fresh",
+        "gauge",
+        "1 while the change stream's heartbeat is recent and the cache serves records.",
+        u64::from(s.fresh),
+    );
+    line(
+        "hits_total",
+        "counter",
+        "Checks answered from the cache.",
+        s.hits,
+    );
+    line(
+        "misses_total",
+        "counter",
+        "Checks with the cache on that read the store.",
+        s.misses,
+    );
+    line(
+        "clears_total",
+        "counter",
+        "Times the whole cache was emptied.",
+        s.clears,
+    );
+    line(
+        "subscriptions_total",
+        "counter",
+        "Subscriptions to the store's change stream.",
+        s.subscriptions,
+    );
+    line(
+        "stream_cuts_total",
+        "counter",
+        "Times the change stream was cut or could not be subscribed.",
+        s.cuts,
+    );
+    out
 }
 
 #[cfg(test)]

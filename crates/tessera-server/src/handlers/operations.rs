@@ -47,6 +47,9 @@ pub fn metrics(app: &App) -> Response {
     text.push_str(&crate::metrics::usage_backlog(
         app.svc.checker().usage_backlog(),
     ));
+    text.push_str(&crate::metrics::cache(
+        app.svc.checker().cache().map(|c| c.status()),
+    ));
     text_reply(text, "text/plain; version=0.0.4; charset=utf-8")
 }
 
