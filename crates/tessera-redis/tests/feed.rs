@@ -248,7 +248,7 @@ async fn a_killed_subscription_fails_the_stream() {
     // The store's own connection is not the subscription.
     assert!(!ids.contains(&bed.reader.client_id().await.unwrap()));
 
-    assert_eq!(common::cut_feeds(&url, &bed.reader).await, 1);
+    assert_eq!(common::cut_feeds(&url, &name).await, 1);
     let start = Instant::now();
     let r = tokio::time::timeout(WAIT, stream.next())
         .await
