@@ -32,6 +32,7 @@
 //! | `Ptoken-id` | string | last token id handed out (`INCR`) | never |
 //! | `Plegacy-horizon` | sorted set | unrevoked legacy token id → access expiry | never (pruned) |
 //! | `Pevents` | list | audit events, newest first, capped at [`EVENTS_KEPT`] | never |
+//! | `Pchanges` | pub/sub channel (not a key) | the change stream: `t:<id>,<id>…`, `all`, `b:<beat>` | — |
 //!
 //! Token record fields: `id`, `user`, `uname`, `name`, `type` (the wire
 //! `tokenType`), `eps` (Custom endpoints as written), `ips` (allowed-IP
@@ -96,6 +97,25 @@
 //! On a Cluster the per-token scripts run on the token's node, so a renewal
 //! race between any number of Tessera nodes still has exactly one winner.
 //!
+//! # The change stream
+//!
+//! Every script that changes a token record (all of the above that write
+//! one; `record_last_used` excepted, a last use deciding no check)
+//! publishes the record's id on `Pchanges` with `PUBLISH`, from inside the
+//! script: atomic with the write, so a node that reads the new record has
+//! the message on its way, and a failed write publishes nothing. An import
+//! publishes its ids in one message (`all` past
+//! [`MAX_IDS_PER_MESSAGE`](tessera_core::feed::MAX_IDS_PER_MESSAGE)); a
+//! user's deletion and the sweep one message per token. Heartbeats are
+//! published by a script on the store's connection, so they arrive after
+//! every change committed before them. A subscription is a RESP3 connection
+//! of its own (Redis 6 or later), named [`RedisStore::feed_client_name`];
+//! when it is cut its stream fails and the core subscribes again (the store
+//! never reconnects it behind the core's back). Records that leave by key
+//! expiry are not announced: they are dead by their own timestamps. Issue
+//! 13 moves the publishing to sharded `SPUBLISH` on a Cluster (the channel
+//! then per slot).
+//!
 //! # Expiry
 //!
 //! Dead records leave by themselves: a token's keys expire (`EXPIREAT`) at
@@ -119,13 +139,15 @@
 //! does not parse (or a key of the wrong type) is `StoreError::Corrupt`.
 //!
 //! Requires Redis 5 or later (scripts read `TIME`, which needs the
-//! effects replication that is the default since 5.0); tested on 7.0.
+//! effects replication that is the default since 5.0), and Redis 6 for the
+//! change stream's RESP3 subscriptions; tested on 7.0.
 //!
 //! [`TokenStore::sweep`]: tessera_core::store::TokenStore::sweep
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod codec;
+mod feed;
 mod scripts;
 mod store;
 
@@ -138,6 +160,7 @@ use tessera_core::model::{TokenId, UserId};
 use tessera_core::secret::Digest;
 use tessera_core::StoreError;
 
+use crate::feed::Feed;
 use crate::scripts::Scripts;
 
 /// How many audit events the capped list keeps (older ones are trimmed).
@@ -259,6 +282,8 @@ pub struct RedisStore {
     command_timeout: Duration,
     /// `RedisConfig::retention` in whole seconds, as the scripts take it.
     retention_secs: u64,
+    /// How subscriptions to the change stream are made.
+    feed: Feed,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -278,6 +303,10 @@ impl RedisStore {
         config.validate()?;
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| RedisStoreError::Url(format!("{:?}", e.kind())))?;
+        let keys = Keys {
+            prefix: config.prefix.clone(),
+        };
+        let feed = Feed::new(&client, &keys, &config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.command_timeout))
@@ -298,12 +327,11 @@ impl RedisStore {
         .map_err(|e| RedisStoreError::Connect(e.to_string()))?;
         let store = RedisStore {
             conn,
-            keys: Keys {
-                prefix: config.prefix,
-            },
-            scripts: Scripts::new(),
+            scripts: Scripts::new(&keys.changes()),
+            keys,
             command_timeout: config.command_timeout,
             retention_secs: config.retention.as_secs(),
+            feed,
         };
         store
             .cmd(&redis::cmd("PING"))
@@ -325,6 +353,13 @@ impl RedisStore {
         codec::int(&codec::required(v, "client id")?, "client id")
     }
 
+    /// The client name (`CLIENT SETNAME`) of this store's change-stream
+    /// subscriptions, the same for every store on this prefix: operators (and
+    /// tests) find them in `CLIENT LIST` by it.
+    pub fn feed_client_name(&self) -> &str {
+        self.feed.client_name()
+    }
+
     // ---- round trips, each bounded by the command timeout -----------------
 
     /// Runs `fut` within the command timeout, mapping errors to `StoreError`.
@@ -332,14 +367,7 @@ impl RedisStore {
         &self,
         fut: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.command_timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(redis_error(&e)),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "Redis did not answer within {} ms",
-                self.command_timeout.as_millis()
-            ))),
-        }
+        bounded(self.command_timeout, fut).await
     }
 
     /// One command.
@@ -369,6 +397,21 @@ impl RedisStore {
             p.load_script(s).ignore();
         }
         p
+    }
+}
+
+/// Runs `fut` within `timeout`, mapping errors to `StoreError`.
+async fn bounded<T>(
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(redis_error(&e)),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "Redis did not answer within {} ms",
+            timeout.as_millis()
+        ))),
     }
 }
 
@@ -500,6 +543,12 @@ impl Keys {
     /// The event list.
     fn events(&self) -> String {
         format!("{}events", self.prefix)
+    }
+    /// The change stream's pub/sub channel (a channel, not a key). The one
+    /// place it is named; see `scripts::PRELUDE` for issue 13 (sharded
+    /// pub/sub on a Cluster).
+    fn changes(&self) -> String {
+        format!("{}changes", self.prefix)
     }
 }
 

@@ -1,6 +1,20 @@
 //! The Lua scripts: every operation that must be atomic runs as one script
 //! on keys of one hash slot (except the legacy import, see the crate docs).
 //!
+//! Every script that changes a token record announces it on the store's
+//! change stream (`tessera_core::feed`) with `announce_record`, from inside
+//! the script, so the message is atomic with the write: no subscriber can
+//! read the new record before the message is on its way, and a failed write
+//! announces nothing. `publish` (in [`PRELUDE`]) is the one place that
+//! publishes, and [`crate::Keys::changes`] the one that names the channel.
+//! Every write of a token record already was one of these scripts (insert,
+//! edit, rotation, revocation, and through it a user's deletion, the sweep,
+//! the legacy import), so none had to be moved into a script or a
+//! `MULTI`/`EXEC` for it. The commands pipelined around them touch only
+//! indexes, the legacy horizon and legacy pointers (their expiry; a
+//! pointer is deleted only after its record, whose deletion was announced):
+//! nothing that changes what `token_for_check` answers.
+//!
 //! Conventions: `KEYS` are named in each script's comment; numbers arrive as
 //! decimal text and are stored as given (Lua only compares them); a record
 //! that cannot be read raises an error whose code is `CORRUPT`, which the
@@ -9,11 +23,40 @@
 //! record's timestamps say (see the crate docs, "Expiry").
 
 use redis::Script;
+use tessera_core::feed::MAX_IDS_PER_MESSAGE;
 
 use crate::codec::TOKEN_FIELDS;
 
 /// Helpers shared by the scripts that write token or session records.
+/// `CHANNEL` and `MAX_IDS` are defined before it (see [`Scripts::new`]).
+///
+/// `publish` uses plain `PUBLISH`, which a Redis Cluster forwards to every
+/// node, whatever slot the script runs on. Issue 13 moves it to sharded
+/// `SPUBLISH` (delivered only by the shard that owns the channel's slot):
+/// the channel must then hash to the slot of the script's keys, so the name
+/// will take the script's hash tag and subscribers will subscribe per shard.
+/// That change is this function, [`crate::Keys::changes`] and the
+/// subscription (`crate::feed`).
 const PRELUDE: &str = r#"
+local function publish(message)
+  redis.call('PUBLISH', CHANNEL, message)
+end
+local function announce(ids)
+  if #ids == 0 then return end
+  if #ids > MAX_IDS then
+    publish('all')
+  else
+    publish('t:' .. table.concat(ids, ','))
+  end
+end
+local function announce_record(rec)
+  local id = redis.call('HGET', rec, 'id')
+  if id and string.match(id, '^%d+$') then
+    announce({id})
+  else
+    publish('all')
+  end
+end
 local function expire_at(deadline, retention)
   local now = tonumber(redis.call('TIME')[1])
   local base = deadline
@@ -48,6 +91,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return {'conflict', ''} end
 redis.call('DEL', KEYS[3])
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 set_token_expiry(KEYS[1], nil, tonumber(ARGV[1]))
+announce_record(KEYS[1])
 return {'ok'}
 "#;
 
@@ -78,6 +122,7 @@ if (not f[1]) and f[2] == ARGV[1] then
   redis.call('HSET', KEYS[1], 'ad', ARGV[3], 'rd', ARGV[4], 'exp', ARGV[5], 'ends', ARGV[6])
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
   set_token_expiry(KEYS[1], KEYS[2], tonumber(ARGV[7]))
+  announce_record(KEYS[1])
   return {'rotated', redis.call('HMGET', KEYS[1], unpack(FIELDS))}
 end
 local s = redis.call('HGET', KEYS[2], ARGV[1])
@@ -104,6 +149,7 @@ if ARGV[3] ~= '' and f[1] ~= ARGV[3] then return {'none'} end
 if f[2] then return {'already', '', f[3] or '0', f[4] or ''} end
 redis.call('HSET', KEYS[1], 'rev', ARGV[1])
 local at = set_token_expiry(KEYS[1], KEYS[3], tonumber(ARGV[2]))
+announce_record(KEYS[1])
 return {'revoked', at, f[3] or '0', f[4] or ''}
 "#;
 
@@ -121,11 +167,15 @@ else
   redis.call('HSET', KEYS[1], 'ren', ARGV[7])
 end
 local at = set_token_expiry(KEYS[1], KEYS[3], tonumber(ARGV[1]))
+announce_record(KEYS[1])
 return {'updated', at, f[2] or '0', f[3] or ''}
 "#;
 
 /// KEYS: rec, ptr. ARGV: when used. Keeps the latest time.
 /// Reply: `{'moved', hex}`, `{'none'}` or `{'ok'}`.
+/// Announces nothing: a last use decides no check (it is not
+/// security-relevant), a node's cache keeps its own noted uses, and
+/// announcing every flushed use would empty every node's cache each flush.
 const LAST_USED: &str = r#"
 local prev = tonumber(redis.call('HGET', KEYS[1], 'used'))
 if prev == nil or prev < tonumber(ARGV[1]) then
@@ -150,6 +200,7 @@ for i = 0, n - 1 do
   end
 end
 local a = 3
+local ids = {}
 for i = 0, n - 1 do
   local k = 4 + 4 * i
   local id, hex, exp, uid, rev = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
@@ -165,7 +216,9 @@ for i = 0, n - 1 do
   redis.call('ZADD', KEYS[3], 'NX', uid, uid)
   local c = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
   if c < tonumber(id) then redis.call('SET', KEYS[2], id) end
+  ids[#ids + 1] = id
 end
+announce(ids)
 return {'ok'}
 "#;
 
@@ -177,6 +230,8 @@ return 1
 "#;
 
 /// KEYS: rec, spent. ARGV: before. Reply: 'gone', 'swept' or 'live'.
+/// (A record already gone left by key expiry, dead by its own timestamps:
+/// nothing to announce.)
 const SWEEP_TOKEN: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[2])
@@ -187,10 +242,18 @@ local before = tonumber(ARGV[1])
 local rev = tonumber(f[1])
 local ends = tonumber(f[2])
 if (rev ~= nil and rev < before) or (ends ~= nil and ends < before) then
+  announce_record(KEYS[1])
   redis.call('DEL', KEYS[1], KEYS[2])
   return 'swept'
 end
 return 'live'
+"#;
+
+/// No keys. ARGV: a heartbeat's text. Publishes `b:<text>` on the change
+/// stream: through `publish`, so it travels exactly as the changes do.
+const BEAT: &str = r#"
+publish('b:' .. ARGV[1])
+return 1
 "#;
 
 /// KEYS: session. ARGV: user, created, last seen, retention. Reply: 1, or 0 when taken.
@@ -287,17 +350,23 @@ pub(crate) struct Scripts {
     pub create_user: Script,
     /// See [`DELETE_USER`].
     pub delete_user: Script,
+    /// See [`BEAT`].
+    pub beat: Script,
 }
 
 impl Scripts {
-    /// Assembles every script with the shared prelude and field list.
-    pub(crate) fn new() -> Self {
+    /// Assembles every script with the shared prelude, the field list and
+    /// the change stream's `channel`.
+    pub(crate) fn new(channel: &str) -> Self {
         let fields = TOKEN_FIELDS
             .iter()
             .map(|f| format!("'{f}'"))
             .collect::<Vec<_>>()
             .join(", ");
-        let head = format!("local FIELDS = {{{fields}}}\n{PRELUDE}");
+        let head = format!(
+            "local FIELDS = {{{fields}}}\nlocal CHANNEL = {}\nlocal MAX_IDS = {MAX_IDS_PER_MESSAGE}\n{PRELUDE}",
+            lua_string(channel)
+        );
         let with = |body: &str| Script::new(&format!("{head}{body}"));
         let by_id = |body: &str| Script::new(&format!("{head}{BY_ID}{body}"));
         Scripts {
@@ -309,13 +378,32 @@ impl Scripts {
             last_used: by_id(LAST_USED),
             import_legacy: with(IMPORT_LEGACY),
             bump_counter: Script::new(BUMP_COUNTER),
-            sweep_token: Script::new(SWEEP_TOKEN),
+            sweep_token: with(SWEEP_TOKEN),
             create_session: with(CREATE_SESSION),
             touch_session: with(TOUCH_SESSION),
             delete_session: Script::new(DELETE_SESSION),
             sweep_session: Script::new(SWEEP_SESSION),
             create_user: Script::new(CREATE_USER),
             delete_user: Script::new(DELETE_USER),
+            beat: with(BEAT),
         }
+    }
+}
+
+/// `text` as a Lua string literal: every byte as a decimal escape, so that
+/// no prefix (quotes, backslashes, newlines) can end the literal.
+fn lua_string(text: &str) -> String {
+    let escaped: String = text.bytes().map(|b| format!("\\{b}")).collect();
+    format!("'{escaped}'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_channel_name_is_one_lua_literal() {
+        assert_eq!(lua_string("a'\\\n"), "'\\97\\39\\92\\10'");
+        assert_eq!(lua_string(""), "''");
     }
 }

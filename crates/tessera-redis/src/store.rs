@@ -583,6 +583,26 @@ impl TokenStore for RedisStore {
         }
     }
 
+    async fn token_for_check(&self, id: TokenId) -> StoreResult<Option<Arc<TokenRecord>>> {
+        // `token`: one round trip (the record and the legacy pointer of the
+        // id's slot, pipelined) on the connection the check uses; a second
+        // only for the id of a legacy token, which a Tessera secret never
+        // names (the core then refuses it by its digest).
+        Ok(self.token(id).await?.map(Arc::new))
+    }
+
+    async fn highest_token_id(&self) -> StoreResult<Option<TokenId>> {
+        // The id counter: every id is handed out by it or, when inserted
+        // otherwise (imports, conformance tests), moves it up first.
+        let v = self
+            .cmd(redis::cmd("GET").arg(self.keys.token_counter()))
+            .await?;
+        match text(v)? {
+            Some(n) => Ok(Some(TokenId(int(&n, "token id counter")?))),
+            None => Ok(None),
+        }
+    }
+
     async fn token_by_access(&self, key: &SecretKey) -> StoreResult<Option<Arc<TokenRecord>>> {
         // One round trip: by the id written in the secret, or (legacy) by digest.
         let cmd = match key.token_id {
@@ -868,11 +888,16 @@ impl TokenStore for RedisStore {
 #[async_trait]
 impl ChangeFeed for RedisStore {
     async fn subscribe(&self) -> StoreResult<Box<dyn ChangeStream>> {
-        Err(StoreError::Unavailable("no change stream yet".into()))
+        self.feed.subscribe().await
     }
 
-    async fn beat(&self, _text: &str) -> StoreResult<()> {
-        Ok(())
+    async fn beat(&self, text: &str) -> StoreResult<()> {
+        // A script, so that the heartbeat is published by the very helper the
+        // changes are (one place to switch to sharded pub/sub), on the
+        // store's own connection, after every change committed before it.
+        let mut inv = self.scripts.beat.prepare_invoke();
+        inv.arg(text);
+        self.script(&inv).await.map(drop)
     }
 }
 

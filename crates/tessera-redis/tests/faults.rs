@@ -95,14 +95,7 @@ async fn a_killed_connection_fails_closed_then_recovers() {
                 new_token(&dyn_store, &user, tessera_core::scope::TokenType::ALL).await;
             let before = store.client_id().await.unwrap();
 
-            let mut admin = common::raw(&url).await;
-            let killed: i64 = redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("ID")
-                .arg(before)
-                .query_async(&mut admin)
-                .await
-                .unwrap();
+            let killed = common::kill_client(&url, before).await;
             assert_eq!(killed, 1, "the store's connection was found and killed");
 
             // Concurrent calls right after the kill: each answers correctly or
