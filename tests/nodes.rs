@@ -95,7 +95,14 @@ async fn changes_on_one_node_are_refused_by_the_other(store: StoreFixture) {
     let t = b.token(&bob, json!({"tokenName": "bob's"})).await;
     warm(&a, &t.access).await;
     assert_eq!(b.delete_user(&admin_b, bob_id).await.status, 200);
-    refused_within(&a, &t.access, "/Client", 401, &format!("{label}: delete user")).await;
+    refused_within(
+        &a,
+        &t.access,
+        "/Client",
+        401,
+        &format!("{label}: delete user"),
+    )
+    .await;
 
     // Both nodes say in /metrics that they cache and follow the stream.
     for node in [&a, &b] {
@@ -123,7 +130,13 @@ async fn renewals_over_two_nodes_have_one_winner(store: StoreFixture) {
     }
     let answers = futures_util::future::join_all(tasks).await;
     let winners: Vec<_> = answers.iter().filter(|r| r.status == 200).collect();
-    assert_eq!(winners.len(), 1, "{}: {:?}", store.name, answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        winners.len(),
+        1,
+        "{}: {:?}",
+        store.name,
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     assert!(answers.iter().all(|r| r.status == 200 || r.status == 401));
     let new_access = winners[0].json["accessToken"].as_str().unwrap().to_string();
     for node in [&a, &b] {

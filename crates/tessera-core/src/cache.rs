@@ -251,7 +251,8 @@ impl Cache {
         let found = match shard.map.get(&id) {
             Some((Slot::Present(t, _), _)) if t.access_digest == *digest => Lookup::Hit(t.clone()),
             Some((Slot::Present(_, read_at), _))
-                if self.now_us().saturating_sub(*read_at) < self.beat_every().as_micros() as u64 =>
+                if self.now_us().saturating_sub(*read_at)
+                    < self.beat_every().as_micros() as u64 =>
             {
                 Lookup::Absent
             }

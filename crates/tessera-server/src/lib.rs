@@ -127,7 +127,7 @@ pub fn spawn_follower(svc: Arc<Tessera>) -> Option<tokio::task::JoinHandle<()>> 
         let failures = std::sync::atomic::AtomicU64::new(0);
         let on_cut = |e: &tessera_core::StoreError| {
             let n = failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if n % 100 == 0 {
+            if n.is_multiple_of(100) {
                 tracing::warn!(error = %e, failures = n + 1, "the store's change stream is cut: checks read the store until it is back");
             }
         };

@@ -25,6 +25,10 @@
 //!   proves that every commit before it was seen. A subscription does not
 //!   hear the beats of stores opened elsewhere on the same file; it needs
 //!   none, a node only counts its own.
+//! * A poll that proves beats also reads a row of `tokens` and of `users`
+//!   (the connection caches no page): a file shrunk or overwritten under the
+//!   node fails it, so the cache stops serving exactly when the checks'
+//!   own reads would answer 503.
 //! * Cut: a poll that fails (other than a busy file, which is polled again
 //!   and proves nothing meanwhile) ends the subscription with an error, and
 //!   so does dropping the store: the core's follower empties its cache and
@@ -107,6 +111,20 @@ fn data_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
     conn.pragma_query_value(None, "data_version", |row| row.get(0))
 }
 
+/// Reads the newest token row's id, and a user's: pages of both tables
+/// from the file, as the check and readiness read them.
+fn readable(conn: &Connection) -> Result<(), rusqlite::Error> {
+    for sql in [
+        "SELECT max(id) FROM tokens",
+        "SELECT id FROM users ORDER BY id LIMIT 1",
+    ] {
+        let mut st = conn.prepare_cached(sql)?;
+        let mut rows = st.query([])?;
+        while rows.next()?.is_some() {}
+    }
+    Ok(())
+}
+
 /// One subscription.
 struct SqliteStream {
     /// The poll's connection; `None` once cut (every later call fails too).
@@ -168,7 +186,16 @@ impl ChangeStream for SqliteStream {
                 continue;
             };
             // The poll begins after every beat in `queued` was queued.
-            match data_version(conn) {
+            // A beat is proven only by a poll that also read a table's pages
+            // from the file (the connection caches none): a file damaged
+            // under the node must stop the cache, as it fails the checks.
+            let polled = data_version(conn).and_then(|v| {
+                if !self.queued.is_empty() {
+                    readable(conn)?;
+                }
+                Ok(v)
+            });
+            match polled {
                 Ok(version) => {
                     self.proven.extend(self.queued.drain(..));
                     if version != self.version {

@@ -36,12 +36,45 @@ pub async fn open(config: &PostgresConfig) -> PostgresStore {
         .unwrap_or_else(|e| panic!("cannot open the store on {:?}: {e}", config.schema))
 }
 
-/// The conformance suite's factory.
+/// The conformance and cache suites' factory: a second node is a second
+/// store on the schema; a cut terminates the backends of this schema's
+/// listeners (its application name, its `LISTEN`).
 pub async fn fresh_store() -> Option<Fixture> {
     let (config, schema) = fresh().await?;
     let store = open(&config).await;
-    Some(Fixture::with_cleanup(
-        Arc::new(store),
-        Box::pin(async move { drop(schema) }),
-    ))
+    let channel = store.dialect().channel().to_string();
+    let base = schema.base_url().to_string();
+    let (reopen_config, cut_config) = (config.clone(), config.clone());
+    let reopen: tessera_core::testkit::nodes::Reopen = Arc::new(move || {
+        let config = reopen_config.clone();
+        Box::pin(async move {
+            let store: Arc<dyn tessera_core::store::Store> = Arc::new(open(&config).await);
+            store
+        })
+    });
+    let cut: tessera_core::testkit::nodes::Cut = Arc::new(move || {
+        let (base, app, channel) = (
+            base.clone(),
+            cut_config.application_name.clone(),
+            channel.clone(),
+        );
+        Box::pin(async move {
+            let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+                .await
+                .expect("an admin connection");
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND query ILIKE 'LISTEN%' AND strpos(query, $2) > 0",
+            )
+            .bind(app)
+            .bind(channel)
+            .execute(&mut admin)
+            .await
+            .expect("terminating the listeners");
+        })
+    });
+    Some(
+        Fixture::with_cleanup(Arc::new(store), Box::pin(async move { drop(schema) }))
+            .with_nodes(reopen, Some(cut)),
+    )
 }
