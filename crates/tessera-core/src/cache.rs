@@ -114,8 +114,8 @@ pub struct Cache {
     origin: Instant,
     /// Records are served while `now_us() < fresh_until`; 0: stale (µs).
     fresh_until: AtomicU64,
-    /// When the current subscription was made (µs): beats sent before it
-    /// prove nothing about it.
+    /// When the current subscription was made, or the store last failed a
+    /// read (µs): beats sent before it prove nothing.
     subscribed_at: AtomicU64,
     /// When the newest beat accepted on this subscription was sent (µs).
     caught_up: AtomicU64,
@@ -404,6 +404,17 @@ impl Cache {
         self.clear();
     }
 
+    /// The store failed a read (readiness, or a check's miss): the node now
+    /// knows the store may be down or damaged, so the cache is stale and
+    /// empty until a heartbeat sent after this moment comes back. What the
+    /// node's readiness says is then what its checks meet.
+    pub fn distrust(&self) {
+        self.subscribed_at
+            .fetch_max(self.now_us(), Ordering::AcqRel);
+        self.fresh_until.store(0, Ordering::Release);
+        self.clear();
+    }
+
     /// Empties the cache if the heartbeat is late (called on every beat
     /// tick); checks already refuse to serve it by then.
     pub fn expire_if_late(&self) {
@@ -549,6 +560,16 @@ mod tests {
         }
     }
 
+    /// A fresh cache of capacity 10 holding one record.
+    async fn holding_one() -> (Cache, Arc<TokenRecord>) {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let t = record(&store).await;
+        let c = fresh_cache(10);
+        let k = ticket(&c, t.id);
+        c.fill(k, t.id, Some(t.clone()));
+        (c, t)
+    }
+
     fn ticket(c: &Cache, id: TokenId) -> Ticket {
         match c.lookup(id, &Digest::of("any")) {
             Lookup::Miss(t) => t,
@@ -558,11 +579,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fill_is_served_until_forgotten() {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let t = record(&store).await;
-        let c = fresh_cache(10);
-        let k = ticket(&c, t.id);
-        c.fill(k, t.id, Some(t.clone()));
+        let (c, t) = holding_one().await;
         assert!(Arc::ptr_eq(&hit(&c, &t).unwrap(), &t));
         assert_eq!(c.status().entries, 1);
         assert!(c.status().bytes > std::mem::size_of::<TokenRecord>());
@@ -608,6 +625,26 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         c.on_subscribed();
         c.apply(&Change::Beat(old));
+        assert!(!c.is_fresh());
+        c.apply(&Change::Beat(c.beat_text()));
+        assert!(c.is_fresh());
+    }
+
+    #[tokio::test]
+    async fn a_failed_store_read_distrusts_the_cache_until_a_later_beat() {
+        let (c, t) = holding_one().await;
+        let before = c.beat_text();
+        // The cache's clock is in µs: wait for it to move past the beat.
+        let mark = c.clock();
+        while c.clock() <= mark {
+            std::hint::spin_loop();
+        }
+        c.distrust();
+        assert!(!c.is_fresh());
+        assert_eq!(c.status().entries, 0);
+        assert!(hit(&c, &t).is_none());
+        // A beat sent before the failure (still in flight) proves nothing.
+        c.apply(&Change::Beat(before));
         assert!(!c.is_fresh());
         c.apply(&Change::Beat(c.beat_text()));
         assert!(c.is_fresh());
@@ -707,11 +744,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_noted_use_replaces_only_the_record_seen() {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let t = record(&store).await;
-        let c = fresh_cache(10);
-        let k = ticket(&c, t.id);
-        c.fill(k, t.id, Some(t.clone()));
+        let (c, t) = holding_one().await;
         c.note_use(&t, T0 + 5);
         let now = hit(&c, &t).unwrap();
         assert_eq!(now.last_used_at, Some(T0 + 5));

@@ -212,17 +212,31 @@ impl Checker {
         let (Some(cache), Some(id)) = (&self.cache, key.token_id) else {
             return Ok(self.store.token_by_access(key).await?);
         };
-        if cache.beyond(id, &*self.store).await? {
+        if cache
+            .beyond(id, &*self.store)
+            .await
+            .inspect_err(|_| cache.distrust())?
+        {
             return Ok(None);
         }
         match cache.lookup(id, &key.digest) {
             Lookup::Hit(t) => Ok(Some(t)),
             Lookup::Absent => Ok(None),
             Lookup::Miss(ticket) => {
-                let found = self.store.token_for_check(id).await?;
+                let found = self.store.token_for_check(id).await.inspect_err(|_| {
+                    cache.distrust();
+                })?;
                 cache.fill(ticket, id, found.clone());
                 Ok(found)
             }
+        }
+    }
+
+    /// Tells the cache (if any) that the store failed a read: it serves
+    /// nothing until the change stream proves itself again.
+    pub fn distrust_cache(&self) {
+        if let Some(cache) = &self.cache {
+            cache.distrust();
         }
     }
 

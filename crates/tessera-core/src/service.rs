@@ -96,6 +96,17 @@ pub struct LegacyImport {
     pub secret: LegacySecret,
 }
 
+/// What [`Tessera::ready`] found.
+#[derive(Debug)]
+pub enum Readiness {
+    /// The store answered both probes in time.
+    Ready,
+    /// The store answered with an error.
+    Unavailable(StoreError),
+    /// The store did not answer within the bound.
+    TooSlow,
+}
+
 /// The service: policy, store, clock, and the check.
 pub struct Tessera {
     store: Arc<dyn Store>,
@@ -163,10 +174,21 @@ impl Tessera {
     }
 
     /// Readiness: what the check reads ([`Checker::probe`]) and what the
-    /// management calls use ([`Store::ping`]) both answer.
-    pub async fn ready(&self) -> std::result::Result<(), StoreError> {
-        self.checker.probe().await?;
-        self.store.ping().await
+    /// management calls use ([`Store::ping`]) both answer, `within` the
+    /// bound. When they do not, the cache is distrusted too, so that checks
+    /// meet what readiness says rather than records kept from before.
+    pub async fn ready(&self, within: std::time::Duration) -> Readiness {
+        let probe = async {
+            self.checker.probe().await?;
+            self.store.ping().await
+        };
+        let answer = match tokio::time::timeout(within, probe).await {
+            Ok(Ok(())) => return Readiness::Ready,
+            Ok(Err(e)) => Readiness::Unavailable(e),
+            Err(_) => Readiness::TooSlow,
+        };
+        self.checker.distrust_cache();
+        answer
     }
 
     /// Now, by the injected clock.

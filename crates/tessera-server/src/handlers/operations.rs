@@ -2,6 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
+use tessera_core::service::Readiness;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 
@@ -25,13 +26,13 @@ pub async fn ready(app: &App) -> Response {
     if app.draining.load(Ordering::Relaxed) {
         return not_ready("shutting down");
     }
-    match tokio::time::timeout(app.ready_timeout, app.svc.ready()).await {
-        Ok(Ok(())) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
-        Ok(Err(e)) => {
+    match app.svc.ready(app.ready_timeout).await {
+        Readiness::Ready => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        Readiness::Unavailable(e) => {
             tracing::warn!(error = %e, "readiness: store unavailable");
             not_ready("store unavailable")
         }
-        Err(_) => {
+        Readiness::TooSlow => {
             tracing::warn!(
                 timeout_ms = app.ready_timeout.as_millis() as u64,
                 "readiness: the store did not answer in time"
