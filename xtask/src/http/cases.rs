@@ -1,8 +1,9 @@
 //! One backend's run: pre-fill, inputs, a release `tessera serve` over the
-//! store, the sanity checks, then every case under wrk (the ceiling, the
-//! refusals, valid checks, the same under a login flood and again without,
-//! renewals, creations), and valid checks once more on a server that keeps
-//! no last-used times.
+//! store beside the bare `ceiling`, the sanity checks, then every case under
+//! wrk (the bare ceiling, `/health/live`, the refusals, valid checks, the
+//! same under a login flood and again without, renewals, creations); valid
+//! checks once more on a server that keeps no last-used times and on one
+//! without a cache; and revocations propagated between two nodes.
 
 use std::path::{Path, PathBuf};
 
@@ -10,10 +11,12 @@ use tessera_testsupport::{Launch, Server};
 use tokio::runtime::Runtime;
 
 use super::backend::Backend;
+use super::ceiling::Ceiling;
 use super::flood::{self, Flood, FloodTally};
 use super::inputs::Inputs;
 use super::prefill::prefill;
 use super::profile::Sampler;
+use super::propagation::{self, Propagation};
 use super::report::Row;
 use super::wrk::{self, WrkFigures};
 use super::{sanity, Sizes};
@@ -22,6 +25,8 @@ use super::{sanity, Sizes};
 pub struct Setup<'a> {
     /// The release `tessera`.
     pub binary: &'a Path,
+    /// The release `ceiling` (bare warp).
+    pub ceiling: &'a Path,
     /// The Lua scripts.
     pub scripts: &'a Path,
     /// This backend's own directory for inputs.
@@ -62,15 +67,17 @@ fn with_log<T>(result: Result<T, String>, server: &Server) -> Result<T, String> 
     result.map_err(|e| format!("{e}\nserver log (last lines):\n{}", server.log_text()))
 }
 
-/// Pre-fills the backend, serves it, sanity-checks, runs every case.
+/// Pre-fills the backend, serves it, sanity-checks, runs every case; the
+/// rows, and the propagation case.
 pub fn measure(
     rt: &Runtime,
     backend: &Backend,
     sizes: &Sizes,
     setup: &Setup,
-) -> Result<Vec<Row>, String> {
+) -> Result<(Vec<Row>, Propagation), String> {
     let pre = rt.block_on(prefill(backend, sizes))?;
     let inputs = Inputs::write(setup.dir, &pre, sizes)?;
+    let ceiling = Ceiling::start(setup.ceiling)?;
     // The loopback is a trusted proxy, so that the flood's logins come
     // "from" many addresses; no other case sends a forwarded header.
     let server = serve(setup, backend, &["--trusted-proxies", "127.0.0.1"])?;
@@ -79,35 +86,64 @@ pub fn measure(
         .and_then(|()| rt.block_on(sanity::login(&server, &pre.admin)))
         .and_then(|session| inputs.session(&session))
         .and_then(|session| {
-            let cases = cases(&server.base, setup.scripts, &inputs, &session);
+            let cases = cases(&server.base, &ceiling.url, setup.scripts, &inputs, &session);
             run_cases(rt, &server, backend.name, &cases, sizes, setup)
         });
     let result = with_log(result, &server);
     server.stop();
+    drop(ceiling);
     let mut rows = result?;
 
     // What last-used tracking costs: the same valid checks on a server that
-    // keeps no last-used times (`--last-used-flush 0`), same store.
-    let server = serve(setup, backend, &["--last-used-flush", "0"])?;
-    let check = check_case(
-        "check-untracked",
-        &server.base,
-        setup.scripts,
-        &inputs.check,
-    );
-    let result = sizes
-        .warmup_s
-        .map_or(Ok(String::new()), |w| check.wrk("warmup", w))
-        .and_then(|_| check.wrk("measured", sizes.duration_s))
-        .and_then(|text| wrk::parse(&text).map_err(|e| format!("check-untracked: {e}")));
-    let result = with_log(result, &server);
-    server.stop();
-    rows.push(Row {
-        backend: backend.name,
-        case: "check-untracked",
-        figures: result?,
+    // keeps no last-used times (`--last-used-flush 0`), same store; and
+    // what the cache gives: the same on a server without one (today's path
+    // before the cache, `--cache-capacity 0`).
+    for (case, args) in [
+        ("check-untracked", ["--last-used-flush", "0"]),
+        ("check-nocache", ["--cache-capacity", "0"]),
+    ] {
+        let server = serve(setup, backend, &args)?;
+        let check = check_case(case, &server.base, setup.scripts, &inputs.check);
+        let result = sizes
+            .warmup_s
+            .map_or(Ok(String::new()), |w| check.wrk("warmup", w))
+            .and_then(|_| check.wrk("measured", sizes.duration_s))
+            .and_then(|text| wrk::parse(&text).map_err(|e| format!("{case}: {e}")));
+        let result = with_log(result, &server);
+        server.stop();
+        rows.push(Row {
+            backend: backend.name,
+            case,
+            figures: result?,
+        });
+    }
+
+    // Two nodes over the store: revoke on one, time until the other refuses.
+    let a = serve(setup, backend, &[])?;
+    let b = serve(setup, backend, &[])?;
+    let result = rt.block_on(async {
+        let session = sanity::login(&a, &pre.admin).await?;
+        propagation::measure(backend.name, &a, &b, &session, sizes.revocations).await
     });
-    Ok(rows)
+    let result = with_log(with_log(result, &a), &b);
+    a.stop();
+    b.stop();
+    let moved = result.map_err(|e| format!("propagation: {e}"))?;
+    println!(
+        "{} propagation: revoked on one node, refused by the other after p50 {:.2} ms, \
+         p99 {:.2} ms, max {:.2} ms ({} revocations; target p99 ≤ 100 ms: {})",
+        backend.name,
+        moved.p50(),
+        moved.p99(),
+        moved.max(),
+        moved.revocations,
+        if moved.p99() <= 100.0 {
+            "met"
+        } else {
+            "not met"
+        },
+    );
+    Ok((rows, moved))
 }
 
 /// A check case reading the lines of `file`.
@@ -121,21 +157,29 @@ fn check_case(name: &'static str, base: &str, scripts: &Path, file: &Path) -> Ca
     }
 }
 
-/// The cases, in order. The refusals right after the ceiling: they touch no
-/// store (or only read it), so they are measured while the database is as
-/// quiet as for the ceiling, before any case that makes it write.
-fn cases(base: &str, scripts: &Path, inputs: &Inputs, session: &Path) -> Vec<Case> {
+/// The cases, in order: the bare ceiling and `/health/live` first, then the
+/// refusals: they touch no store (or only read it), so they are measured
+/// while the database is as quiet as for the ceilings, before any case that
+/// makes it write.
+fn cases(base: &str, bare: &str, scripts: &Path, inputs: &Inputs, session: &Path) -> Vec<Case> {
     let renewals = inputs.renewals();
     let session = vec![session.display().to_string()];
     vec![
         Case {
-            name: "ceiling",
+            name: "bare",
+            url: bare.to_string(),
+            script: None,
+            args: Box::new(|_| vec![]),
+        },
+        Case {
+            name: "live",
             url: format!("{base}/health/live"),
             script: None,
             args: Box::new(|_| vec![]),
         },
         check_case("malformed", base, scripts, &inputs.malformed),
         check_case("unknown", base, scripts, &inputs.unknown),
+        check_case("unknown-below", base, scripts, &inputs.unknown_below),
         check_case("check-valid", base, scripts, &inputs.check),
         Case {
             name: "renew",

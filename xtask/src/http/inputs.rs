@@ -1,5 +1,5 @@
 //! The files wrk's Lua scripts read, written from the pre-fill: check
-//! lines, a malformed and an unknown token, renewal pairs per run and thread,
+//! lines, a malformed token and two unknown ones, renewal pairs per run and thread,
 //! the admin's session. Throw-away secrets of a store deleted at the end;
 //! never printed.
 
@@ -19,12 +19,18 @@ pub struct Inputs {
     pub check: PathBuf,
     /// One line with a token whose checksum fails.
     pub malformed: PathBuf,
-    /// One line with a well-formed token no store has.
+    /// One line with a well-formed token whose id lies above every stored
+    /// token's.
     pub unknown: PathBuf,
+    /// One line with a well-formed token whose id lies below the highest
+    /// stored one but is no token's.
+    pub unknown_below: PathBuf,
     /// The malformed token.
     pub malformed_token: String,
     /// The unknown token.
     pub unknown_token: String,
+    /// The unknown token below the highest id.
+    pub unknown_below_token: String,
 }
 
 /// Writes `lines` to `path`, one a line.
@@ -58,6 +64,15 @@ impl Inputs {
             .to_string();
         let unknown = dir.join("unknown.txt");
         write_lines(&unknown, [format!("{unknown_token}\tGET\t/Client/5")])?;
+        let unknown_below_token = secret::generate(SecretKind::Access, Some(pre.absent_id))
+            .map_err(|e| format!("no randomness: {e}"))?
+            .expose()
+            .to_string();
+        let unknown_below = dir.join("unknown-below.txt");
+        write_lines(
+            &unknown_below,
+            [format!("{unknown_below_token}\tGET\t/Client/5")],
+        )?;
         for (run, per_thread) in sizes.renew_runs().iter().zip(&pre.renew_pairs) {
             for (t, pairs) in per_thread.iter().enumerate() {
                 let f = dir.join(format!("renew-{run}.{}.txt", t + 1));
@@ -69,8 +84,10 @@ impl Inputs {
             check,
             malformed,
             unknown,
+            unknown_below,
             malformed_token,
             unknown_token,
+            unknown_below_token,
         })
     }
 

@@ -1,8 +1,10 @@
 //! The HTTP part of `cargo xtask bench`: `wrk` against a release build of
 //! `tessera serve`, once per backend, each on a fresh store pre-filled
 //! through the library (not over HTTP), then a table of requests/s and
-//! latencies, each case set against the `/health/live` ceiling measured in
-//! the same run on the same backend.
+//! latencies, each case set against two ceilings measured in the same run
+//! beside the same backend: a bare warp server answering `ok` (the
+//! `ceiling` binary) and Tessera's own `/health/live`; and the time a
+//! revocation on one node takes to be refused by another.
 //!
 //! * [`backend`]: the store of a run (`tessera_testsupport`'s fixtures) and
 //!   the library's handle on it;
@@ -10,6 +12,8 @@
 //! * [`inputs`]: the files wrk's scripts read;
 //! * [`sanity`]: the answers checked before the load, waiting between cases;
 //! * [`cases`]: the cases of one backend, run under [`wrk`];
+//! * [`ceiling`]: the bare warp server;
+//! * [`propagation`]: revocations between two nodes;
 //! * [`flood`]: wrong logins beside the checks;
 //! * [`profile`]: `perf` during one case;
 //! * [`report`]: the table and the JSON.
@@ -20,10 +24,12 @@
 
 mod backend;
 mod cases;
+mod ceiling;
 mod flood;
 mod inputs;
 mod prefill;
 mod profile;
+mod propagation;
 mod report;
 mod sanity;
 mod wrk;
@@ -48,6 +54,8 @@ pub struct Sizes {
     duration_s: u32,
     /// `-d` of the warm-up run; `None`: no warm-up.
     warmup_s: Option<u32>,
+    /// Revocations timed by the propagation case.
+    revocations: usize,
 }
 
 impl Sizes {
@@ -59,6 +67,7 @@ impl Sizes {
                 pairs_per_thread: 100,
                 duration_s: 1,
                 warmup_s: None,
+                revocations: 20,
             }
         } else {
             Sizes {
@@ -67,6 +76,7 @@ impl Sizes {
                 pairs_per_thread: 200,
                 duration_s: 10,
                 warmup_s: Some(2),
+                revocations: 200,
             }
         }
     }
@@ -121,13 +131,16 @@ pub fn run(options: &Options, target_dir: &Path, cargo: Command) -> Result<HttpR
             reason: "wrk is not installed".into(),
         }];
         return Ok(HttpReport {
-            json: report::json(settings, &[], &skipped),
+            json: report::json(settings, &[], &[], &skipped),
         });
     }
     build_release(cargo)?;
     let binary = target_dir.join("release").join("tessera");
-    if !binary.is_file() {
-        return Err(format!("{} was not built", binary.display()));
+    let ceiling = target_dir.join("release").join("ceiling");
+    for b in [&binary, &ceiling] {
+        if !b.is_file() {
+            return Err(format!("{} was not built", b.display()));
+        }
     }
     let work = target_dir.join("bench").join("http");
     let _ = fs::remove_dir_all(&work);
@@ -140,6 +153,7 @@ pub fn run(options: &Options, target_dir: &Path, cargo: Command) -> Result<HttpR
         .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
 
     let mut rows = Vec::new();
+    let mut moved = Vec::new();
     let mut skipped = Vec::new();
     let mut failure = None;
     for name in ["sqlite", "postgres", "redis"] {
@@ -165,6 +179,7 @@ pub fn run(options: &Options, target_dir: &Path, cargo: Command) -> Result<HttpR
         let dir = work.join(name);
         let setup = cases::Setup {
             binary: &binary,
+            ceiling: &ceiling,
             scripts: &work,
             dir: &dir,
             profile: options
@@ -177,7 +192,10 @@ pub fn run(options: &Options, target_dir: &Path, cargo: Command) -> Result<HttpR
         rt.block_on(backend.close());
         let _ = fs::remove_dir_all(&dir);
         match outcome {
-            Ok(mut r) => rows.append(&mut r),
+            Ok((mut r, m)) => {
+                rows.append(&mut r);
+                moved.push(m);
+            }
             Err(e) => {
                 println!("{name}: FAILED: {e}");
                 failure = Some(format!("HTTP benchmark on {name}: {e}"));
@@ -185,11 +203,12 @@ pub fn run(options: &Options, target_dir: &Path, cargo: Command) -> Result<HttpR
         }
     }
     report::print_table(&rows, &skipped);
+    report::print_propagation(&moved);
     if let Some(f) = failure {
         return Err(f);
     }
     Ok(HttpReport {
-        json: report::json(settings, &rows, &skipped),
+        json: report::json(settings, &rows, &moved, &skipped),
     })
 }
 
@@ -199,7 +218,7 @@ fn measure(
     backend: &Backend,
     sizes: &Sizes,
     setup: &cases::Setup,
-) -> Result<Vec<Row>, String> {
+) -> Result<(Vec<Row>, propagation::Propagation), String> {
     catch_unwind(AssertUnwindSafe(|| {
         cases::measure(rt, backend, sizes, setup)
     }))
@@ -213,7 +232,9 @@ fn measure(
     })
 }
 
-/// `cargo build --release -p tessera-server --all-features`.
+/// `cargo build --release -p tessera-server --all-features -p ceiling`: one
+/// build, so that the bare ceiling links the very warp, hyper and tokio
+/// (features unified) that `tessera` does.
 fn build_release(mut c: Command) -> Result<(), String> {
     c.args([
         "build",
@@ -221,6 +242,8 @@ fn build_release(mut c: Command) -> Result<(), String> {
         "-p",
         "tessera-server",
         "--all-features",
+        "-p",
+        "ceiling",
     ]);
     eprintln!("xtask: running {c:?}");
     let status = c

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tessera_core::clock::SystemClock;
-use tessera_core::model::{NewUser, Role, User, UserKind};
+use tessera_core::model::{NewUser, Role, TokenId, User, UserKind};
 use tessera_core::policy::{Credential, Policy, PolicyConfig, TokenRequest};
 use tessera_core::secret::{self, SecretKind};
 use tessera_core::service::{Caller, Tessera};
@@ -46,6 +46,9 @@ pub struct Prefilled {
     pub renew_pairs: Vec<Vec<Vec<(String, String)>>>,
     /// One more pair for the sanity request.
     pub sanity_pair: (String, String),
+    /// An id taken from the store's counter before any token, never used:
+    /// below the highest id, yet no token's (the `unknown-below` case).
+    pub absent_id: TokenId,
 }
 
 /// The scope of the i-th pre-filled token: mostly All, some Custom,
@@ -99,6 +102,11 @@ pub async fn prefill(backend: &Backend, sizes: &Sizes) -> Result<Prefilled, Stri
         users.push(user);
     }
     let users = Arc::new(users);
+    let absent_id = backend
+        .store
+        .next_token_id()
+        .await
+        .map_err(|e| format!("cannot take a token id: {e}"))?;
     let renew_runs = sizes.renew_runs().len();
     // Tokens 20·k (All) … are spread over users; the renewal cases take
     // All tokens of their own, never used by another case.
@@ -193,5 +201,6 @@ pub async fn prefill(backend: &Backend, sizes: &Sizes) -> Result<Prefilled, Stri
         check_lines,
         renew_pairs,
         sanity_pair,
+        absent_id,
     })
 }

@@ -3,13 +3,14 @@
 
 use serde_json::{json, Value};
 
+use super::propagation::Propagation;
 use super::wrk::WrkFigures;
 
 /// A measured case.
 pub struct Row {
     /// `sqlite`, `postgres`, `redis`.
     pub backend: &'static str,
-    /// `ceiling`, `check-valid`, …
+    /// `bare`, `live`, `check-valid`, …
     pub case: &'static str,
     /// What wrk reported.
     pub figures: WrkFigures,
@@ -23,32 +24,38 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// This row's requests/s over the same backend's `/health/live` figure.
-fn ratio(rows: &[Row], row: &Row) -> Option<f64> {
+/// This row's requests/s over the same backend's `case` row's (`bare`:
+/// the bare warp ceiling; `live`: Tessera's `/health/live`).
+fn ratio(rows: &[Row], row: &Row, case: &str) -> Option<f64> {
     let ceiling = rows
         .iter()
-        .find(|r| r.backend == row.backend && r.case == "ceiling")?;
+        .find(|r| r.backend == row.backend && r.case == case)?;
     (ceiling.figures.requests_per_sec > 0.0)
         .then(|| row.figures.requests_per_sec / ceiling.figures.requests_per_sec)
+}
+
+/// A ratio for the table.
+fn shown(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), |x| format!("{x:.2}"))
 }
 
 /// Prints the table of every row, then the skipped backends.
 pub fn print_table(rows: &[Row], skipped: &[Skipped]) {
     println!();
     println!(
-        "{:<9} {:<13} {:>11} {:>10} {:>10} {:>8} {:>10} {:>9}",
-        "backend", "case", "requests/s", "p50", "p99", "÷ceiling", "non-2xx", "sock.err"
+        "{:<9} {:<15} {:>11} {:>10} {:>10} {:>6} {:>6} {:>16} {:>8}",
+        "backend", "case", "requests/s", "p50", "p99", "÷bare", "÷live", "non-2xx", "sock.err"
     );
     for r in rows {
-        let ratio = ratio(rows, r).map_or("-".to_string(), |x| format!("{x:.2}"));
         println!(
-            "{:<9} {:<13} {:>11.0} {:>10} {:>10} {:>8} {:>10} {:>9}",
+            "{:<9} {:<15} {:>11.0} {:>10} {:>10} {:>6} {:>6} {:>16} {:>8}",
             r.backend,
             r.case,
             r.figures.requests_per_sec,
             format_us(r.figures.p50_us),
             format_us(r.figures.p99_us),
-            ratio,
+            shown(ratio(rows, r, "bare")),
+            shown(ratio(rows, r, "live")),
             format!("{}/{}", r.figures.non_2xx, r.figures.requests),
             r.figures.socket_errors,
         );
@@ -58,8 +65,32 @@ pub fn print_table(rows: &[Row], skipped: &[Skipped]) {
     }
 }
 
-/// The rows and skips as `report.json`'s `http` object, with the run's settings.
-pub fn json(settings: Value, rows: &[Row], skipped: &[Skipped]) -> Value {
+/// Prints the propagation figures, one line a backend.
+pub fn print_propagation(moved: &[Propagation]) {
+    if moved.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<9} {:>11} {:>9} {:>9} {:>9} {:>12}",
+        "backend", "revocations", "p50", "p99", "max", "stale allows"
+    );
+    for m in moved {
+        println!(
+            "{:<9} {:>11} {:>6.2} ms {:>6.2} ms {:>6.2} ms {:>12}",
+            m.backend,
+            m.revocations,
+            m.p50(),
+            m.p99(),
+            m.max(),
+            m.stale_allows
+        );
+    }
+}
+
+/// The rows, propagation figures and skips as `report.json`'s `http`
+/// object, with the run's settings.
+pub fn json(settings: Value, rows: &[Row], moved: &[Propagation], skipped: &[Skipped]) -> Value {
     let rows_json: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -69,7 +100,8 @@ pub fn json(settings: Value, rows: &[Row], skipped: &[Skipped]) -> Value {
                 "requests_per_sec": r.figures.requests_per_sec,
                 "p50_us": r.figures.p50_us,
                 "p99_us": r.figures.p99_us,
-                "ratio_to_ceiling": ratio(rows, r),
+                "ratio_to_bare": ratio(rows, r, "bare"),
+                "ratio_to_live": ratio(rows, r, "live"),
                 "requests": r.figures.requests,
                 "non_2xx": r.figures.non_2xx,
                 "socket_errors": r.figures.socket_errors,
@@ -80,7 +112,13 @@ pub fn json(settings: Value, rows: &[Row], skipped: &[Skipped]) -> Value {
         .iter()
         .map(|s| json!({"backend": s.backend, "reason": s.reason}))
         .collect();
-    json!({"settings": settings, "rows": rows_json, "skipped": skipped_json})
+    let moved_json: Vec<Value> = moved.iter().map(Propagation::json).collect();
+    json!({
+        "settings": settings,
+        "rows": rows_json,
+        "propagation": moved_json,
+        "skipped": skipped_json,
+    })
 }
 
 fn format_us(us: f64) -> String {

@@ -33,6 +33,10 @@ pub async fn check(client: &Client, pre: &Prefilled, inputs: &Inputs) -> Result<
     for (what, token) in [
         ("malformed", &inputs.malformed_token),
         ("unknown", &inputs.unknown_token),
+        (
+            "unknown (below the highest id)",
+            &inputs.unknown_below_token,
+        ),
     ] {
         let status = client.try_check(token, "GET", "/Client/5").await?;
         if status != 401 {
