@@ -119,11 +119,25 @@ pub(crate) async fn handle(app: &App, req: Request, body: Body) -> Response {
         }
         e.into_response()
     });
+    finish(app, &req.method, &req.raw_path, group, started, response)
+}
+
+/// What follows every answer, the router's and [`crate::front`]'s alike:
+/// its latency since `started` observed under `group`, and the request's
+/// log line (method, path as sent, status, latency, route group).
+pub(crate) fn finish(
+    app: &App,
+    method: &Method,
+    raw_path: &str,
+    group: RouteGroup,
+    started: Instant,
+    response: Response,
+) -> Response {
     let elapsed = started.elapsed();
     app.metrics.observe(group, elapsed);
     tracing::info!(
-        method = %req.method,
-        path = %req.raw_path,
+        method = %method,
+        path = %raw_path,
         status = response.status().as_u16(),
         latency_us = elapsed.as_micros() as u64,
         route = group.as_str(),

@@ -4,17 +4,47 @@
 //! 200 with who is calling, or a refusal (400/401/403/503). Never 200
 //! unless the check allowed.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 use tessera_core::check::CheckError;
-use warp::http::HeaderValue;
+use warp::http::{HeaderMap, HeaderValue, Method};
 use warp::reply::Response;
 
 use crate::api::App;
 use crate::auth::{presented, Presented};
 use crate::error::check_reply;
-use crate::extract::{client, Request};
+use crate::extract::Request;
 use crate::metrics::CheckOutcome;
+
+/// What a check reads of the request that asks for it, borrowed from it:
+/// from the router's [`Request`], or from hyper's request itself
+/// ([`crate::front`]), so that one function decides both.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// The method as sent.
+    pub method: &'a Method,
+    /// The path as sent.
+    pub raw_path: &'a str,
+    /// The query as sent, without `?`.
+    pub query: &'a str,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The peer's address, when over TCP.
+    pub peer: Option<SocketAddr>,
+}
+
+impl<'a> From<&'a Request> for Asked<'a> {
+    fn from(req: &'a Request) -> Self {
+        Asked {
+            method: &req.method,
+            raw_path: &req.raw_path,
+            query: &req.query,
+            headers: &req.headers,
+            peer: req.peer,
+        }
+    }
+}
 
 /// A header value for a name that may hold any character (percent-encoded when not visible ASCII).
 fn safe_header(text: &str) -> HeaderValue {
@@ -34,10 +64,10 @@ fn safe_header(text: &str) -> HeaderValue {
 }
 
 /// Checks the request a proxy asks about; counts the outcome.
-pub async fn forward_auth(app: &App, req: &Request) -> Response {
-    let h = &req.headers;
-    let read = crate::forward::original(app.forward, &req.method, &req.raw_path, &req.query, h)
-        .and_then(|original| Ok((original, client(app, req)?)));
+pub async fn forward_auth(app: &App, req: Asked<'_>) -> Response {
+    let h = req.headers;
+    let read = crate::forward::original(app.forward, req.method, req.raw_path, req.query, h)
+        .and_then(|original| Ok((original, app.addressing.client(req.peer, h)?)));
     let (original, ip) = match read {
         Ok(found) => found,
         Err(e) => {

@@ -12,6 +12,8 @@
 //! * [`forward`] — which request a forward-auth check is about;
 //! * [`auth`] — credentials and client addresses; [`throttle`] — login limits;
 //! * [`hashing`] — where Argon2 runs (bounded, low priority);
+//! * [`front`] — `/auth/check` answered ahead of the router (borrowed
+//!   headers, no body);
 //! * [`serve`] — connections: timeouts, a bound, the drain on shutdown;
 //! * [`metrics`] — Prometheus counters; [`openapi`] — `/openapi.json`;
 //! * [`stores`] — opening a store by URL;
@@ -36,6 +38,7 @@ pub mod error;
 mod extract;
 pub mod filter;
 pub mod forward;
+pub mod front;
 mod handlers;
 pub mod hashing;
 pub mod legacy;
@@ -67,6 +70,7 @@ pub async fn run(
     serve::serve(
         listener,
         api::routes(app.clone()),
+        Some(front::Front::new(app.clone())),
         options,
         app.draining.clone(),
         app.metrics.clone(),

@@ -1,6 +1,6 @@
 //! `tessera`: serve, add users, import legacy tokens (CONTRACT §7).
 
-use std::io;
+use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use tessera_server::serve::{default_max_connections, ServeOptions};
 use tessera_server::stores::{self, OpenError, StoreOptions};
 use tessera_server::throttle::{Lockout, LoginThrottle};
 use tessera_server::App;
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
 /// Why a command failed, printed as `tessera: <message>`. Each message says
 /// what was being done and, from the error kept as its source, why it failed.
@@ -85,13 +86,19 @@ enum Failure {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => serve(*args).await,
+    let (result, log) = match cli.command {
+        Command::Serve(args) => {
+            let log = Log::init(args.log_format);
+            (serve(*args, &log).await, Some(log))
+        }
         Command::User {
             command: UserCommand::Add(args),
-        } => user_add(args).await,
-        Command::ImportLegacy(args) => import_legacy(args).await,
+        } => (user_add(args).await, None),
+        Command::ImportLegacy(args) => (import_legacy(args).await, None),
     };
+    // Every line logged is written before anything else is said, and
+    // before the process exits.
+    drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -101,16 +108,47 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+/// The server's log on standard error: the subscriber's lines, and the
+/// few the server prints itself ([`Log::say`]), in the order they were
+/// made. A thread of its own writes them, so that a request's log line is
+/// handed over, never waited for: a slow reader of standard error slows
+/// the writing thread, not the workers answering requests (until 128,000
+/// lines wait; then a line waits for room rather than being lost). Dropping
+/// it writes every line sent before (within a second).
+struct Log {
+    writer: NonBlocking,
+    _written: WorkerGuard,
+}
+
+impl Log {
+    /// Installs the subscriber (`TESSERA_LOG` filters, `info` by default)
+    /// writing in `format` to standard error through the log's thread.
+    fn init(format: LogFormat) -> Log {
+        let (writer, written) = NonBlockingBuilder::default()
+            .lossy(false)
+            .thread_name("tessera-log")
+            .finish(io::BufWriter::new(io::stderr()));
+        let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(writer.clone());
+        match format {
+            LogFormat::Text => builder.init(),
+            LogFormat::Json => builder.json().init(),
+        }
+        Log {
+            writer,
+            _written: written,
+        }
+    }
+
+    /// Prints `text` as one line of its own on standard error, after every
+    /// line logged before it.
+    fn say(&self, text: &str) {
+        let line = format!("{text}\n");
+        let _ = self.writer.clone().write_all(line.as_bytes());
     }
 }
 
@@ -127,8 +165,7 @@ async fn service(store: &StoreArgs, policy: PolicyConfig) -> Result<Tessera, Fai
     Ok(Tessera::new(store, policy, Arc::new(SystemClock)))
 }
 
-async fn serve(args: ServeArgs) -> Result<(), Failure> {
-    init_logs(args.log_format);
+async fn serve(args: ServeArgs, log: &Log) -> Result<(), Failure> {
     let trusted_proxies = parse_proxies(&args.trusted_proxies).map_err(Failure::Argument)?;
     let policy = args.policy.to_config();
     let (default_workers, default_queue) = HashPool::default_size();
@@ -149,7 +186,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         )));
     }
     let svc = Arc::new(svc);
-    first_start(&svc).await?;
+    first_start(&svc, log).await?;
     if let Err(e) = svc.checker().refresh_legacy_horizon().await {
         tracing::warn!(error = %e, "cannot read the legacy horizon yet");
     }
@@ -197,7 +234,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     );
     tessera_server::spawn_follower(svc.clone());
     tracing::info!(%addr, store = %stores::redact_url(&args.store.store), "listening");
-    eprintln!("tessera listening on http://{addr}");
+    log.say(&format!("tessera listening on http://{addr}"));
     tracing::info!(
         forward_auth = ?args.forward_auth,
         client_ip_header = ?args.client_ip_header,
@@ -220,7 +257,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
 
 /// On a store with no user at all, creates the admin `admin` with the
 /// password in TESSERA_ADMIN_PASSWORD, or a random one printed once.
-async fn first_start(svc: &Tessera) -> Result<(), Failure> {
+async fn first_start(svc: &Tessera, log: &Log) -> Result<(), Failure> {
     if svc.store().has_users().await.map_err(Failure::ReadStore)? {
         return Ok(());
     }
@@ -237,16 +274,17 @@ async fn first_start(svc: &Tessera) -> Result<(), Failure> {
     };
     svc.add_user("admin", &password, Role::Admin).await?;
     if generated {
-        eprintln!();
-        eprintln!("*************************************************************");
-        eprintln!("  First start: created the admin user `admin`.");
-        eprintln!("  Password: {password}");
-        eprintln!("  It is shown only this once. Change it by creating another");
-        eprintln!("  admin, or set TESSERA_ADMIN_PASSWORD before the first start.");
-        eprintln!("*************************************************************");
-        eprintln!();
+        log.say(&format!(
+            "\n\
+             *************************************************************\n  \
+             First start: created the admin user `admin`.\n  \
+             Password: {password}\n  \
+             It is shown only this once. Change it by creating another\n  \
+             admin, or set TESSERA_ADMIN_PASSWORD before the first start.\n\
+             *************************************************************\n"
+        ));
     } else {
-        eprintln!("First start: created the admin user `admin` with the password in TESSERA_ADMIN_PASSWORD.");
+        log.say("First start: created the admin user `admin` with the password in TESSERA_ADMIN_PASSWORD.");
     }
     Ok(())
 }

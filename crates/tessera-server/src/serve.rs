@@ -24,7 +24,9 @@
 //!   the grace ends is closed.
 //!
 //! It also puts `X-Content-Type-Options: nosniff` on every answer, and the
-//! peer's address in each request ([`Peer`]).
+//! peer's address in each request ([`Peer`]). A [`Front`], when given,
+//! answers the check ahead of the filter; everything above holds for its
+//! answers too.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -36,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -47,6 +50,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use warp::http::{header, HeaderValue, Request};
 
+use crate::front::Front;
 use crate::metrics::Metrics;
 
 /// After the drain begins, a connection that has had no request in flight
@@ -319,10 +323,12 @@ impl AsyncWrite for Watched {
 /// Serves `filter` on `listener` until `shutdown` resolves, then drains
 /// (see the module's documentation) and returns within
 /// `options.shutdown_grace`. `draining` is set when the drain begins (the
-/// API's readiness reads it).
+/// API's readiness reads it). `front`, if any, answers the requests it
+/// takes (the check) before `filter` sees them.
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
+    front: Option<Front>,
     options: ServeOptions,
     draining: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -345,7 +351,10 @@ pub async fn serve<F>(
             stream,
             peer,
             registered,
-            service.clone(),
+            Answer {
+                front: front.clone(),
+                service: service.clone(),
+            },
             options.clone(),
             draining.clone(),
             drain_rx.clone(),
@@ -405,13 +414,20 @@ pub async fn serve<F>(
     }
 }
 
+/// What answers a connection's requests: the front, for those it takes,
+/// then the filter's service.
+struct Answer<S> {
+    front: Option<Front>,
+    service: S,
+}
+
 /// Serves one connection until it ends, idles out, is evicted, or the
 /// drain closes it.
 async fn connection<S>(
     stream: TcpStream,
     peer: SocketAddr,
     registered: Registered,
-    service: S,
+    answer: Answer<S>,
     options: ServeOptions,
     draining: Arc<AtomicBool>,
     mut drain: watch::Receiver<bool>,
@@ -429,10 +445,16 @@ async fn connection<S>(
     let registry = registered.registry.clone();
     let conn = registered.conn.clone();
     let (svc_registry, svc_conn) = (registry.clone(), conn.clone());
+    let Answer { front, service } = answer;
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        req.extensions_mut().insert(Peer(peer));
         let in_flight = InFlight::new(&svc_registry, &svc_conn);
-        let answer = service.call(req);
+        let answer = match front.as_ref().filter(|f| f.takes(&req)) {
+            Some(front) => Either::Left(front.answer(req, peer).map(Ok)),
+            None => {
+                req.extensions_mut().insert(Peer(peer));
+                Either::Right(service.call(req))
+            }
+        };
         let draining = draining.clone();
         async move {
             let mut response = answer.await?;

@@ -41,7 +41,7 @@ pub async fn run(
         Handler::ListUsers => users::list(app, req).await,
         Handler::CreateUser => users::create(app, req, body).await,
         Handler::DeleteUser => users::delete(app, req, id).await,
-        Handler::ForwardAuth => Ok(crate::check::forward_auth(app, req).await),
+        Handler::ForwardAuth => Ok(crate::check::forward_auth(app, req.into()).await),
         Handler::Introspect => oauth::introspect(app, req, body).await,
         Handler::OAuthRevoke => oauth::revoke(app, req, body).await,
         Handler::Live => Ok(operations::live()),
