@@ -1,4 +1,4 @@
-//! The check's own way in, ahead of the router.
+//! The check's own way in (and `/health/live`'s), ahead of the router.
 //!
 //! Every request to `/auth/check` is a proxy asking about another request,
 //! so it is the one path whose cost is Tessera's overhead on every call a
@@ -49,9 +49,10 @@ impl Front {
         Front { app }
     }
 
-    /// Whether `req` is a check this answers (else the router does).
+    /// Whether `req` is a check (or `/health/live`) this answers (else the
+    /// router does).
     pub fn takes<B>(&self, req: &Request<B>) -> bool {
-        is_check(req.uri(), self.app.svc.policy().normaliser())
+        is_live(req.uri()) || is_check(req.uri(), self.app.svc.policy().normaliser())
     }
 
     /// Answers `req`, a request [`Front::takes`]; `peer` is the connection's
@@ -66,6 +67,17 @@ impl Front {
         drop(body);
         let app = self.app.clone();
         async move {
+            if is_live(&parts.uri) {
+                let response = crate::handlers::operations::live();
+                return crate::api::finish(
+                    &app,
+                    &parts.method,
+                    parts.uri.path(),
+                    RouteGroup::Other,
+                    started,
+                    response,
+                );
+            }
             let asked = Asked {
                 method: &parts.method,
                 raw_path: parts.uri.path(),
@@ -84,6 +96,13 @@ impl Front {
             )
         }
     }
+}
+
+/// Whether `uri` is exactly `/health/live`, no query: what a load balancer
+/// asks many times a second, answered here as the router answers it (any
+/// method; the body unread). Any other spelling goes to the router.
+fn is_live(uri: &Uri) -> bool {
+    uri.path() == "/health/live" && uri.query().is_none()
 }
 
 /// Whether the router would take `uri` for the check with its path as
@@ -156,6 +175,15 @@ mod tests {
             "*",
         ] {
             assert!(!taken(no), "{no}");
+        }
+        assert!(is_live(&"/health/live".parse::<Uri>().unwrap()));
+        for no in [
+            "/health/live/",
+            "/health/live?x",
+            "/Health/live",
+            "/health//live",
+        ] {
+            assert!(!is_live(&no.parse::<Uri>().unwrap()), "{no}");
         }
     }
 
@@ -309,6 +337,13 @@ mod tests {
             format!("GET /auth/check/client/5 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {all}\r\n{asks}"),
             format!("GET /auth/checks HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {all}\r\n{asks}"),
             "GET /health/live HTTP/1.1\r\nHost: h\r\n".to_string(),
+            "HEAD /health/live HTTP/1.1\r\nHost: h\r\n".to_string(),
+            "DELETE /health/live HTTP/1.1\r\nHost: h\r\n".to_string(),
+            "POST /health/live HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}".to_string(),
+            "GET /health/live?x=1 HTTP/1.1\r\nHost: h\r\n".to_string(),
+            "GET /health/live/ HTTP/1.1\r\nHost: h\r\n".to_string(),
+            "GET /Health/Live HTTP/1.1\r\nHost: h\r\n".to_string(),
+            "GET /webconsole/api/health/live HTTP/1.1\r\nHost: h\r\n".to_string(),
         ]
         .into_iter()
         .map(|c| {

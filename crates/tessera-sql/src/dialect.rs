@@ -87,7 +87,7 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
     fn rows_affected(result: &<Self::Database as Database>::QueryResult) -> u64;
 
     /// Subscribes to the store's change stream (`tessera_core::feed`): each
-    /// backend has its own (PostgreSQL `LISTEN`, SQLite `data_version`).
+    /// backend has its own (PostgreSQL `LISTEN`, SQLite `data_version` and its change log).
     fn subscribe(
         store: &SqlStore<Self>,
     ) -> impl Future<Output = StoreResult<Box<dyn ChangeStream>>> + Send;

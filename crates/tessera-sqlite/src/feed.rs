@@ -1,5 +1,6 @@
 //! The change stream (`tessera_core::feed`) on SQLite: `PRAGMA data_version`
-//! polled on a connection of its own.
+//! polled on a connection of its own, and the `token_changes` log read when
+//! it moves.
 //!
 //! SQLite has no notifications. But each connection's `data_version`
 //! changes whenever *another* connection has committed a write to the file
@@ -7,24 +8,29 @@
 //! own pool connections alike (they are other connections than the poll's,
 //! so the node's own writes are heard too; the poll's connection is
 //! read-only and never writes). So a subscription opens a connection,
-//! reads the value, and polls it: when it moved, the stream says
-//! [`Change::All`].
+//! reads the value, and polls it; when it moved, it reads the entries of
+//! `token_changes` (migration 0003) past the last one it saw and says which
+//! tokens changed ([`Change::Tokens`]).
 //!
 //! * Why `data_version`: it is the one signal that sees every commit to the
-//!   file, from any connection or process, with nothing to install in the
-//!   schema, and it is read in microseconds without touching a table.
-//! * Atomic with the write: the value moves when the write commits (and not
-//!   for a write rolled back), and a poll that begins after a commit sees it.
-//! * Its cost: it does not say *what* changed. Any commit empties the
-//!   cache: a token's change, but also a session's touch, a last-used flush,
-//!   an event, a login. The cache is only as useful as writes are rare.
+//!   file, from any connection or process, and it is read in microseconds
+//!   without touching a table. It does not say *what* changed: that is the
+//!   log's part. Triggers on `tokens` append each changed row's id in the
+//!   writing transaction, so the entry commits exactly when the write does;
+//!   writes elsewhere (last-used flushes, sessions, events, logins) append
+//!   nothing and empty no cache.
+//! * Exact: SQLite serialises writers, so entries' `seq` grows in commit
+//!   order without gaps. A subscription remembers the last `seq` it handed
+//!   out; when the next entry it reads is not the one after (the log keeps
+//!   its newest 100,000 entries), or more than a message names have
+//!   arrived, it says [`Change::All`].
 //! * Heartbeats ([`Feed::beat`]) do not go through the file (that would be
-//!   a write, and empty the cache). A beat is queued for each subscription
-//!   of this store value (and its clones) and handed out only after a poll
-//!   that began after it was queued has completed: so a beat that comes back
-//!   proves that every commit before it was seen. A subscription does not
-//!   hear the beats of stores opened elsewhere on the same file; it needs
-//!   none, a node only counts its own.
+//!   a write). A beat is queued for each subscription of this store value
+//!   (and its clones) and handed out only after a poll that began after it
+//!   was queued has completed, and after what that poll found: so a beat
+//!   that comes back proves that every commit before it was heard. A
+//!   subscription does not hear the beats of stores opened elsewhere on the
+//!   same file; it needs none, a node only counts its own.
 //! * A poll that proves beats also reads a row of `tokens` and of `users`
 //!   (the connection caches no page): a file shrunk or overwritten under the
 //!   node fails it, so the cache stops serving exactly when the checks'
@@ -44,7 +50,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::Connection;
-use tessera_core::feed::{Change, ChangeStream};
+use tessera_core::feed::{Change, ChangeStream, MAX_IDS_PER_MESSAGE};
+use tessera_core::model::TokenId;
 use tessera_core::store::StoreResult;
 use tessera_core::StoreError;
 use tokio::sync::broadcast;
@@ -80,17 +87,22 @@ impl Feed {
         }
     }
 
-    /// Opens the subscription's connection and reads `data_version`: every
-    /// commit after this returns moves it.
+    /// Opens the subscription's connection and reads `data_version`, then
+    /// the log's newest entry: every commit after this returns moves the
+    /// one and adds entries past the other.
     pub(crate) fn subscribe(&self) -> StoreResult<Box<dyn ChangeStream>> {
         // Subscribe to the beats first: a beat queued after the version was
         // read must not be missed.
         let beats = self.beats.subscribe();
         let conn = readers::open(&self.path).map_err(unavailable)?;
+        // The version first: a commit between the two reads moves it, and is
+        // then read again (harmlessly) or found past `seen`.
         let version = data_version(&conn).map_err(unavailable)?;
+        let seen = newest_change(&conn).map_err(unavailable)?;
         Ok(Box::new(SqliteStream {
             conn: Some(conn),
             version,
+            seen,
             beats,
             queued: Vec::new(),
             proven: VecDeque::new(),
@@ -109,6 +121,44 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
 
 fn data_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
     conn.pragma_query_value(None, "data_version", |row| row.get(0))
+}
+
+/// The newest entry of the change log (0: none yet).
+fn newest_change(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    let mut st = conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM token_changes")?;
+    st.query_row([], |row| row.get(0))
+}
+
+/// What the log says since entry `seen`, and the entry it says it up to:
+/// nothing, the tokens named, or `All` (a gap: entries pruned before they
+/// were read; or more tokens than a message names).
+fn changes_since(conn: &Connection, seen: i64) -> Result<(Option<Change>, i64), rusqlite::Error> {
+    let mut st = conn.prepare_cached(
+        "SELECT seq, token_id FROM token_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let limit = MAX_IDS_PER_MESSAGE as i64 + 1;
+    let entries: Vec<(i64, i64)> = st
+        .query_map([seen, limit], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let Some(&(first, _)) = entries.first() else {
+        return Ok((None, seen));
+    };
+    if first != seen + 1 || entries.len() > MAX_IDS_PER_MESSAGE {
+        // Entries committed after this read are applied after the `All`
+        // that covers them: nothing is missed by moving past them.
+        return Ok((Some(Change::All), newest_change(conn)?));
+    }
+    let last = entries.last().map_or(seen, |e| e.0);
+    let mut ids: Vec<TokenId> = Vec::with_capacity(entries.len());
+    for (_, id) in entries {
+        match u64::try_from(id) {
+            Ok(id) if !ids.contains(&TokenId(id)) => ids.push(TokenId(id)),
+            Ok(_) => {}
+            // No token has a negative id; an entry that says one is damage.
+            Err(_) => return Ok((Some(Change::All), last)),
+        }
+    }
+    Ok((Some(Change::Tokens(ids)), last))
 }
 
 /// Reads the newest token row's id, and a user's: pages of both tables
@@ -131,6 +181,8 @@ struct SqliteStream {
     conn: Option<Connection>,
     /// The last value read.
     version: i64,
+    /// The last log entry handed out.
+    seen: i64,
     /// Beats as they are queued.
     beats: broadcast::Receiver<String>,
     /// Beats queued before the poll under way began.
@@ -189,18 +241,27 @@ impl ChangeStream for SqliteStream {
             // A beat is proven only by a poll that also read a table's pages
             // from the file (the connection caches none): a file damaged
             // under the node must stop the cache, as it fails the checks.
+            // The log is read when the version moved; what it says is
+            // handed out before the beats this poll proves.
+            let seen = self.seen;
             let polled = data_version(conn).and_then(|v| {
+                let found = if v != self.version {
+                    changes_since(conn, seen)?
+                } else {
+                    (None, seen)
+                };
                 if !self.queued.is_empty() {
                     readable(conn)?;
                 }
-                Ok(v)
+                Ok((v, found))
             });
             match polled {
-                Ok(version) => {
+                Ok((version, (change, seen))) => {
                     self.proven.extend(self.queued.drain(..));
-                    if version != self.version {
-                        self.version = version;
-                        return Ok(Change::All);
+                    self.version = version;
+                    self.seen = seen;
+                    if let Some(change) = change {
+                        return Ok(change);
                     }
                 }
                 // Proves nothing; the next poll tries again.

@@ -17,8 +17,8 @@
 //!   worker thread. It falls back to the pool when they are all in use or
 //!   the file is busy.
 //! * The change stream (`feed`): `PRAGMA data_version` polled on a
-//!   connection of its own, heard as "anything may have changed"; none for
-//!   memory databases.
+//!   connection of its own and, when it moves, the `token_changes` log its
+//!   triggers write: the tokens changed, by id; none for memory databases.
 //! * Atomicity: each operation that must be atomic is one statement, or a
 //!   transaction that starts with its write (so it takes SQLite's write lock
 //!   first and never fails upgrading a read lock). The rotation is
@@ -228,8 +228,8 @@ impl Dialect for SqliteDialect {
         store.token_for_check_on_pool(id).await
     }
 
-    /// `data_version` polled on a connection of its own (see `feed`); a
-    /// memory database has no stream.
+    /// `data_version` and the change log, polled on a connection of its
+    /// own (see `feed`); a memory database has no stream.
     async fn subscribe(store: &SqliteStore) -> StoreResult<Box<dyn ChangeStream>> {
         match &store.dialect().feed {
             Some(feed) => feed.subscribe(),

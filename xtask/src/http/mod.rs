@@ -75,7 +75,9 @@ impl Sizes {
                 tokens: 100_000,
                 pairs_per_thread: 200,
                 duration_s: 10,
-                warmup_s: Some(2),
+                // Long enough for the check's warm-up to present each of
+                // the 100,000 tokens once, even with the cache cold.
+                warmup_s: Some(5),
                 revocations: 200,
             }
         }

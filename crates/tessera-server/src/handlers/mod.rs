@@ -3,7 +3,7 @@
 //! here: who may do what is the core's to say.
 
 mod oauth;
-mod operations;
+pub(crate) mod operations;
 mod session;
 mod tokens;
 mod users;
@@ -125,9 +125,15 @@ pub(crate) mod testing {
         path: &str,
         session: Option<&str>,
     ) -> (StatusCode, serde_json::Value) {
-        use hyper::body::Body as _;
         let r = crate::api::handle(app, request(method, path, session), Body::ready(b"")).await;
         let status = r.status();
+        let bytes = body_bytes(r).await;
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    /// A response's whole body.
+    pub async fn body_bytes(r: warp::reply::Response) -> Vec<u8> {
+        use hyper::body::Body as _;
         let mut body = r.into_body();
         let mut bytes = Vec::new();
         while let Some(frame) =
@@ -137,7 +143,7 @@ pub(crate) mod testing {
                 bytes.extend_from_slice(&data);
             }
         }
-        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+        bytes
     }
 
     /// A session of a new user `name` with `role`, as the `Authtoken` value.
