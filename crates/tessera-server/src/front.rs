@@ -49,17 +49,24 @@ impl Front {
         Front { app }
     }
 
-    /// Whether `req` is a check (or `/health/live`) this answers (else the
-    /// router does).
-    pub fn takes<B>(&self, req: &Request<B>) -> bool {
-        is_live(req.uri()) || is_check(req.uri(), self.app.svc.policy().normaliser())
+    /// Which of its requests `req` is, if the front answers it (else the
+    /// router does). Decided once; [`Front::answer`] is told.
+    pub fn takes<B>(&self, req: &Request<B>) -> Option<Way> {
+        if is_live(req.uri()) {
+            Some(Way::Live)
+        } else if is_check(req.uri(), self.app.svc.policy().normaliser()) {
+            Some(Way::Check)
+        } else {
+            None
+        }
     }
 
-    /// Answers `req`, a request [`Front::takes`]; `peer` is the connection's
-    /// other end. The body is dropped at once, unread.
+    /// Answers `req`, a request [`Front::takes`] said is `way`; `peer` is
+    /// the connection's other end. The body is dropped at once, unread.
     pub fn answer<B>(
         &self,
         req: Request<B>,
+        way: Way,
         peer: SocketAddr,
     ) -> impl Future<Output = Response> + Send + 'static {
         let started = Instant::now();
@@ -67,35 +74,38 @@ impl Front {
         drop(body);
         let app = self.app.clone();
         async move {
-            if is_live(&parts.uri) {
-                let response = crate::handlers::operations::live();
-                return crate::api::finish(
-                    &app,
-                    &parts.method,
-                    parts.uri.path(),
-                    RouteGroup::Other,
-                    started,
-                    response,
-                );
-            }
-            let asked = Asked {
-                method: &parts.method,
-                raw_path: parts.uri.path(),
-                query: "",
-                headers: &parts.headers,
-                peer: Some(peer),
+            let (group, response) = match way {
+                Way::Live => (RouteGroup::Other, crate::handlers::operations::live()),
+                Way::Check => {
+                    let asked = Asked {
+                        method: &parts.method,
+                        raw_path: parts.uri.path(),
+                        query: "",
+                        headers: &parts.headers,
+                        peer: Some(peer),
+                    };
+                    (RouteGroup::Check, forward_auth(&app, asked).await)
+                }
             };
-            let response = forward_auth(&app, asked).await;
             crate::api::finish(
                 &app,
                 &parts.method,
                 parts.uri.path(),
-                RouteGroup::Check,
+                group,
                 started,
                 response,
             )
         }
     }
+}
+
+/// What the front answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// `/auth/check` (or under a web-service root).
+    Check,
+    /// `/health/live`.
+    Live,
 }
 
 /// Whether `uri` is exactly `/health/live`, no query: what a load balancer

@@ -448,8 +448,8 @@ async fn connection<S>(
     let Answer { front, service } = answer;
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let in_flight = InFlight::new(&svc_registry, &svc_conn);
-        let answer = match front.as_ref().filter(|f| f.takes(&req)) {
-            Some(front) => Either::Left(front.answer(req, peer).map(Ok)),
+        let answer = match front.as_ref().and_then(|f| Some((f, f.takes(&req)?))) {
+            Some((front, way)) => Either::Left(front.answer(req, way, peer).map(Ok)),
             None => {
                 req.extensions_mut().insert(Peer(peer));
                 Either::Right(service.call(req))
