@@ -13,9 +13,29 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-/// Runs the suites; fails if cargo does.
+use tessera_testsupport::cluster::{self, RedisCluster};
+
+/// Runs the suites; fails if cargo does. Starts a Redis Cluster for them
+/// first (three masters, a replica each, on free loopback ports; stopped and
+/// removed afterwards), unless `TESSERA_TEST_REDIS_CLUSTER_URL` names one;
+/// without `redis-server` the Cluster suites say SKIPPED (fail under CI).
 pub fn run(extra: &[String]) -> Result<(), String> {
     let mut c = crate::cargo();
+    let _cluster = if std::env::var_os(cluster::URL_VAR).is_some() {
+        None
+    } else {
+        match RedisCluster::start(1) {
+            Ok(cluster) => {
+                eprintln!("xtask: a Redis Cluster for the suites at {}", cluster.url());
+                c.env(cluster::URL_VAR, cluster.url());
+                Some(cluster)
+            }
+            Err(why) => {
+                eprintln!("xtask: no Redis Cluster for the suites: {why}");
+                None
+            }
+        }
+    };
     // Every suite runs even after one fails, so a run reports all failures.
     c.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
     c.args(with_show_output(extra));

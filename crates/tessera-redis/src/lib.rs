@@ -75,13 +75,9 @@
 //! # Multi-slot operations
 //!
 //! * `import_legacy` is one Lua script over every key of the batch (records,
-//!   pointers, user indexes, horizon, id counter): all or nothing on a single
-//!   Redis (and on a Redis with replicas). **On a Redis Cluster the batch spans
-//!   slots and Redis refuses the script (`CROSSSLOT`)**; a Cluster deployment
-//!   would need a claim-then-write sequence with compensation, which this
-//!   crate does not implement (its client, `ConnectionManager`, talks to one
-//!   server). Imports are a rare admin command; everything else is
-//!   Cluster-ready.
+//!   pointers, user indexes, horizon, id counter) on a single Redis; on a
+//!   Redis Cluster, which refuses that (`CROSSSLOT`), it is staged with a
+//!   commit key (`import`): all or nothing on both.
 //! * `delete_user` is a sequence, safe to retry, because the user record is
 //!   deleted *last*: (1) revoke every token in the user's index (a script per
 //!   token, which also checks the owner), (2) delete every session in the
@@ -147,21 +143,27 @@
 #![warn(missing_docs)]
 
 mod codec;
+mod conn;
 mod feed;
+mod import;
 mod scripts;
 mod store;
+mod target;
 
 use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Pipeline, RedisError, Script, ScriptInvocation, Value};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::{RedisError, Script, ScriptInvocation, Value};
 use tessera_core::model::{TokenId, UserId};
 use tessera_core::secret::Digest;
 use tessera_core::StoreError;
 
+use crate::conn::{Batch, Conn, Order};
 use crate::feed::Feed;
 use crate::scripts::Scripts;
+use crate::target::Target;
 
 /// How many audit events the capped list keeps (older ones are trimmed).
 pub const EVENTS_KEPT: usize = 10_000;
@@ -169,9 +171,13 @@ pub const EVENTS_KEPT: usize = 10_000;
 /// Where and how to reach Redis.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS
-    /// if redis-rs is built with it). May hold a password, so it is never
-    /// printed (the `Debug` form hides it).
+    /// Redis URL: one server, `redis://[[user]:password@]host:port[/db]`
+    /// (`rediss://` for TLS if redis-rs is built with it), or a Redis
+    /// Cluster by some of its nodes,
+    /// `redis+cluster://[[user]:password@]host:port,host:port,…`
+    /// (`rediss+cluster://`; no database number: a Cluster has only 0). The
+    /// Cluster's other nodes are found from these. May hold a password, so
+    /// it is never printed (the `Debug` form hides it).
     pub url: String,
     /// Prefix of every key, so that several Tessera deployments (or test
     /// runs) can share one Redis. Must not contain `{` or `}`, which would
@@ -273,7 +279,7 @@ impl From<RedisStoreError> for StoreError {
 /// after a failure.
 pub struct RedisStore {
     /// The connection; cloned per call (a handle, not a new connection).
-    conn: ConnectionManager,
+    conn: Conn,
     /// Key names under the configured prefix.
     keys: Keys,
     /// The compiled Lua scripts.
@@ -301,43 +307,71 @@ impl RedisStore {
     /// answers a `PING` (bounded by `command_timeout`).
     pub async fn connect(config: RedisConfig) -> Result<Self, RedisStoreError> {
         config.validate()?;
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| RedisStoreError::Url(format!("{:?}", e.kind())))?;
+        let target = Target::parse(&config.url)?;
         let keys = Keys {
             prefix: config.prefix.clone(),
         };
-        let feed = Feed::new(&client, &keys, &config)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = tokio::time::timeout(
-            config.connect_timeout,
-            ConnectionManager::new_with_config(client, manager_config),
-        )
-        .await
-        .map_err(|_| {
+        let feed = Feed::new(&target, &keys, &config)?;
+        let within = |what: &str| {
             RedisStoreError::Connect(format!(
-                "no connection within {} ms",
+                "no {what} within {} ms",
                 config.connect_timeout.as_millis()
             ))
-        })?
-        .map_err(|e| RedisStoreError::Connect(e.to_string()))?;
+        };
+        let conn = match &target {
+            Target::Single(client) => {
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(config.connect_timeout))
+                    .set_response_timeout(Some(config.command_timeout))
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(500));
+                let manager = tokio::time::timeout(
+                    config.connect_timeout,
+                    ConnectionManager::new_with_config(client.clone(), manager_config),
+                )
+                .await
+                .map_err(|_| within("connection"))?
+                .map_err(|e| RedisStoreError::Connect(e.to_string()))?;
+                Conn::Single(manager)
+            }
+            Target::Cluster(seeds, _) => {
+                let client = redis::cluster::ClusterClientBuilder::new(seeds.clone())
+                    .connection_timeout(config.connect_timeout)
+                    .response_timeout(config.command_timeout)
+                    // MOVED/ASK/TRYAGAIN are followed within the command timeout.
+                    .retries(3)
+                    .min_retry_wait(20)
+                    .max_retry_wait(200)
+                    .build()
+                    .map_err(|e| RedisStoreError::Url(format!("{:?}", e.kind())))?;
+                let cluster =
+                    tokio::time::timeout(config.connect_timeout, client.get_async_connection())
+                        .await
+                        .map_err(|_| within("connection to the Cluster"))?
+                        .map_err(|e| RedisStoreError::Connect(e.to_string()))?;
+                Conn::Cluster(cluster)
+            }
+        };
+        let scripts = Scripts::new(&keys.changes(), conn.is_cluster());
         let store = RedisStore {
             conn,
-            scripts: Scripts::new(&keys.changes()),
+            scripts,
             keys,
             command_timeout: config.command_timeout,
             retention_secs: config.retention.as_secs(),
             feed,
         };
         store
-            .cmd(&redis::cmd("PING"))
+            .ping_all()
             .await
             .map_err(|e| RedisStoreError::Connect(e.to_string()))?;
         Ok(store)
+    }
+
+    /// Whether the store is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
     }
 
     /// The key prefix this store writes under.
@@ -376,11 +410,11 @@ impl RedisStore {
         self.bounded(cmd.query_async::<Value>(&mut conn)).await
     }
 
-    /// One pipeline (one round trip); the replies of commands not ignored.
-    async fn pipe(&self, pipe: &Pipeline) -> Result<Vec<Value>, StoreError> {
+    /// One batch (one round trip on a single server; see `conn` for a
+    /// Cluster); the replies of commands not ignored.
+    async fn pipe(&self, batch: &Batch<'_>) -> Result<Vec<Value>, StoreError> {
         let mut conn = self.conn.clone();
-        self.bounded(pipe.query_async::<Vec<Value>>(&mut conn))
-            .await
+        self.bounded(batch.query(&mut conn)).await
     }
 
     /// One script (loaded on `NOSCRIPT` and run again).
@@ -389,14 +423,38 @@ impl RedisStore {
         self.bounded(inv.invoke_async::<Value>(&mut conn)).await
     }
 
-    /// A pipeline that first (re)loads `scripts`, whose replies are ignored,
+    /// A batch that first (re)loads `scripts`, whose replies are ignored,
     /// so that the `EVALSHA`s queued after them cannot meet `NOSCRIPT`.
-    fn pipe_with(scripts: &[&Script]) -> Pipeline {
-        let mut p = redis::pipe();
-        for s in scripts {
-            p.load_script(s).ignore();
+    fn pipe_with<'s>(order: Order, scripts: &[&'s Script]) -> Batch<'s> {
+        Batch::with_scripts(order, scripts)
+    }
+
+    /// `cmd` on every master of a Cluster (every reply must be a success),
+    /// or on the one server.
+    async fn on_every_master(&self, cmd: redis::Cmd) -> Result<Value, StoreError> {
+        match &self.conn {
+            Conn::Single(_) => self.cmd(&cmd).await,
+            Conn::Cluster(c) => {
+                let mut c = c.clone();
+                let routing = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllMasters,
+                    Some(ResponsePolicy::AllSucceeded),
+                ));
+                self.bounded(c.route_command(cmd, routing)).await
+            }
         }
-        p
+    }
+
+    /// `PING`, on every master of a Cluster: the store is ready only when
+    /// every slot's owner answers.
+    async fn ping_all(&self) -> Result<(), StoreError> {
+        match self.on_every_master(redis::cmd("PING")).await? {
+            Value::Okay => Ok(()),
+            v => match codec::text(v)? {
+                Some(s) if s == "PONG" => Ok(()),
+                _ => Err(StoreError::Unavailable("unexpected answer to PING".into())),
+            },
+        }
     }
 }
 
@@ -496,6 +554,22 @@ impl Keys {
     fn ptr(&self, loc: &Loc) -> String {
         self.at(loc, "ptr")
     }
+    /// A legacy record staged by a Cluster's import (`crate::import`).
+    fn staged(&self, loc: &Loc) -> String {
+        self.at(loc, "staged")
+    }
+    /// The import id counter (a Cluster's staged imports).
+    fn import_counter(&self) -> String {
+        format!("{}{{imports}}:next", self.prefix)
+    }
+    /// A committed import's marker.
+    fn import_marker(&self, import_id: &str) -> String {
+        format!("{}{{imports}}:i:{import_id}", self.prefix)
+    }
+    /// The ids of imports committed and not yet finished.
+    fn imports_pending(&self) -> String {
+        format!("{}{{imports}}:pending", self.prefix)
+    }
     /// A legacy record, by digest.
     fn legacy_rec(&self, d: &Digest) -> String {
         format!("{}{{l{}}}:rec", self.prefix, d.to_hex())
@@ -545,8 +619,7 @@ impl Keys {
         format!("{}events", self.prefix)
     }
     /// The change stream's pub/sub channel (a channel, not a key). The one
-    /// place it is named; see `scripts::PRELUDE` for issue 13 (sharded
-    /// pub/sub on a Cluster).
+    /// place it is named.
     fn changes(&self) -> String {
         format!("{}changes", self.prefix)
     }

@@ -1,5 +1,6 @@
 //! The Lua scripts: every operation that must be atomic runs as one script
-//! on keys of one hash slot (except the legacy import, see the crate docs).
+//! on keys of one hash slot (on one server, the legacy import is one script
+//! over many slots; on a Cluster it is staged, see `crate::import`).
 //!
 //! Every script that changes a token record announces it on the store's
 //! change stream (`tessera_core::feed`) with `announce_record`, from inside
@@ -28,18 +29,17 @@ use tessera_core::feed::MAX_IDS_PER_MESSAGE;
 use crate::codec::TOKEN_FIELDS;
 
 /// Helpers shared by the scripts that write token or session records.
-/// `CHANNEL` and `MAX_IDS` are defined before it (see [`Scripts::new`]).
+/// `CHANNEL`, `MAX_IDS` and `origin` are defined before it (see [`Scripts::new`]).
 ///
 /// `publish` uses plain `PUBLISH`, which a Redis Cluster forwards to every
-/// node, whatever slot the script runs on. Issue 13 moves it to sharded
-/// `SPUBLISH` (delivered only by the shard that owns the channel's slot):
-/// the channel must then hash to the slot of the script's keys, so the name
-/// will take the script's hash tag and subscribers will subscribe per shard.
-/// That change is this function, [`crate::Keys::changes`] and the
-/// subscription (`crate::feed`).
+/// node, whatever slot the script runs on. On a Cluster every message is
+/// prefixed `c:<node id>:` by the master that ran the script (`origin`,
+/// defined before the prelude), so a subscriber keeps each master's own
+/// messages, from its connection to that master, and drops the copies the
+/// bus forwards (see `crate::feed`).
 const PRELUDE: &str = r#"
 local function publish(message)
-  redis.call('PUBLISH', CHANNEL, message)
+  redis.call('PUBLISH', CHANNEL, origin() .. message)
 end
 local function announce(ids)
   if #ids == 0 then return end
@@ -80,6 +80,14 @@ local function set_token_expiry(rec, spent, retention)
   return at
 end
 "#;
+
+/// What a message starts with on one server: nothing.
+const ORIGIN_SINGLE: &str = "local function origin() return '' end\n";
+
+/// What a message starts with on a Cluster: `c:<node id>:`, the master
+/// that ran the script.
+const ORIGIN_CLUSTER: &str =
+    "local function origin() return 'c:' .. redis.call('CLUSTER', 'MYID') .. ':' end\n";
 
 /// KEYS: rec, ptr, spent. ARGV: retention, then field/value pairs.
 /// Reply: `{'ok'}` or `{'conflict', owner-or-''}`.
@@ -222,6 +230,97 @@ announce(ids)
 return {'ok'}
 "#;
 
+/// A Cluster's legacy import, step 1 (see `crate::import`), in the digest's
+/// slot. KEYS: legacy rec, staged rec. ARGV: seconds to keep the staged
+/// record, then field/value pairs. Reply: `{'ok'}` or `{'conflict'}`.
+const STAGE_LEGACY: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'conflict'}
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return {'ok'}
+"#;
+
+/// A Cluster's legacy import, step 1, in the id's slot: claims the id with
+/// the legacy pointer (which leads nowhere until the record is published).
+/// KEYS: rec, ptr. ARGV: hex, seconds to keep the claim.
+/// Reply: `{'ok'}` or `{'conflict'}`.
+const CLAIM_LEGACY_ID: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'conflict'}
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return {'ok'}
+"#;
+
+/// Undoes a claim of this import (only while it still points at `hex` and
+/// no record took the id). KEYS: rec, ptr. ARGV: hex. Reply: 1 or 0.
+const UNCLAIM_LEGACY_ID: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"#;
+
+/// A Cluster's legacy import, step 3, in the digest's slot: the staged
+/// record becomes the record (idempotent, so a roll-forward may repeat it).
+/// KEYS: staged rec, legacy rec. ARGV: retention.
+/// Reply: `{'ok', expire_at}` or `{'missing'}`.
+const PUBLISH_LEGACY: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('DEL', KEYS[2])
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('PERSIST', KEYS[2])
+  local at = set_token_expiry(KEYS[2], nil, tonumber(ARGV[1]))
+  announce_record(KEYS[2])
+  return {'ok', at}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'ok', tostring(redis.call('EXPIRETIME', KEYS[2]))}
+end
+return {'missing'}
+"#;
+
+/// A Cluster's legacy import, step 2, in the `{imports}` slot: the commit
+/// point. KEYS: the import's marker, the pending set. ARGV: import id,
+/// the marker's text. Reply: 1.
+const COMMIT_IMPORT: &str = r#"
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"#;
+
+/// A Cluster's legacy import, last step: the import is complete.
+/// KEYS: the import's marker, the pending set. ARGV: import id. Reply: 1.
+const FINISH_IMPORT: &str = r#"
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"#;
+
+/// No keys. ARGV: a heartbeat's text. On a Cluster master only (else the
+/// error `NOTMASTER`): publishes `n:<epoch>:<text>` (as every message on a
+/// Cluster, after `c:<node id>:`), so that a subscriber knows which master
+/// it came through and in which configuration (see `crate::feed`).
+const BEAT_CLUSTER: &str = r#"
+local me = redis.call('CLUSTER', 'MYID')
+local master = false
+for line in string.gmatch(redis.call('CLUSTER', 'NODES'), '[^\n]+') do
+  local id, flags = string.match(line, '^(%S+) %S+ (%S+)')
+  if id == me then
+    master = string.find(',' .. flags .. ',', ',master,', 1, true) ~= nil
+  end
+end
+if not master then
+  return redis.error_reply('NOTMASTER this node serves no slots now')
+end
+local epoch = string.match(redis.call('CLUSTER', 'INFO'), 'cluster_current_epoch:(%d+)')
+publish('n:' .. (epoch or '?') .. ':' .. ARGV[1])
+return 1
+"#;
+
 /// KEYS: counter. ARGV: id. Moves the counter up to `id` (never down).
 const BUMP_COUNTER: &str = r#"
 local c = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
@@ -352,19 +451,40 @@ pub(crate) struct Scripts {
     pub delete_user: Script,
     /// See [`BEAT`].
     pub beat: Script,
+    /// See [`STAGE_LEGACY`].
+    pub stage_legacy: Script,
+    /// See [`CLAIM_LEGACY_ID`].
+    pub claim_legacy_id: Script,
+    /// See [`UNCLAIM_LEGACY_ID`].
+    pub unclaim_legacy_id: Script,
+    /// See [`PUBLISH_LEGACY`].
+    pub publish_legacy: Script,
+    /// See [`COMMIT_IMPORT`].
+    pub commit_import: Script,
+    /// See [`FINISH_IMPORT`].
+    pub finish_import: Script,
+    /// The source of [`BEAT_CLUSTER`] with the prelude: sent with `EVAL` to
+    /// every master (a master that lost its script cache still runs it).
+    pub beat_cluster: String,
 }
 
 impl Scripts {
     /// Assembles every script with the shared prelude, the field list and
-    /// the change stream's `channel`.
-    pub(crate) fn new(channel: &str) -> Self {
+    /// the change stream's `channel`; on a Cluster (`cluster`) each message
+    /// names the master that published it.
+    pub(crate) fn new(channel: &str, cluster: bool) -> Self {
         let fields = TOKEN_FIELDS
             .iter()
             .map(|f| format!("'{f}'"))
             .collect::<Vec<_>>()
             .join(", ");
+        let origin = if cluster {
+            ORIGIN_CLUSTER
+        } else {
+            ORIGIN_SINGLE
+        };
         let head = format!(
-            "local FIELDS = {{{fields}}}\nlocal CHANNEL = {}\nlocal MAX_IDS = {MAX_IDS_PER_MESSAGE}\n{PRELUDE}",
+            "local FIELDS = {{{fields}}}\nlocal CHANNEL = {}\nlocal MAX_IDS = {MAX_IDS_PER_MESSAGE}\n{origin}{PRELUDE}",
             lua_string(channel)
         );
         let with = |body: &str| Script::new(&format!("{head}{body}"));
@@ -386,6 +506,13 @@ impl Scripts {
             create_user: Script::new(CREATE_USER),
             delete_user: Script::new(DELETE_USER),
             beat: with(BEAT),
+            stage_legacy: Script::new(STAGE_LEGACY),
+            claim_legacy_id: Script::new(CLAIM_LEGACY_ID),
+            unclaim_legacy_id: Script::new(UNCLAIM_LEGACY_ID),
+            publish_legacy: with(PUBLISH_LEGACY),
+            commit_import: Script::new(COMMIT_IMPORT),
+            finish_import: Script::new(FINISH_IMPORT),
+            beat_cluster: format!("{head}{BEAT_CLUSTER}"),
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::codec::{
     self, array, corrupt, decode_token, int, required, tagged, text, texts, SESSION_FIELDS,
     TOKEN_FIELDS, USER_FIELDS,
 };
+use crate::conn::{Batch, Order};
 use crate::{Loc, RedisStore, EVENTS_KEPT};
 
 /// What a by-id script said, and where the record was.
@@ -41,7 +42,7 @@ impl RedisStore {
             return Ok(());
         }
         let script = &self.scripts.last_used;
-        let mut p = Self::pipe_with(&[script]);
+        let mut p = Self::pipe_with(Order::Any, &[script]);
         for (id, at) in uses {
             let loc = Loc::Token(*id);
             let mut inv = script.prepare_invoke();
@@ -49,11 +50,11 @@ impl RedisStore {
                 .key(self.keys.ptr(&loc))
                 .key(self.keys.spent(&loc))
                 .arg(*at);
-            p.invoke_script(&inv);
+            p.invoke(script, &inv);
         }
         let replies = self.pipe(&p).await?;
         // Legacy tokens answered with their pointer: a second round for them.
-        let mut legacy = Self::pipe_with(&[script]);
+        let mut legacy = Self::pipe_with(Order::Any, &[script]);
         let mut any = false;
         for ((id, at), reply) in uses.iter().zip(replies) {
             let (tag, rest) = tagged(reply)?;
@@ -70,7 +71,7 @@ impl RedisStore {
                 .key(self.keys.ptr(&loc))
                 .key(self.keys.spent(&loc))
                 .arg(*at);
-            legacy.invoke_script(&inv).ignore();
+            legacy.invoke(script, &inv).ignore();
             any = true;
         }
         if any {
@@ -123,16 +124,15 @@ impl RedisStore {
         expire_at: Option<String>,
         expiry: Option<Timestamp>,
     ) -> StoreResult<()> {
-        let mut p = redis::pipe();
+        let mut p = Batch::new(Order::Any);
         if let Some(at) = expire_at.filter(|a| !a.is_empty()) {
-            p.cmd("EXPIREAT")
-                .arg(self.keys.ptr(&Loc::Token(id)))
+            p.cmd("EXPIREAT", self.keys.ptr(&Loc::Token(id)))
                 .arg(at)
                 .ignore();
         }
         match expiry {
-            Some(exp) => p.cmd("ZADD").arg(self.keys.horizon()).arg(exp).arg(id.0),
-            None => p.cmd("ZREM").arg(self.keys.horizon()).arg(id.0),
+            Some(exp) => p.cmd("ZADD", self.keys.horizon()).arg(exp).arg(id.0),
+            None => p.cmd("ZREM", self.keys.horizon()).arg(id.0),
         }
         .ignore();
         self.pipe(&p).await.map(drop)
@@ -173,7 +173,7 @@ impl RedisStore {
             .iter()
             .map(|m| Loc::from_member(m).ok_or_else(|| corrupt("a token index entry is malformed")))
             .collect::<StoreResult<_>>()?;
-        let mut p = Self::pipe_with(&[&self.scripts.revoke]);
+        let mut p = Self::pipe_with(Order::Any, &[&self.scripts.revoke]);
         for loc in &locs {
             let mut inv = self.scripts.revoke.prepare_invoke();
             inv.key(self.keys.rec(loc))
@@ -182,7 +182,7 @@ impl RedisStore {
                 .arg(now)
                 .arg(self.retention_secs)
                 .arg(owner.0);
-            p.invoke_script(&inv);
+            p.invoke(&self.scripts.revoke, &inv);
         }
         let replies = self.pipe(&p).await?;
         for (loc, reply) in locs.iter().zip(replies) {
@@ -208,21 +208,21 @@ impl RedisStore {
         let tokens_key = self.keys.user_tokens(uid);
         let members = self.index_members(tokens_key.clone()).await?;
         if !members.is_empty() {
-            let mut p = Self::pipe_with(&[&self.scripts.sweep_token]);
+            let mut p = Self::pipe_with(Order::Any, &[&self.scripts.sweep_token]);
             let locs: Vec<Option<Loc>> = members.iter().map(|m| Loc::from_member(m)).collect();
             for loc in locs.iter().flatten() {
                 let mut inv = self.scripts.sweep_token.prepare_invoke();
                 inv.key(self.keys.rec(loc))
                     .key(self.keys.spent(loc))
                     .arg(before);
-                p.invoke_script(&inv);
+                p.invoke(&self.scripts.sweep_token, &inv);
             }
             let mut replies = self.pipe(&p).await?.into_iter();
-            let mut follow = redis::pipe();
+            let mut follow = Batch::new(Order::Any);
             for (member, loc) in members.iter().zip(&locs) {
                 let Some(loc) = loc else {
                     // An entry nobody could have written: drop it.
-                    follow.cmd("ZREM").arg(&tokens_key).arg(member).ignore();
+                    follow.cmd("ZREM", &tokens_key).arg(member).ignore();
                     continue;
                 };
                 let status = required(
@@ -237,17 +237,10 @@ impl RedisStore {
                 if status == "swept" {
                     removed += 1;
                 }
-                follow.cmd("ZREM").arg(&tokens_key).arg(member).ignore();
+                follow.cmd("ZREM", &tokens_key).arg(member).ignore();
                 if let Loc::Legacy(id, _) = loc {
-                    follow
-                        .cmd("DEL")
-                        .arg(self.keys.ptr(&Loc::Token(*id)))
-                        .ignore();
-                    follow
-                        .cmd("ZREM")
-                        .arg(self.keys.horizon())
-                        .arg(id.0)
-                        .ignore();
+                    follow.cmd("DEL", self.keys.ptr(&Loc::Token(*id))).ignore();
+                    follow.cmd("ZREM", self.keys.horizon()).arg(id.0).ignore();
                 }
             }
             if !follow.is_empty() {
@@ -257,15 +250,15 @@ impl RedisStore {
         let sessions_key = self.keys.user_sessions(uid);
         let digests = self.set_members(sessions_key.clone()).await?;
         if !digests.is_empty() {
-            let mut p = Self::pipe_with(&[&self.scripts.sweep_session]);
+            let mut p = Self::pipe_with(Order::Any, &[&self.scripts.sweep_session]);
             let parsed: Vec<Option<Digest>> = digests.iter().map(|h| Digest::from_hex(h)).collect();
             for d in parsed.iter().flatten() {
                 let mut inv = self.scripts.sweep_session.prepare_invoke();
                 inv.key(self.keys.session(d)).arg(sessions_before);
-                p.invoke_script(&inv);
+                p.invoke(&self.scripts.sweep_session, &inv);
             }
             let mut replies = self.pipe(&p).await?.into_iter();
-            let mut follow = redis::pipe();
+            let mut follow = Batch::new(Order::Any);
             for (hex, d) in digests.iter().zip(&parsed) {
                 if d.is_some() {
                     let status = required(
@@ -281,17 +274,17 @@ impl RedisStore {
                         removed += 1;
                     }
                 }
-                follow.cmd("SREM").arg(&sessions_key).arg(hex).ignore();
+                follow.cmd("SREM", &sessions_key).arg(hex).ignore();
             }
             if !follow.is_empty() {
                 self.pipe(&follow).await?;
             }
         }
         // A deleted user whose indexes are now empty needs no more visits.
-        let mut p = redis::pipe();
-        p.cmd("EXISTS").arg(self.keys.user(uid));
-        p.cmd("ZCARD").arg(&tokens_key);
-        p.cmd("SCARD").arg(&sessions_key);
+        let mut p = Batch::new(Order::Any);
+        p.cmd("EXISTS", self.keys.user(uid));
+        p.cmd("ZCARD", &tokens_key);
+        p.cmd("SCARD", &sessions_key);
         let counts: Vec<i64> = self
             .pipe(&p)
             .await?
@@ -367,10 +360,10 @@ impl UserStore for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut p = redis::pipe();
+        let mut p = Batch::new(Order::Any);
         for id in &ids {
             let id = UserId(int(id, "user id")?);
-            p.cmd("HMGET").arg(self.keys.user(id)).arg(&USER_FIELDS[..]);
+            p.cmd("HMGET", self.keys.user(id)).arg(&USER_FIELDS[..]);
         }
         let mut users = Vec::with_capacity(ids.len());
         for v in self.pipe(&p).await? {
@@ -400,15 +393,16 @@ impl UserStore for RedisStore {
         // 2. Sessions, then their index.
         let sessions_key = self.keys.user_sessions(id);
         let digests = self.set_members(sessions_key.clone()).await?;
-        let mut p = Self::pipe_with(&[&self.scripts.delete_session]);
+        // In order: the set goes only after every session it names.
+        let mut p = Self::pipe_with(Order::InOrder, &[&self.scripts.delete_session]);
         for hex in &digests {
             if let Some(d) = Digest::from_hex(hex) {
                 let mut inv = self.scripts.delete_session.prepare_invoke();
                 inv.key(self.keys.session(&d)).arg(id.0);
-                p.invoke_script(&inv).ignore();
+                p.invoke(&self.scripts.delete_session, &inv).ignore();
             }
         }
-        p.cmd("DEL").arg(&sessions_key).ignore();
+        p.cmd("DEL", &sessions_key).ignore();
         self.pipe(&p).await?;
         // 3. The user, last.
         let mut inv = self.scripts.delete_user.prepare_invoke();
@@ -424,13 +418,11 @@ impl UserStore for RedisStore {
 impl SessionStore for RedisStore {
     async fn create_session(&self, s: SessionRecord) -> StoreResult<()> {
         // The index entry first, so a user deletion never misses the session.
-        let mut p = Self::pipe_with(&[&self.scripts.create_session]);
-        p.cmd("SADD")
-            .arg(self.keys.user_sessions(s.user_id))
+        let mut p = Self::pipe_with(Order::InOrder, &[&self.scripts.create_session]);
+        p.cmd("SADD", self.keys.user_sessions(s.user_id))
             .arg(s.digest.to_hex())
             .ignore();
-        p.cmd("ZADD")
-            .arg(self.keys.users_indexed())
+        p.cmd("ZADD", self.keys.users_indexed())
             .arg("NX")
             .arg(s.user_id.0)
             .arg(s.user_id.0)
@@ -441,7 +433,7 @@ impl SessionStore for RedisStore {
             .arg(s.created_at)
             .arg(s.last_seen_at)
             .arg(self.retention_secs);
-        p.invoke_script(&inv);
+        p.invoke(&self.scripts.create_session, &inv);
         let reply = self.pipe(&p).await?.into_iter().next();
         match reply {
             Some(Value::Int(1)) => Ok(()),
@@ -509,23 +501,25 @@ impl TokenStore for RedisStore {
         }
         let loc = Loc::Token(token.id);
         let index = self.keys.user_tokens(token.user_id);
-        // One round trip, in order: index entries first, the id counter kept
-        // ahead of any inserted id, then the record itself (atomic, one slot).
-        let mut p = Self::pipe_with(&[&self.scripts.bump_counter, &self.scripts.insert_token]);
-        p.cmd("ZADD")
-            .arg(&index)
+        // One round trip (one per command on a Cluster), in order: index
+        // entries first, the id counter kept ahead of any inserted id, then
+        // the record itself (atomic, one slot).
+        let mut p = Self::pipe_with(
+            Order::InOrder,
+            &[&self.scripts.bump_counter, &self.scripts.insert_token],
+        );
+        p.cmd("ZADD", &index)
             .arg(token.id.0)
             .arg(loc.member())
             .ignore();
-        p.cmd("ZADD")
-            .arg(self.keys.users_indexed())
+        p.cmd("ZADD", self.keys.users_indexed())
             .arg("NX")
             .arg(token.user_id.0)
             .arg(token.user_id.0)
             .ignore();
         let mut bump = self.scripts.bump_counter.prepare_invoke();
         bump.key(self.keys.token_counter()).arg(token.id.0);
-        p.invoke_script(&bump).ignore();
+        p.invoke(&self.scripts.bump_counter, &bump).ignore();
         let mut inv = self.scripts.insert_token.prepare_invoke();
         inv.key(self.keys.rec(&loc))
             .key(self.keys.ptr(&loc))
@@ -534,7 +528,7 @@ impl TokenStore for RedisStore {
         for (f, v) in codec::token_fields(token)? {
             inv.arg(f).arg(v);
         }
-        p.invoke_script(&inv);
+        p.invoke(&self.scripts.insert_token, &inv);
         let reply = self
             .pipe(&p)
             .await?
@@ -563,9 +557,9 @@ impl TokenStore for RedisStore {
 
     async fn token(&self, id: TokenId) -> StoreResult<Option<TokenRecord>> {
         let loc = Loc::Token(id);
-        let mut p = redis::pipe();
-        p.add_command(self.hmget_token(&loc));
-        p.cmd("GET").arg(self.keys.ptr(&loc));
+        let mut p = Batch::new(Order::Any);
+        p.add(self.hmget_token(&loc));
+        p.cmd("GET", self.keys.ptr(&loc));
         let mut replies = self.pipe(&p).await?.into_iter();
         let rec = decode_token(texts(replies.next().unwrap_or_default())?)?;
         let ptr = text(replies.next().unwrap_or_default())?;
@@ -625,11 +619,11 @@ impl TokenStore for RedisStore {
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let mut p = redis::pipe();
+        let mut p = Batch::new(Order::Any);
         for m in &members {
             let loc =
                 Loc::from_member(m).ok_or_else(|| corrupt("a token index entry is malformed"))?;
-            p.add_command(self.hmget_token(&loc));
+            p.add(self.hmget_token(&loc));
         }
         let mut out = Vec::with_capacity(members.len());
         for v in self.pipe(&p).await? {
@@ -754,6 +748,9 @@ impl TokenStore for RedisStore {
                 )));
             }
         }
+        if self.is_cluster() {
+            return self.import_legacy_staged(tokens).await;
+        }
         let mut inv = self.scripts.import_legacy.prepare_invoke();
         inv.key(self.keys.horizon())
             .key(self.keys.token_counter())
@@ -841,14 +838,13 @@ impl TokenStore for RedisStore {
     }
 
     async fn record_event(&self, event: &Event) -> StoreResult<()> {
-        let mut p = redis::pipe();
+        // One key: one slot, so a transaction on a Cluster too.
+        let mut p = Batch::new(Order::InOrder);
         p.atomic()
-            .cmd("LPUSH")
-            .arg(self.keys.events())
+            .cmd("LPUSH", self.keys.events())
             .arg(codec::encode_event(event)?)
             .ignore()
-            .cmd("LTRIM")
-            .arg(self.keys.events())
+            .cmd("LTRIM", self.keys.events())
             .arg(0)
             .arg(EVENTS_KEPT - 1)
             .ignore();
@@ -875,6 +871,9 @@ impl TokenStore for RedisStore {
     }
 
     async fn sweep(&self, before: Timestamp, sessions_before: Timestamp) -> StoreResult<u64> {
+        if self.is_cluster() {
+            self.finish_imports().await?;
+        }
         let users = self.index_members(self.keys.users_indexed()).await?;
         let mut removed = 0;
         for uid in users {
@@ -895,6 +894,12 @@ impl ChangeFeed for RedisStore {
         // A script, so that the heartbeat is published by the very helper the
         // changes are (one place to switch to sharded pub/sub), on the
         // store's own connection, after every change committed before it.
+        if self.is_cluster() {
+            // Through every master, each saying who it is (see `crate::feed`).
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(&self.scripts.beat_cluster).arg(0).arg(text);
+            return self.on_every_master(eval).await.map(drop);
+        }
         let mut inv = self.scripts.beat.prepare_invoke();
         inv.arg(text);
         self.script(&inv).await.map(drop)
@@ -904,12 +909,6 @@ impl ChangeFeed for RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     async fn ping(&self) -> StoreResult<()> {
-        match self.cmd(&redis::cmd("PING")).await? {
-            Value::Okay => Ok(()),
-            v => match text(v)? {
-                Some(s) if s == "PONG" => Ok(()),
-                _ => Err(StoreError::Unavailable("unexpected answer to PING".into())),
-            },
-        }
+        self.ping_all().await
     }
 }

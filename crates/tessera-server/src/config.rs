@@ -48,7 +48,8 @@ pub enum UserCommand {
 /// Which store, and how patiently to talk to it.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// Store URL: sqlite://FILE, sqlite::memory:, postgres://…, redis://….
+    /// Store URL: sqlite://FILE, sqlite::memory:, postgres://…, redis://…,
+    /// redis+cluster://HOST:PORT,HOST:PORT,… (a Redis Cluster by some of its nodes).
     #[arg(long, env = "TESSERA_STORE", default_value = "sqlite://tessera.db")]
     pub store: String,
     /// Bound on connecting to the store.

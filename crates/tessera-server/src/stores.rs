@@ -17,7 +17,7 @@ pub enum OpenError {
         feature: &'static str,
     },
     /// The URL's scheme is not one Tessera knows.
-    #[error("unknown store URL {0:?}: expected sqlite://…, postgres://… or redis://…")]
+    #[error("unknown store URL {0:?}: expected sqlite://…, postgres://…, redis://… or redis+cluster://…")]
     UnknownScheme(String),
     /// The backend refused to open; its own error is the source.
     #[error("cannot open the store: {0}")]
@@ -96,7 +96,7 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, O
             #[cfg(not(feature = "postgres"))]
             Err(not_compiled("postgres"))
         }
-        "redis" | "rediss" => {
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
             #[cfg(feature = "redis")]
             {
                 let config = tessera_redis::RedisConfig {

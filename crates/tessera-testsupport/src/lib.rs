@@ -14,10 +14,13 @@
 //!   listens, stopped when dropped;
 //! * [`client`]: a typed HTTP client for the REST API (login, tokens, users,
 //!   the check), and the raw request for hostile input;
+//! * [`cluster`]: a real Redis Cluster on loopback ports (three masters,
+//!   with replicas when asked), removed when dropped;
 //! * [`process`]: waiting for a child process with a deadline;
 //! * [`temp`]: a temporary directory removed when dropped.
 
 pub mod client;
+pub mod cluster;
 pub mod feed;
 pub mod postgres;
 pub mod process;

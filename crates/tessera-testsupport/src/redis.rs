@@ -10,6 +10,30 @@ pub fn url() -> String {
     std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The Cluster the suites use: [`crate::cluster::URL_VAR`], set by `cargo
+/// xtask test` (which starts one); the error says so when it is unset.
+pub fn cluster_url() -> Result<String, String> {
+    std::env::var(crate::cluster::URL_VAR).map_err(|_| {
+        format!(
+            "no Redis Cluster: {} is unset (`cargo xtask test` starts one)",
+            crate::cluster::URL_VAR
+        )
+    })
+}
+
+/// The `redis://` URLs of a `redis+cluster://host:port,…` URL's nodes
+/// (`None` for any other URL).
+pub fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let hosts = url.strip_prefix("redis+cluster://")?;
+    Some(
+        hosts
+            .trim_end_matches('/')
+            .split(',')
+            .map(|h| format!("redis://{h}"))
+            .collect(),
+    )
+}
+
 /// A plain connection to `url`, for looking at raw keys; panics if it cannot.
 pub async fn connection(url: &str) -> MultiplexedConnection {
     let client = redis::Client::open(url).unwrap_or_else(|e| panic!("Redis at {url}: {e}"));
@@ -50,6 +74,40 @@ impl RedisPrefix {
         crate::or_skip(RedisPrefix::try_reserve(label).await)
     }
 
+    /// A fresh prefix on the Redis Cluster `url` (`redis+cluster://…`), once
+    /// its first node answers; the error says why it cannot be used.
+    pub async fn try_reserve_on_cluster(url: &str, label: &str) -> Result<RedisPrefix, String> {
+        let nodes = cluster_nodes(url).ok_or_else(|| format!("not a Cluster URL: {url}"))?;
+        let first = &nodes[0];
+        let unreachable =
+            |e: redis::RedisError| format!("Redis Cluster at {first} unreachable: {e}");
+        let mut conn = redis::Client::open(first.as_str())
+            .map_err(unreachable)?
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(unreachable)?;
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut conn)
+            .await
+            .map_err(unreachable)?;
+        if !info.contains("cluster_state:ok") {
+            return Err(format!("the Redis Cluster at {first} is not ok: {info}"));
+        }
+        let prefix = format!("tess-{label}-{}:", crate::unique_suffix());
+        Ok(RedisPrefix {
+            url: url.to_string(),
+            prefix,
+        })
+    }
+
+    /// A fresh prefix on the suites' Cluster ([`cluster_url`]), or `None`
+    /// after `SKIPPED: …` (a panic under CI).
+    pub async fn reserve_on_cluster(label: &str) -> Option<RedisPrefix> {
+        let url = crate::or_skip(cluster_url())?;
+        crate::or_skip(RedisPrefix::try_reserve_on_cluster(&url, label).await)
+    }
+
     /// The server's URL.
     pub fn url(&self) -> &str {
         &self.url
@@ -80,9 +138,54 @@ impl RedisPrefix {
         keys
     }
 
-    /// Deletes every key under the prefix now; the error says why it could not.
+    /// Deletes every key under the prefix now (on a Cluster, on every
+    /// node that answers: a replica refuses, its master deletes); the error
+    /// says why it could not.
     pub fn clear(&self) -> Result<(), String> {
-        let client = redis::Client::open(self.url.as_str()).map_err(|e| e.to_string())?;
+        match cluster_nodes(&self.url) {
+            None => self.clear_on(&self.url),
+            Some(nodes) => {
+                for node in nodes {
+                    // One key per UNLINK: a node's keys span its slots.
+                    let _ = self.clear_each_on(&node);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes the prefix's keys on one node of a Cluster, one by one.
+    fn clear_each_on(&self, url: &str) -> Result<(), String> {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let mut conn = client.get_connection().map_err(|e| e.to_string())?;
+        let role: Vec<redis::Value> = redis::cmd("ROLE")
+            .query(&mut conn)
+            .map_err(|e| e.to_string())?;
+        if !matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master") {
+            return Ok(());
+        }
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = scan(cursor, &self.prefix)
+                .query(&mut conn)
+                .map_err(|e| e.to_string())?;
+            if !keys.is_empty() {
+                let mut p = redis::pipe();
+                for k in &keys {
+                    p.cmd("UNLINK").arg(k).ignore();
+                }
+                p.query::<()>(&mut conn).map_err(|e| e.to_string())?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    /// Deletes the prefix's keys on one server.
+    fn clear_on(&self, url: &str) -> Result<(), String> {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
         let mut conn = client.get_connection().map_err(|e| e.to_string())?;
         let mut cursor: u64 = 0;
         loop {

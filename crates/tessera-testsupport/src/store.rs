@@ -27,7 +27,8 @@ pub struct StoreFixture {
     pub url: String,
     /// Extra `serve` arguments (the Redis prefix).
     pub args: Vec<String>,
-    /// Which backend, for messages: `sqlite`, `postgres`, `redis`, `external`.
+    /// Which backend, for messages: `sqlite`, `postgres`, `redis`,
+    /// `redis-cluster`, `external`.
     pub name: &'static str,
     backing: Backing,
 }
@@ -82,6 +83,17 @@ impl StoreFixture {
     /// A fresh Redis key prefix, or `None` (SKIPPED; a failure under CI).
     pub async fn redis(label: &str) -> Option<Self> {
         RedisPrefix::reserve(label).await.map(Self::on_redis)
+    }
+
+    /// A fresh key prefix on the suites' Redis Cluster (`cargo xtask test`
+    /// starts one), or `None` (SKIPPED; a failure under CI).
+    pub async fn redis_cluster(label: &str) -> Option<Self> {
+        RedisPrefix::reserve_on_cluster(label)
+            .await
+            .map(|p| StoreFixture {
+                name: "redis-cluster",
+                ..Self::on_redis(p)
+            })
     }
 
     /// The SQLite file, for a SQLite fixture.

@@ -11,7 +11,7 @@ use tessera_core::testkit::nodes::{Cut, Reopen};
 use tessera_core::testkit::Fixture;
 use tessera_redis::{RedisConfig, RedisStore};
 #[allow(unused_imports)] // not every test file uses both
-pub use tessera_testsupport::redis::{connection as raw, RedisPrefix};
+pub use tessera_testsupport::redis::{cluster_nodes, connection as raw, RedisPrefix};
 
 /// A configuration under `prefix`, with short timeouts so an unreachable
 /// server is noticed quickly.
@@ -28,7 +28,17 @@ pub fn config(prefix: &RedisPrefix) -> RedisConfig {
 /// A store under a fresh prefix, and the prefix; `None` (SKIPPED) when the
 /// server is unreachable.
 pub async fn open() -> Option<(RedisStore, RedisPrefix)> {
-    let prefix = RedisPrefix::reserve("test").await?;
+    opened(RedisPrefix::reserve("test").await?).await
+}
+
+/// A store under a fresh prefix on the suites' Redis Cluster, and the
+/// prefix; `None` (SKIPPED) when there is none.
+pub async fn open_cluster() -> Option<(RedisStore, RedisPrefix)> {
+    opened(RedisPrefix::reserve_on_cluster("test").await?).await
+}
+
+/// A store under `prefix`.
+async fn opened(prefix: RedisPrefix) -> Option<(RedisStore, RedisPrefix)> {
     let store = RedisStore::connect(config(&prefix))
         .await
         .unwrap_or_else(|e| panic!("cannot open the store under {}: {e}", prefix.prefix()));
@@ -38,7 +48,17 @@ pub async fn open() -> Option<(RedisStore, RedisPrefix)> {
 /// The conformance and cache suites' factory: a second node is a second
 /// store on the same prefix; a cut kills this prefix's subscriptions.
 pub async fn fresh_store() -> Option<Fixture> {
-    let (store, prefix) = open().await?;
+    Some(fixture(open().await?))
+}
+
+/// [`fresh_store`] on the suites' Redis Cluster.
+pub async fn fresh_cluster_store() -> Option<Fixture> {
+    Some(fixture(open_cluster().await?))
+}
+
+/// The suites' fixture over `store` (its second node a second store on the
+/// prefix; a cut kills the prefix's subscriptions on every node).
+fn fixture((store, prefix): (RedisStore, RedisPrefix)) -> Fixture {
     let config = config(&prefix);
     let reopen: Reopen = Arc::new(move || {
         let config = config.clone();
@@ -56,13 +76,14 @@ pub async fn fresh_store() -> Option<Fixture> {
     let cut: Cut = Arc::new(move || {
         let (url, name) = (url.clone(), name.clone());
         Box::pin(async move {
-            cut_feeds(&url, &name).await;
+            let nodes = cluster_nodes(&url).unwrap_or_else(|| vec![url.clone()]);
+            for node in nodes {
+                cut_feeds(&node, &name).await;
+            }
         })
     });
-    Some(
-        Fixture::with_cleanup(Arc::new(store), Box::pin(async move { drop(prefix) }))
-            .with_nodes(reopen, Some(cut)),
-    )
+    Fixture::with_cleanup(Arc::new(store), Box::pin(async move { drop(prefix) }))
+        .with_nodes(reopen, Some(cut))
 }
 
 /// The server-side ids of the connections named `name` (`CLIENT LIST`).

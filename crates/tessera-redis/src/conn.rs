@@ -1,0 +1,259 @@
+//! The store's connection, to one Redis server or to a Redis Cluster, and
+//! [`Batch`]: several commands sent together.
+//!
+//! On one server a batch is one pipeline (one round trip), as before. A
+//! Cluster client only pipelines commands of one hash slot, so a batch whose
+//! keys span slots is split there: its commands are sent one after the other
+//! when the batch says their order matters ([`Order::InOrder`]: an index entry
+//! written before its record), else all at once (the client multiplexes
+//! them over its connection to each node, so a fan-out read still costs about
+//! one round trip per node). A batch whose keys share one slot is sent as one
+//! pipeline on a Cluster too, so its order (and a `MULTI`) holds.
+
+use futures_util::future::try_join_all;
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::Slot;
+use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, RedisResult, Script, ScriptInvocation, Value};
+
+/// A connection handle; cloned per call (a handle, not a new connection).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    /// One server (or a primary with replicas), reconnecting by itself.
+    Single(ConnectionManager),
+    /// A Redis Cluster: each command goes to the node owning its key's slot,
+    /// following `MOVED`/`ASK` and re-reading the topology by itself.
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    /// Whether this is a Cluster connection.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Conn::Cluster(_))
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Whether a batch's commands must run in the order they were added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// A later command relies on an earlier one having run (an index entry
+    /// before its record, a set deleted after its members).
+    InOrder,
+    /// Independent commands (reads, or writes to unrelated records).
+    Any,
+}
+
+/// One command of a batch.
+struct Step {
+    /// `None` for a script load, which only a single pipeline needs.
+    key: Option<Vec<u8>>,
+    /// Whether its reply is returned.
+    keep: bool,
+    /// Loads a script (`SCRIPT LOAD`): skipped when the batch is split.
+    load: bool,
+}
+
+/// Commands sent together (see the module docs), built like a
+/// `redis::Pipeline`: every command's reply is returned, in order, except
+/// those marked [`Batch::ignore`].
+pub(crate) struct Batch<'s> {
+    pipe: Pipeline,
+    steps: Vec<Step>,
+    order: Order,
+    /// The scripts the batch invokes, (re)loaded on `NOSCRIPT` when split.
+    scripts: Vec<&'s Script>,
+}
+
+impl<'s> Batch<'s> {
+    /// An empty batch.
+    pub(crate) fn new(order: Order) -> Self {
+        Batch {
+            pipe: redis::pipe(),
+            steps: Vec::new(),
+            order,
+            scripts: Vec::new(),
+        }
+    }
+
+    /// A batch that first (re)loads `scripts` (replies ignored), so that the
+    /// `EVALSHA`s queued after them cannot meet `NOSCRIPT` in one pipeline.
+    pub(crate) fn with_scripts(order: Order, scripts: &[&'s Script]) -> Self {
+        let mut b = Batch::new(order);
+        for s in scripts {
+            b.pipe.load_script(s).ignore();
+            b.steps.push(Step {
+                key: None,
+                keep: false,
+                load: true,
+            });
+            b.scripts.push(s);
+        }
+        b
+    }
+
+    /// Makes the batch a `MULTI`/`EXEC` transaction (its keys must share one slot).
+    pub(crate) fn atomic(&mut self) -> &mut Self {
+        self.pipe.atomic();
+        self
+    }
+
+    /// Adds a command whose first argument after its name is its key.
+    pub(crate) fn add(&mut self, cmd: Cmd) -> &mut Self {
+        let key = cmd.args_iter().nth(1).and_then(|a| match a {
+            redis::Arg::Simple(k) => Some(k.to_vec()),
+            _ => None,
+        });
+        self.pipe.add_command(cmd);
+        self.steps.push(Step {
+            key,
+            keep: true,
+            load: false,
+        });
+        self
+    }
+
+    /// Starts a command `name key …` (arguments added with [`Batch::arg`]).
+    pub(crate) fn cmd(&mut self, name: &str, key: impl AsRef<[u8]>) -> &mut Self {
+        let mut c = redis::cmd(name);
+        c.arg(key.as_ref());
+        self.add(c)
+    }
+
+    /// Adds an argument to the last command.
+    pub(crate) fn arg(&mut self, arg: impl redis::ToRedisArgs) -> &mut Self {
+        self.pipe.arg(arg);
+        self
+    }
+
+    /// Adds a script invocation (`EVALSHA`); its first key routes it.
+    pub(crate) fn invoke(&mut self, script: &'s Script, inv: &ScriptInvocation<'_>) -> &mut Self {
+        self.pipe.invoke_script(inv);
+        // EVALSHA sha numkeys key…: the first key, if there are keys.
+        let key = self.pipe.cmd_iter().last().and_then(|c| {
+            let args: Vec<_> = c.args_iter().take(4).collect();
+            match args.as_slice() {
+                [_, _, redis::Arg::Simple(n), redis::Arg::Simple(k)] if *n != b"0" => {
+                    Some(k.to_vec())
+                }
+                _ => None,
+            }
+        });
+        self.steps.push(Step {
+            key,
+            keep: true,
+            load: false,
+        });
+        if !self
+            .scripts
+            .iter()
+            .any(|s| s.get_hash() == script.get_hash())
+        {
+            self.scripts.push(script);
+        }
+        self
+    }
+
+    /// Drops the reply of the last command.
+    pub(crate) fn ignore(&mut self) -> &mut Self {
+        self.pipe.ignore();
+        if let Some(s) = self.steps.last_mut() {
+            s.keep = false;
+        }
+        self
+    }
+
+    /// Whether the batch holds no command but script loads.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.steps.iter().all(|s| s.load)
+    }
+
+    /// Whether every keyed command's key is in one hash slot.
+    fn one_slot(&self) -> bool {
+        let mut slots = self
+            .steps
+            .iter()
+            .filter_map(|s| s.key.as_deref())
+            .map(Slot::for_key);
+        match slots.next() {
+            None => true,
+            Some(first) => slots.all(|s| s == first),
+        }
+    }
+
+    /// Sends the batch; the replies of the commands not ignored, in order.
+    pub(crate) async fn query(&self, conn: &mut Conn) -> RedisResult<Vec<Value>> {
+        if !conn.is_cluster() || self.one_slot() {
+            return self.pipe.query_async::<Vec<Value>>(conn).await;
+        }
+        let commands: Vec<(&Cmd, &Step)> = self
+            .pipe
+            .cmd_iter()
+            .zip(&self.steps)
+            .filter(|(_, s)| !s.load)
+            .collect();
+        let mut replies = Vec::with_capacity(commands.len());
+        match self.order {
+            Order::InOrder => {
+                for (cmd, step) in &commands {
+                    let v = self.one(conn.clone(), cmd).await?;
+                    if step.keep {
+                        replies.push(v);
+                    }
+                }
+            }
+            Order::Any => {
+                let all = try_join_all(commands.iter().map(|(cmd, _)| self.one(conn.clone(), cmd)))
+                    .await?;
+                for ((_, step), v) in commands.iter().zip(all) {
+                    if step.keep {
+                        replies.push(v);
+                    }
+                }
+            }
+        }
+        Ok(replies)
+    }
+
+    /// One command of a split batch; on `NOSCRIPT` (a node that lost its
+    /// script cache, e.g. a replica just promoted) the batch's scripts are
+    /// loaded on every node and the command is sent again.
+    async fn one(&self, mut conn: Conn, cmd: &Cmd) -> RedisResult<Value> {
+        match cmd.query_async::<Value>(&mut conn).await {
+            Err(e) if e.kind() == ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                for s in &self.scripts {
+                    s.prepare_invoke().load_async(&mut conn).await?;
+                }
+                cmd.query_async::<Value>(&mut conn).await
+            }
+            other => other,
+        }
+    }
+}
