@@ -73,8 +73,6 @@ pub(crate) enum Order {
 
 /// One command of a batch.
 struct Step {
-    /// `None` for a script load, which only a single pipeline needs.
-    key: Option<Vec<u8>>,
     /// Whether its reply is returned.
     keep: bool,
     /// Loads a script (`SCRIPT LOAD`): skipped when the batch is split.
@@ -110,7 +108,6 @@ impl<'s> Batch<'s> {
         for s in scripts {
             b.pipe.load_script(s).ignore();
             b.steps.push(Step {
-                key: None,
                 keep: false,
                 load: true,
             });
@@ -127,13 +124,8 @@ impl<'s> Batch<'s> {
 
     /// Adds a command whose first argument after its name is its key.
     pub(crate) fn add(&mut self, cmd: Cmd) -> &mut Self {
-        let key = cmd.args_iter().nth(1).and_then(|a| match a {
-            redis::Arg::Simple(k) => Some(k.to_vec()),
-            _ => None,
-        });
         self.pipe.add_command(cmd);
         self.steps.push(Step {
-            key,
             keep: true,
             load: false,
         });
@@ -156,18 +148,7 @@ impl<'s> Batch<'s> {
     /// Adds a script invocation (`EVALSHA`); its first key routes it.
     pub(crate) fn invoke(&mut self, script: &'s Script, inv: &ScriptInvocation<'_>) -> &mut Self {
         self.pipe.invoke_script(inv);
-        // EVALSHA sha numkeys key…: the first key, if there are keys.
-        let key = self.pipe.cmd_iter().last().and_then(|c| {
-            let args: Vec<_> = c.args_iter().take(4).collect();
-            match args.as_slice() {
-                [_, _, redis::Arg::Simple(n), redis::Arg::Simple(k)] if *n != b"0" => {
-                    Some(k.to_vec())
-                }
-                _ => None,
-            }
-        });
         self.steps.push(Step {
-            key,
             keep: true,
             load: false,
         });
@@ -195,12 +176,15 @@ impl<'s> Batch<'s> {
         self.steps.iter().all(|s| s.load)
     }
 
-    /// Whether every keyed command's key is in one hash slot.
+    /// Whether every keyed command's key is in one hash slot (read from the
+    /// commands only here, on a Cluster: a single server never asks).
     fn one_slot(&self) -> bool {
         let mut slots = self
-            .steps
-            .iter()
-            .filter_map(|s| s.key.as_deref())
+            .pipe
+            .cmd_iter()
+            .zip(&self.steps)
+            .filter(|(_, s)| !s.load)
+            .filter_map(|(c, _)| key_of(c))
             .map(Slot::for_key);
         match slots.next() {
             None => true,
@@ -255,5 +239,47 @@ impl<'s> Batch<'s> {
             }
             other => other,
         }
+    }
+}
+
+/// A batch command's key: the first key of an `EVALSHA` (none when it has
+/// no keys), else the argument after the command's name.
+fn key_of(cmd: &Cmd) -> Option<&[u8]> {
+    let mut args = cmd.args_iter().map(|a| match a {
+        redis::Arg::Simple(a) => Some(a),
+        _ => None,
+    });
+    let name = args.next().flatten()?;
+    if name.eq_ignore_ascii_case(b"EVALSHA") || name.eq_ignore_ascii_case(b"EVAL") {
+        let _sha = args.next();
+        return match args.next().flatten() {
+            Some(b"0") | None => None,
+            Some(_) => args.next().flatten(),
+        };
+    }
+    args.next().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commands_key_is_found_for_routing() {
+        let mut c = redis::cmd("HMGET");
+        c.arg("P{t1}:rec").arg("id");
+        assert_eq!(key_of(&c), Some(&b"P{t1}:rec"[..]));
+        let s = Script::new("return 1");
+        let mut b = Batch::new(Order::Any);
+        b.invoke(&s, s.key("P{t2}:rec").arg("x"));
+        b.invoke(&s, &s.arg("not-a-key"));
+        let keys: Vec<_> = b.pipe.cmd_iter().map(key_of).collect();
+        assert_eq!(keys, [Some(&b"P{t2}:rec"[..]), None]);
+        // One slot: the two keys share the hash tag.
+        let mut same = Batch::new(Order::Any);
+        same.cmd("HMGET", "P{t3}:rec").cmd("GET", "P{t3}:ptr");
+        assert!(same.one_slot());
+        same.cmd("GET", "P{t4}:ptr");
+        assert!(!same.one_slot());
     }
 }

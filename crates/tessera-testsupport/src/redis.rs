@@ -154,7 +154,8 @@ impl RedisPrefix {
         }
     }
 
-    /// Deletes the prefix's keys on one node of a Cluster, one by one.
+    /// Deletes the prefix's keys on one node of a Cluster (a master; a
+    /// replica refuses writes and its master deletes them).
     fn clear_each_on(&self, url: &str) -> Result<(), String> {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
         let mut conn = client.get_connection().map_err(|e| e.to_string())?;
@@ -164,39 +165,35 @@ impl RedisPrefix {
         if !matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master") {
             return Ok(());
         }
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = scan(cursor, &self.prefix)
-                .query(&mut conn)
-                .map_err(|e| e.to_string())?;
-            if !keys.is_empty() {
-                let mut p = redis::pipe();
-                for k in &keys {
-                    p.cmd("UNLINK").arg(k).ignore();
-                }
-                p.query::<()>(&mut conn).map_err(|e| e.to_string())?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
+        self.unlink_all(&mut conn, true)
     }
 
     /// Deletes the prefix's keys on one server.
     fn clear_on(&self, url: &str) -> Result<(), String> {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
         let mut conn = client.get_connection().map_err(|e| e.to_string())?;
+        self.unlink_all(&mut conn, false)
+    }
+
+    /// `SCAN`s the prefix's keys on `conn` and unlinks them: one `UNLINK`
+    /// per key when `one_by_one` (a Cluster node's keys span its slots),
+    /// else one per batch.
+    fn unlink_all(&self, conn: &mut redis::Connection, one_by_one: bool) -> Result<(), String> {
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = scan(cursor, &self.prefix)
-                .query(&mut conn)
+                .query(conn)
                 .map_err(|e| e.to_string())?;
             if !keys.is_empty() {
-                redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query::<i64>(&mut conn)
-                    .map_err(|e| e.to_string())?;
+                let mut p = redis::pipe();
+                if one_by_one {
+                    for k in &keys {
+                        p.cmd("UNLINK").arg(k).ignore();
+                    }
+                } else {
+                    p.cmd("UNLINK").arg(&keys).ignore();
+                }
+                p.query::<()>(conn).map_err(|e| e.to_string())?;
             }
             if next == 0 {
                 return Ok(());
