@@ -13,31 +13,19 @@ mod common;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::proxy::{free_port, raw, through, wait_listening, Upstream, TRAVERSALS};
+use common::proxy::{raw, through, Upstream, TRAVERSALS};
 use common::spawn;
 use serde_json::json;
 
 // ---- nginx -------------------------------------------------------------------
 
-/// Our own nginx process; stopped, and its directory removed, when dropped.
-struct Nginx {
-    child: Child,
-    /// Its configuration, logs and state; removed after the process stops.
-    dir: common::TempDir,
-    port: u16,
-}
+/// Our own nginx process (`tessera_testsupport::proxy::Nginx`), with the
+/// README's configuration.
+struct Nginx(common::proxy::Nginx);
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM to the master stops its worker too; SIGKILL would orphan it.
-        common::process::terminate(&mut self.child, Duration::from_secs(5));
-    }
-}
-
-/// The README's configuration; `with_method: false` leaves out the
+/// The README's `server` block; `with_method: false` leaves out the
 /// `X-Original-Method` line (a mistake an operator can make).
 fn nginx_conf(dir: &Path, port: u16, tessera: &str, upstream: u16, with_method: bool) -> String {
     let d = dir.display();
@@ -47,18 +35,8 @@ fn nginx_conf(dir: &Path, port: u16, tessera: &str, upstream: u16, with_method: 
         "# (no X-Original-Method: every check must then be refused)"
     };
     format!(
-        r#"worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    log_format seen '$status $request_method "$request_uri" uri="$uri"';
+        r#"    log_format seen '$status $request_method "$request_uri" uri="$uri"';
     access_log {d}/access.log seen;
-    client_body_temp_path {d}/client_body_temp;
-    proxy_temp_path {d}/proxy_temp;
-    fastcgi_temp_path {d}/fastcgi_temp;
-    uwsgi_temp_path {d}/uwsgi_temp;
-    scgi_temp_path {d}/scgi_temp;
     server {{
         listen 127.0.0.1:{port};
         server_name localhost;
@@ -83,9 +61,7 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header Authorization $http_authorization;
         }}
-    }}
-}}
-"#
+    }}"#
     )
 }
 
@@ -93,46 +69,22 @@ impl Nginx {
     /// Starts nginx in front of `tessera` (a base URL) and the upstream, and
     /// waits (bounded) until it accepts connections.
     fn start(bin: &Path, tessera: &str, upstream: u16, with_method: bool) -> Nginx {
-        let dir = common::TempDir::new("tessera-nginx");
-        let port = free_port();
-        let conf = dir.join("nginx.conf");
-        std::fs::write(
-            &conf,
-            nginx_conf(dir.path(), port, tessera, upstream, with_method),
-        )
-        .unwrap();
-        let child = Command::new(bin)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf)
-            // The error log nginx uses before it has read the configuration.
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let mut nginx = Nginx { child, dir, port };
-        let log = nginx.dir.join("error.log");
-        wait_listening(
-            "nginx",
-            port,
-            &mut nginx.child,
-            Duration::from_secs(10),
-            || std::fs::read_to_string(&log).unwrap_or_default(),
-        );
-        nginx
+        let nginx = common::proxy::Nginx::start(bin, |dir, port| {
+            nginx_conf(dir, port, tessera, upstream, with_method)
+        });
+        Nginx(nginx.unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.base()
+    }
+
+    fn port(&self) -> u16 {
+        self.0.port()
     }
 
     fn access_lines(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join("access.log"))
+        std::fs::read_to_string(self.0.dir().join("access.log"))
             .unwrap_or_default()
             .lines()
             .map(str::to_string)
@@ -205,7 +157,7 @@ async fn forward_auth_behind_nginx() {
     // A client's own X-Tessera-User never reaches the upstream.
     let before = upstream.count();
     let r = raw(
-        nginx.port,
+        nginx.port(),
         local,
         "GET",
         "/Client/7",
@@ -221,7 +173,7 @@ async fn forward_auth_behind_nginx() {
     println!("traversal forms through nginx (status, nginx's $request_uri and $uri):");
     for target in TRAVERSALS {
         let before = upstream.count();
-        let r = raw(nginx.port, local, "GET", target, Some(&one_touch), &[]).await;
+        let r = raw(nginx.port(), local, "GET", target, Some(&one_touch), &[]).await;
         requests += 1;
         let line = nginx.access_line(requests);
         println!("  {target:<36} -> {line}");
@@ -301,7 +253,15 @@ async fn forward_auth_behind_nginx() {
     assert_eq!(upstream.since(before)[0].target, "/Job/1");
     // ... but even an All token gets no traversal through.
     let before = upstream.count();
-    let r = raw(nginx.port, local, "GET", "/Job/../Client", Some(&all), &[]).await;
+    let r = raw(
+        nginx.port(),
+        local,
+        "GET",
+        "/Job/../Client",
+        Some(&all),
+        &[],
+    )
+    .await;
     requests += 1;
     assert_eq!(r.status, 403, "All token, /Job/../Client");
     assert_eq!(upstream.count(), before);
@@ -338,16 +298,24 @@ async fn forward_auth_behind_nginx() {
         .await
         .access;
     let before = upstream.count();
-    let r = raw(nginx.port, other, "GET", "/Job/1", Some(&pinned), &[]).await;
+    let r = raw(nginx.port(), other, "GET", "/Job/1", Some(&pinned), &[]).await;
     requests += 1;
     assert_eq!(r.status, 200, "pinned token from its address: {}", r.head);
     assert_eq!(upstream.count(), before + 1);
     let before = upstream.count();
-    let r = raw(nginx.port, local, "GET", "/Job/1", Some(&pinned), &[]).await;
+    let r = raw(nginx.port(), local, "GET", "/Job/1", Some(&pinned), &[]).await;
     requests += 1;
     assert_eq!(r.status, 403, "pinned token from another address");
     let spoof = [("X-Forwarded-For", "127.0.0.3"), ("X-Real-IP", "127.0.0.3")];
-    let r = raw(nginx.port, other, "GET", "/Job/1", Some(&elsewhere), &spoof).await;
+    let r = raw(
+        nginx.port(),
+        other,
+        "GET",
+        "/Job/1",
+        Some(&elsewhere),
+        &spoof,
+    )
+    .await;
     requests += 1;
     assert_eq!(r.status, 403, "a client-claimed address was believed");
     assert_eq!(
@@ -409,7 +377,7 @@ async fn nothing_a_client_writes_steers_the_check_behind_nginx() {
     };
     // Allowed as it should be.
     let before = upstream.count();
-    let r = raw(nginx.port, local, "GET", "/Client/5", Some(&custom), &[]).await;
+    let r = raw(nginx.port(), local, "GET", "/Client/5", Some(&custom), &[]).await;
     assert_eq!(r.status, 200, "{}", r.head);
     assert_eq!(upstream.since(before).len(), 1);
 
@@ -422,7 +390,7 @@ async fn nothing_a_client_writes_steers_the_check_behind_nginx() {
     ] {
         let before = upstream.count();
         let forged = [("X-Forwarded-Uri", "/Job/1"), ("X-Forwarded-Method", "GET")];
-        let r = raw(nginx.port, local, method, target, Some(&custom), &forged).await;
+        let r = raw(nginx.port(), local, method, target, Some(&custom), &forged).await;
         never(&format!("{method} {target}"), before, r.status);
         assert_ne!(r.status, 200, "{method} {target}: {}", r.head);
     }
@@ -455,7 +423,7 @@ async fn nothing_a_client_writes_steers_the_check_behind_nginx() {
         ),
     ] {
         let before = upstream.count();
-        let r = raw(nginx.port, local, method, target, Some(&custom), &forged).await;
+        let r = raw(nginx.port(), local, method, target, Some(&custom), &forged).await;
         never(
             &format!("{method} {target} with {forged:?}"),
             before,
@@ -484,12 +452,12 @@ async fn nothing_a_client_writes_steers_the_check_behind_nginx() {
         vec![("X-Real-IP", "127.0.0.3"), ("X-Forwarded-For", "127.0.0.3")],
     ] {
         let before = upstream.count();
-        let r = raw(nginx.port, other, "GET", "/Job/1", Some(&pinned), &forged).await;
+        let r = raw(nginx.port(), other, "GET", "/Job/1", Some(&pinned), &forged).await;
         never(&format!("{forged:?}"), before, r.status);
     }
     // From the address itself: allowed.
     let third = Ipv4Addr::new(127, 0, 0, 3);
-    let r = raw(nginx.port, third, "GET", "/Job/1", Some(&pinned), &[]).await;
+    let r = raw(nginx.port(), third, "GET", "/Job/1", Some(&pinned), &[]).await;
     assert_eq!(r.status, 200, "{}", r.head);
 
     // Finding 3: nginx configured without X-Original-Method. Its
@@ -498,7 +466,7 @@ async fn nothing_a_client_writes_steers_the_check_behind_nginx() {
     for method in ["DELETE", "POST", "GET"] {
         let before = upstream.count();
         let r = raw(
-            careless.port,
+            careless.port(),
             local,
             method,
             "/Client/5",

@@ -38,6 +38,13 @@ pub async fn redis() -> Option<StoreFixture> {
     StoreFixture::redis("e2e").await
 }
 
+/// A fresh key prefix on the suites' Redis Cluster, or `None` (SKIPPED; a
+/// failure under CI).
+#[cfg(feature = "redis")]
+pub async fn redis_cluster() -> Option<StoreFixture> {
+    StoreFixture::redis_cluster("e2e").await
+}
+
 /// Every backend compiled in and reachable, each fresh.
 pub async fn all_stores() -> Vec<StoreFixture> {
     #[allow(unused_mut)]

@@ -1,14 +1,15 @@
 //! What the proxy suites share (`nginx.rs`, `caddy.rs`): an upstream that
-//! records what reaches it, a client that writes requests byte for byte, and
-//! finding a proxy's binary.
+//! records what reaches it, a client that writes requests byte for byte;
+//! finding a proxy's binary and starting nginx (`tessera_testsupport::proxy`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
+
+pub use tessera_testsupport::proxy::{find_binary, free_port, wait_listening, Nginx};
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone)]
@@ -138,48 +139,6 @@ pub const TRAVERSALS: &[&str] = &[
     "/Client/5#/../../Job",
 ];
 
-/// Waits (bounded) until a proxy listens on `port`; panics, with `log()`,
-/// if it exits first or does not listen within `within`.
-pub fn wait_listening(
-    name: &str,
-    port: u16,
-    child: &mut std::process::Child,
-    within: Duration,
-    log: impl Fn() -> String,
-) {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        let exited = child.try_wait().ok().flatten();
-        if exited.is_some() || std::time::Instant::now() > deadline {
-            panic!(
-                "{name} did not start on port {port} ({exited:?}); its log:\n{}",
-                log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// A binary of a proxy, if installed (`/usr/sbin` is not on every user's PATH).
-pub fn find_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 /// A response: status and body.
 pub struct Reply {
     pub status: u16,

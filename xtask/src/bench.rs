@@ -114,9 +114,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     while let Some(a) = rest.next() {
         if a == "--backend" {
             let name = rest.next().ok_or("--backend needs a name")?;
-            if !["sqlite", "postgres", "redis"].contains(&name.as_str()) {
+            if !["sqlite", "postgres", "redis", "redis-cluster"].contains(&name.as_str()) {
                 return Err(format!(
-                    "--backend {name}: expected sqlite, postgres or redis"
+                    "--backend {name}: expected sqlite, postgres, redis or redis-cluster"
                 ));
             }
             options.backends.push(name.clone());

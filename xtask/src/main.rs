@@ -8,10 +8,14 @@
 //!   written as JSON under `target/bench/`.
 //!   Benchmarks measure; nothing here fails because of a figure.
 //!
+//! * `fleet --store URL [--nodes N]` — N `tessera` nodes over one store
+//!   behind nginx, round-robin, for a person to try (see [`fleet`]).
+//!
 //! Modules: [`test`] (the run and its summary), [`bench`] (criterion and the
-//! report), [`http`] (the load).
+//! report), [`http`] (the load), [`fleet`] (the nodes and their balancer).
 
 mod bench;
+mod fleet;
 mod http;
 mod test;
 
@@ -24,8 +28,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("fleet") => fleet::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask test [-- <cargo test args>]\n       cargo xtask bench [--quick] [--http-only] [--backend NAME]... [--profile]");
+            eprintln!("usage: cargo xtask test [-- <cargo test args>]\n       cargo xtask bench [--quick] [--http-only] [--backend NAME]... [--profile]\n       cargo xtask fleet --store URL [--nodes N] [--release] [-- <tessera serve args>]");
             return ExitCode::from(2);
         }
     };

@@ -318,15 +318,26 @@ impl Client {
     /// Forward auth, as nginx asks it: may `token` call `method uri`? The
     /// status; the error when no answer came.
     pub async fn try_check(&self, token: &str, method: &str, uri: &str) -> Result<u16, String> {
+        self.try_check_answer(token, method, uri)
+            .await
+            .map(|a| a.status)
+    }
+
+    /// [`Client::try_check`], the whole answer (its headers: who was
+    /// allowed, or which node answered behind a balancer).
+    pub async fn try_check_answer(
+        &self,
+        token: &str,
+        method: &str,
+        uri: &str,
+    ) -> Result<Answer, String> {
         let bearer = format!("Bearer {token}");
         let headers: [(&str, &[u8]); 3] = [
             ("Authorization", bearer.as_bytes()),
             ("X-Original-Method", method.as_bytes()),
             ("X-Original-URI", uri.as_bytes()),
         ];
-        self.try_send("GET", "/auth/check", &headers, None)
-            .await
-            .map(|a| a.status)
+        self.try_send("GET", "/auth/check", &headers, None).await
     }
 
     /// [`Client::try_check`]; panics when no answer came.

@@ -16,20 +16,26 @@
 //!   the check), and the raw request for hostile input;
 //! * [`cluster`]: a real Redis Cluster on loopback ports (three masters,
 //!   with replicas when asked), removed when dropped;
+//! * [`proxy`]: finding a proxy's binary, a free port, our own nginx;
+//! * [`fleet`]: several `tessera` nodes over one store behind nginx,
+//!   round-robin (a node killed, a node added);
 //! * [`process`]: waiting for a child process with a deadline;
 //! * [`temp`]: a temporary directory removed when dropped.
 
 pub mod client;
 pub mod cluster;
 pub mod feed;
+pub mod fleet;
 pub mod postgres;
 pub mod process;
+pub mod proxy;
 pub mod redis;
 pub mod server;
 pub mod store;
 pub mod temp;
 
 pub use client::{Answer, Client, Token};
+pub use fleet::Fleet;
 pub use server::{Launch, Server};
 pub use store::StoreFixture;
 pub use temp::TempDir;

@@ -85,15 +85,31 @@ impl StoreFixture {
         RedisPrefix::reserve(label).await.map(Self::on_redis)
     }
 
+    /// A store under `prefix` on a Redis Cluster.
+    pub fn on_redis_cluster(prefix: RedisPrefix) -> Self {
+        StoreFixture {
+            name: "redis-cluster",
+            ..Self::on_redis(prefix)
+        }
+    }
+
     /// A fresh key prefix on the suites' Redis Cluster (`cargo xtask test`
     /// starts one), or `None` (SKIPPED; a failure under CI).
     pub async fn redis_cluster(label: &str) -> Option<Self> {
         RedisPrefix::reserve_on_cluster(label)
             .await
-            .map(|p| StoreFixture {
-                name: "redis-cluster",
-                ..Self::on_redis(p)
-            })
+            .map(Self::on_redis_cluster)
+    }
+
+    /// The same store as another process is handed it (URL, arguments,
+    /// name), owning nothing: dropping it removes nothing, this one does.
+    pub fn again(&self) -> Self {
+        StoreFixture {
+            url: self.url.clone(),
+            args: self.args.clone(),
+            name: self.name,
+            backing: Backing::External,
+        }
     }
 
     /// The SQLite file, for a SQLite fixture.

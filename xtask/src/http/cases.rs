@@ -3,7 +3,8 @@
 //! wrk (the bare ceiling, `/health/live`, the refusals, valid checks, the
 //! same under a login flood and again without, renewals, creations); valid
 //! checks once more on a server that keeps no last-used times and on one
-//! without a cache; and revocations propagated between two nodes.
+//! without a cache; revocations propagated from one node to two others;
+//! and the valid checks on one node, then spread over three.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ use tokio::runtime::Runtime;
 
 use super::backend::Backend;
 use super::ceiling::Ceiling;
+use super::fleet::{self, FleetFigures};
 use super::flood::{self, Flood, FloodTally};
 use super::inputs::Inputs;
 use super::prefill::prefill;
@@ -68,13 +70,13 @@ fn with_log<T>(result: Result<T, String>, server: &Server) -> Result<T, String> 
 }
 
 /// Pre-fills the backend, serves it, sanity-checks, runs every case; the
-/// rows, and the propagation case.
+/// rows, the propagation case and the fleet case.
 pub fn measure(
     rt: &Runtime,
     backend: &Backend,
     sizes: &Sizes,
     setup: &Setup,
-) -> Result<(Vec<Row>, Propagation), String> {
+) -> Result<(Vec<Row>, Propagation, FleetFigures), String> {
     let pre = rt.block_on(prefill(backend, sizes))?;
     let inputs = Inputs::write(setup.dir, &pre, sizes)?;
     let ceiling = Ceiling::start(setup.ceiling)?;
@@ -118,21 +120,31 @@ pub fn measure(
         });
     }
 
-    // Two nodes over the store: revoke on one, time until the other refuses.
-    let a = serve(setup, backend, &[])?;
-    let b = serve(setup, backend, &[])?;
+    // Three nodes over the store: revoke on one, time until each other refuses.
+    let mut nodes = Vec::with_capacity(propagation::NODES);
+    for _ in 0..propagation::NODES {
+        nodes.push(serve(setup, backend, &[])?);
+    }
     let result = rt.block_on(async {
-        let session = sanity::login(&a, &pre.admin).await?;
-        propagation::measure(backend.name, &a, &b, &session, sizes.revocations).await
+        let session = sanity::login(&nodes[0], &pre.admin).await?;
+        let others: Vec<&Server> = nodes[1..].iter().collect();
+        propagation::measure(
+            backend.name,
+            &nodes[0],
+            &others,
+            &session,
+            sizes.revocations,
+        )
+        .await
     });
-    let result = with_log(with_log(result, &a), &b);
-    a.stop();
-    b.stop();
+    let result = nodes.iter().fold(result, with_log);
+    nodes.into_iter().for_each(Server::stop);
     let moved = result.map_err(|e| format!("propagation: {e}"))?;
     println!(
-        "{} propagation: revoked on one node, refused by the other after p50 {:.2} ms, \
+        "{} propagation: revoked on one node, refused by each of {} others after p50 {:.2} ms, \
          p99 {:.2} ms, max {:.2} ms ({} revocations; target p99 ≤ 100 ms: {})",
         backend.name,
+        moved.others,
         moved.p50(),
         moved.p99(),
         moved.max(),
@@ -143,7 +155,37 @@ pub fn measure(
             "not met"
         },
     );
-    Ok((rows, moved))
+
+    // The fleet case: the valid checks on one node, then spread over three.
+    let mut runs = Vec::new();
+    for n in fleet::SHAPES {
+        let mut nodes = Vec::with_capacity(n);
+        for _ in 0..n {
+            nodes.push(serve(setup, backend, &[])?);
+        }
+        let result = fleet::run(
+            &nodes,
+            setup.scripts,
+            &inputs.check,
+            sizes.warmup_s,
+            sizes.duration_s,
+        );
+        let result = nodes.iter().fold(result, with_log);
+        nodes.into_iter().for_each(Server::stop);
+        runs.push(result.map_err(|e| format!("fleet of {n}: {e}"))?);
+    }
+    let spread = FleetFigures {
+        backend: backend.name,
+        runs,
+    };
+    for r in &spread.runs {
+        println!(
+            "{} fleet: {} node(s): {:.0} checks/s, {:.1} µs of the nodes' CPU per check \
+             ({} checks, {} failed)",
+            backend.name, r.nodes, r.checks_per_sec, r.cpu_us_per_check, r.requests, r.failed
+        );
+    }
+    Ok((rows, moved, spread))
 }
 
 /// A check case reading the lines of `file` (in the warm-up, every line in

@@ -13,7 +13,8 @@
 //! * [`sanity`]: the answers checked before the load, waiting between cases;
 //! * [`cases`]: the cases of one backend, run under [`wrk`];
 //! * [`ceiling`]: the bare warp server;
-//! * [`propagation`]: revocations between two nodes;
+//! * [`propagation`]: revocations from one node to two others;
+//! * [`fleet`]: the valid checks on one node, then spread over three;
 //! * [`flood`]: wrong logins beside the checks;
 //! * [`profile`]: `perf` during one case;
 //! * [`report`]: the table and the JSON.
@@ -25,6 +26,7 @@
 mod backend;
 mod cases;
 mod ceiling;
+mod fleet;
 mod flood;
 mod inputs;
 mod prefill;
@@ -107,7 +109,7 @@ pub struct Options {
     /// Sample the server with `perf record` during the measured valid-check
     /// run, and write `perf report`'s flat profile under `target/bench/`.
     pub profile: bool,
-    /// Only these backends (empty: all three).
+    /// Only these backends (empty: all four).
     pub backends: Vec<String>,
 }
 
@@ -133,7 +135,7 @@ pub fn run(options: &Options, target_dir: &Path, cargo: Command) -> Result<HttpR
             reason: "wrk is not installed".into(),
         }];
         return Ok(HttpReport {
-            json: report::json(settings, &[], &[], &skipped),
+            json: report::json(settings, &[], &[], &[], &skipped),
         });
     }
     build_release(cargo)?;
@@ -156,9 +158,10 @@ pub fn run(options: &Options, target_dir: &Path, cargo: Command) -> Result<HttpR
 
     let mut rows = Vec::new();
     let mut moved = Vec::new();
+    let mut spread = Vec::new();
     let mut skipped = Vec::new();
     let mut failure = None;
-    for name in ["sqlite", "postgres", "redis"] {
+    for name in ["sqlite", "postgres", "redis", "redis-cluster"] {
         if !options.backends.is_empty() && !options.backends.iter().any(|b| b == name) {
             continue;
         }
@@ -194,9 +197,10 @@ pub fn run(options: &Options, target_dir: &Path, cargo: Command) -> Result<HttpR
         rt.block_on(backend.close());
         let _ = fs::remove_dir_all(&dir);
         match outcome {
-            Ok((mut r, m)) => {
+            Ok((mut r, m, f)) => {
                 rows.append(&mut r);
                 moved.push(m);
+                spread.push(f);
             }
             Err(e) => {
                 println!("{name}: FAILED: {e}");
@@ -206,11 +210,12 @@ pub fn run(options: &Options, target_dir: &Path, cargo: Command) -> Result<HttpR
     }
     report::print_table(&rows, &skipped);
     report::print_propagation(&moved);
+    report::print_fleet(&spread);
     if let Some(f) = failure {
         return Err(f);
     }
     Ok(HttpReport {
-        json: report::json(settings, &rows, &moved, &skipped),
+        json: report::json(settings, &rows, &moved, &spread, &skipped),
     })
 }
 
@@ -220,7 +225,7 @@ fn measure(
     backend: &Backend,
     sizes: &Sizes,
     setup: &cases::Setup,
-) -> Result<(Vec<Row>, propagation::Propagation), String> {
+) -> Result<(Vec<Row>, propagation::Propagation, fleet::FleetFigures), String> {
     catch_unwind(AssertUnwindSafe(|| {
         cases::measure(rt, backend, sizes, setup)
     }))

@@ -1,28 +1,36 @@
-//! The revocation-propagation case: two `tessera` nodes over one store.
-//! Tokens are created on node A and checked once on node B (so B holds
-//! them in its cache); then, one at a time, each is revoked on A, checked on
-//! A at once (it must refuse: a node forgets its own entry before it
-//! answers), and checked on B in a loop until B refuses. The time from the
-//! revocation's answer to B's first refusal is the figure: p50, p99, max.
+//! The revocation-propagation case: three `tessera` nodes over one store.
+//! Tokens are created on node A and checked once on each other node (so
+//! each holds them in its cache); then, one at a time, each is revoked on
+//! A, checked on A at once (it must refuse: a node forgets its own entry
+//! before it answers), and checked on the other nodes in turn, in a loop,
+//! until each has refused. The time from the revocation's answer to a
+//! node's first refusal is a figure (one per other node and revocation):
+//! p50, p99, max.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tessera_testsupport::Server;
 
-/// Longest wait for node B to refuse one revoked token before the case
+/// Nodes of the case (A and the others).
+pub const NODES: usize = 3;
+
+/// Longest wait for another node to refuse one revoked token before the case
 /// fails (a bound on a hang, not a target).
 const GIVE_UP: Duration = Duration::from_secs(5);
 
 /// What the case measured.
 pub struct Propagation {
-    /// `sqlite`, `postgres`, `redis`.
+    /// `sqlite`, `postgres`, `redis`, `redis-cluster`.
     pub backend: &'static str,
     /// Revocations timed.
     pub revocations: usize,
-    /// Milliseconds until node B refused: sorted.
+    /// Nodes that had to hear of each (all but A).
+    pub others: usize,
+    /// Milliseconds until another node refused, one per node and
+    /// revocation: sorted.
     pub delays_ms: Vec<f64>,
-    /// Checks of node B while it still allowed (all revocations).
+    /// Checks of another node while it still allowed (all revocations).
     pub stale_allows: u64,
 }
 
@@ -56,6 +64,7 @@ impl Propagation {
         json!({
             "backend": self.backend,
             "revocations": self.revocations,
+            "other_nodes": self.others,
             "p50_ms": self.p50(),
             "p99_ms": self.p99(),
             "max_ms": self.max(),
@@ -64,11 +73,12 @@ impl Propagation {
     }
 }
 
-/// Runs the case with `revocations` tokens; `session` is an admin's on `a`.
+/// Runs the case with `revocations` tokens; `session` is an admin's on `a`,
+/// `others` the nodes that must hear of each revocation.
 pub async fn measure(
     backend: &'static str,
     a: &Server,
-    b: &Server,
+    others: &[&Server],
     session: &str,
     revocations: usize,
 ) -> Result<Propagation, String> {
@@ -89,14 +99,19 @@ pub async fn measure(
         let access = info["accessToken"].as_str().ok_or("no accessToken")?;
         tokens.push((id, access.to_string()));
     }
-    // Node B reads each once: from here on it answers them from its cache.
+    // The other nodes read each once: from here on they answer them from
+    // their caches.
     for (_, access) in &tokens {
-        let st = b.try_check(access, method, uri).await?;
-        if st != 200 {
-            return Err(format!("node B answered {st} for a new token, not 200"));
+        for node in others {
+            let st = node.try_check(access, method, uri).await?;
+            if st != 200 {
+                return Err(format!(
+                    "another node answered {st} for a new token, not 200"
+                ));
+            }
         }
     }
-    let mut delays_ms = Vec::with_capacity(revocations);
+    let mut delays_ms = Vec::with_capacity(revocations * others.len());
     let mut stale_allows = 0;
     for (id, access) in &tokens {
         let revoked = a.delete_token(session, id).await;
@@ -110,20 +125,28 @@ pub async fn measure(
                 "node A answered {own} for a token it had just revoked, not 401"
             ));
         }
-        loop {
-            match b.try_check(access, method, uri).await? {
-                401 => break,
-                200 if done.elapsed() < GIVE_UP => stale_allows += 1,
-                200 => return Err(format!("node B still allowed after {GIVE_UP:?}")),
-                st => return Err(format!("node B answered {st} for a revoked token")),
+        let mut pending: Vec<&Server> = others.to_vec();
+        while !pending.is_empty() {
+            let mut still = Vec::with_capacity(pending.len());
+            for node in pending {
+                match node.try_check(access, method, uri).await? {
+                    401 => delays_ms.push(done.elapsed().as_secs_f64() * 1000.0),
+                    200 if done.elapsed() < GIVE_UP => {
+                        stale_allows += 1;
+                        still.push(node);
+                    }
+                    200 => return Err(format!("{} still allowed after {GIVE_UP:?}", node.base)),
+                    st => return Err(format!("{} answered {st} for a revoked token", node.base)),
+                }
             }
+            pending = still;
         }
-        delays_ms.push(done.elapsed().as_secs_f64() * 1000.0);
     }
     delays_ms.sort_by(f64::total_cmp);
     Ok(Propagation {
         backend,
         revocations,
+        others: others.len(),
         delays_ms,
         stale_allows,
     })

@@ -3,12 +3,13 @@
 
 use serde_json::{json, Value};
 
+use super::fleet::FleetFigures;
 use super::propagation::Propagation;
 use super::wrk::WrkFigures;
 
 /// A measured case.
 pub struct Row {
-    /// `sqlite`, `postgres`, `redis`.
+    /// `sqlite`, `postgres`, `redis`, `redis-cluster`.
     pub backend: &'static str,
     /// `bare`, `live`, `check-valid`, …
     pub case: &'static str,
@@ -43,12 +44,12 @@ fn shown(x: Option<f64>) -> String {
 pub fn print_table(rows: &[Row], skipped: &[Skipped]) {
     println!();
     println!(
-        "{:<9} {:<15} {:>11} {:>10} {:>10} {:>6} {:>6} {:>16} {:>8}",
+        "{:<13} {:<15} {:>11} {:>10} {:>10} {:>6} {:>6} {:>16} {:>8}",
         "backend", "case", "requests/s", "p50", "p99", "÷bare", "÷live", "non-2xx", "sock.err"
     );
     for r in rows {
         println!(
-            "{:<9} {:<15} {:>11.0} {:>10} {:>10} {:>6} {:>6} {:>16} {:>8}",
+            "{:<13} {:<15} {:>11.0} {:>10} {:>10} {:>6} {:>6} {:>16} {:>8}",
             r.backend,
             r.case,
             r.figures.requests_per_sec,
@@ -61,7 +62,7 @@ pub fn print_table(rows: &[Row], skipped: &[Skipped]) {
         );
     }
     for s in skipped {
-        println!("{:<9} SKIPPED: {}", s.backend, s.reason);
+        println!("{:<13} SKIPPED: {}", s.backend, s.reason);
     }
 }
 
@@ -72,14 +73,15 @@ pub fn print_propagation(moved: &[Propagation]) {
     }
     println!();
     println!(
-        "{:<9} {:>11} {:>9} {:>9} {:>9} {:>12}",
-        "backend", "revocations", "p50", "p99", "max", "stale allows"
+        "{:<13} {:>11} {:>6} {:>9} {:>9} {:>9} {:>12}",
+        "backend", "revocations", "nodes", "p50", "p99", "max", "stale allows"
     );
     for m in moved {
         println!(
-            "{:<9} {:>11} {:>6.2} ms {:>6.2} ms {:>6.2} ms {:>12}",
+            "{:<13} {:>11} {:>6} {:>6.2} ms {:>6.2} ms {:>6.2} ms {:>12}",
             m.backend,
             m.revocations,
+            1 + m.others,
             m.p50(),
             m.p99(),
             m.max(),
@@ -88,9 +90,45 @@ pub fn print_propagation(moved: &[Propagation]) {
     }
 }
 
-/// The rows, propagation figures and skips as `report.json`'s `http`
+/// Prints the fleet case, one line a backend: one node, then three.
+pub fn print_fleet(spread: &[FleetFigures]) {
+    if spread.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<13} {:>15} {:>15} {:>15} {:>15} {:>13}",
+        "backend",
+        "1 node chk/s",
+        "1 node µs CPU",
+        "3 nodes chk/s",
+        "3 nodes µs CPU",
+        "cost ÷ 1 node"
+    );
+    for f in spread {
+        let at = |n: usize| f.runs.iter().find(|r| r.nodes == n);
+        let (one, three) = (at(1), at(3));
+        println!(
+            "{:<13} {:>15.0} {:>15.1} {:>15.0} {:>15.1} {:>13}",
+            f.backend,
+            one.map_or(f64::NAN, |r| r.checks_per_sec),
+            one.map_or(f64::NAN, |r| r.cpu_us_per_check),
+            three.map_or(f64::NAN, |r| r.checks_per_sec),
+            three.map_or(f64::NAN, |r| r.cpu_us_per_check),
+            shown(f.cost_ratio()),
+        );
+    }
+}
+
+/// The rows, propagation figures, fleet figures and skips as `report.json`'s `http`
 /// object, with the run's settings.
-pub fn json(settings: Value, rows: &[Row], moved: &[Propagation], skipped: &[Skipped]) -> Value {
+pub fn json(
+    settings: Value,
+    rows: &[Row],
+    moved: &[Propagation],
+    spread: &[FleetFigures],
+    skipped: &[Skipped],
+) -> Value {
     let rows_json: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -117,6 +155,7 @@ pub fn json(settings: Value, rows: &[Row], moved: &[Propagation], skipped: &[Ski
         "settings": settings,
         "rows": rows_json,
         "propagation": moved_json,
+        "fleet": spread.iter().map(FleetFigures::json).collect::<Vec<_>>(),
         "skipped": skipped_json,
     })
 }

@@ -57,10 +57,22 @@ pub fn write_scripts(dir: &Path) -> Result<(), String> {
 /// Runs wrk once against `url` for `secs` seconds, with an optional script
 /// and its arguments; its report.
 pub fn run(url: &str, script: Option<&Path>, args: &[String], secs: u32) -> Result<String, String> {
+    run_shaped(url, script, args, secs, THREADS, CONNECTIONS)
+}
+
+/// [`run`] with `threads` threads and `connections` connections.
+pub fn run_shaped(
+    url: &str,
+    script: Option<&Path>,
+    args: &[String],
+    secs: u32,
+    threads: usize,
+    connections: usize,
+) -> Result<String, String> {
     let mut c = Command::new("wrk");
     c.args([
-        format!("-t{THREADS}"),
-        format!("-c{CONNECTIONS}"),
+        format!("-t{threads}"),
+        format!("-c{connections}"),
         format!("-d{secs}s"),
         "--latency".into(),
     ]);
