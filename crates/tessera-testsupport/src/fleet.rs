@@ -5,7 +5,7 @@
 //! [`NODE_HEADER`] which node answered. Used by `tests/fleet.rs` and
 //! `cargo xtask fleet`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::client::{Answer, Client};
@@ -27,7 +27,6 @@ pub struct Fleet {
     launch: LaunchFn,
     balancer: Nginx,
     client: Client,
-    nginx: PathBuf,
 }
 
 impl Fleet {
@@ -48,7 +47,6 @@ impl Fleet {
             launch,
             balancer,
             client,
-            nginx: nginx.to_path_buf(),
         })
     }
 
@@ -124,11 +122,6 @@ impl Fleet {
             out.push_str(&format!("node {i}: {} (pid {})\n", n.base, n.pid()));
         }
         out
-    }
-
-    /// The nginx binary the fleet runs.
-    pub fn nginx_binary(&self) -> &Path {
-        &self.nginx
     }
 }
 
