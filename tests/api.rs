@@ -774,3 +774,65 @@ async fn the_policy_endpoint_reports_the_configured_figures() {
         })
     );
 }
+
+/// An allowed check says when the token lapses (issue 14), for a proxy to
+/// pass on: the access expiry always, the renewal limit for refreshable
+/// scopes only; a renewal moves the expiry, and a refusal says neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_check_says_when_the_token_lapses() {
+    let store = common::sqlite();
+    let s = common::spawn(&store, &[]);
+    let admin = s.admin().await;
+    let header = |a: &common::Answer, h: &str| {
+        a.headers
+            .get(h)
+            .map(|v| v.to_str().unwrap().parse::<i64>().unwrap())
+    };
+    let all = s
+        .token(&admin, json!({"tokenName": "all", "tokenType": 0}))
+        .await;
+    let a = s
+        .try_check_answer(&all.access, "GET", "/Client")
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        header(&a, "x-tessera-token-expires"),
+        all.info["tokenExpiryTimestamp"].as_i64()
+    );
+    assert_eq!(
+        header(&a, "x-tessera-renewable-until"),
+        all.info["renewableUntilTimestamp"].as_i64()
+    );
+    let scim = s
+        .token(&admin, json!({"tokenName": "scim", "tokenType": 1}))
+        .await;
+    let a = s
+        .try_check_answer(&scim.access, "GET", "/scim/Users")
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        header(&a, "x-tessera-token-expires"),
+        scim.info["tokenExpiryTimestamp"].as_i64()
+    );
+    assert_eq!(
+        header(&a, "x-tessera-renewable-until"),
+        None,
+        "not refreshable"
+    );
+    let refused = s
+        .try_check_answer(&scim.access, "GET", "/Client")
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 403);
+    assert_eq!(header(&refused, "x-tessera-token-expires"), None);
+    let renewed = s.renew(&all.access, all.refresh.as_deref().unwrap()).await;
+    assert_eq!(renewed.status, 200, "{}", renewed.json);
+    let access = renewed.json["accessToken"].as_str().unwrap();
+    let a = s.try_check_answer(access, "GET", "/Client").await.unwrap();
+    assert_eq!(
+        header(&a, "x-tessera-token-expires"),
+        renewed.json["tokenExpiryTimestamp"].as_i64()
+    );
+}

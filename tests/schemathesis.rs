@@ -52,8 +52,9 @@ values = [@TOKENS@]
 # field) values that no JSON Schema can describe: instants relative to now
 # and to the token's creation, which fields apply to which scope, endpoint
 # rules, address syntax, a password that must decode to UTF-8, names taken.
+# The password calls: the same UTF-8 rule.
 [[operations]]
-include-operation-id = ["createToken", "editToken", "createUser"]
+include-operation-id = ["createToken", "editToken", "createUser", "changePassword", "resetPassword"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
 
 # Forward auth: which header pair is required depends on the server's

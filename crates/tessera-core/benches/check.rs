@@ -34,6 +34,7 @@ fn bench_check(c: &mut Criterion) {
         let caller = Caller {
             user: admin,
             credential: Credential::Session,
+            address: None,
         };
         // Some other tokens, so the look-up is not in a one-entry map.
         for i in 0..1000 {

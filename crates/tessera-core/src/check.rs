@@ -62,9 +62,16 @@ impl Allowed {
         self.token.scope.token_type()
     }
 
-    /// The token's current access expiry (RFC 7662 `exp`).
+    /// The token's current access expiry (RFC 7662 `exp`,
+    /// `X-Tessera-Token-Expires`).
     pub fn expires_at(&self) -> i64 {
         self.token.access_expires_at
+    }
+
+    /// Until when the token may be renewed, for refreshable scopes
+    /// (`X-Tessera-Renewable-Until`).
+    pub fn renewable_until(&self) -> Option<i64> {
+        self.token.renewable_until
     }
 
     /// The whole record (RFC 7662 introspection shows more of it).

@@ -4,6 +4,7 @@
 //!
 //! Map (see `docs/ARCHITECTURE.md`):
 //! * [`model`] — users, sessions, tokens, events (not `Serialize`);
+//!   [`audit`] — where the service tells of the events it recorded;
 //! * [`policy`] — CONTRACT §2–§4 as functions of a configuration and `now`;
 //!   [`lockout`] — the login lock-out rule (CONTRACT §6);
 //! * [`secret`] — secret generation, recognition and digests; passwords;
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod audit;
 pub mod cache;
 pub mod check;
 pub mod clock;

@@ -17,9 +17,10 @@ use tokio::sync::broadcast;
 use crate::error::StoreError;
 use crate::feed::{Change, ChangeFeed, ChangeStream};
 use crate::model::{
-    Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp, TokenChanges,
-    TokenId, TokenRecord, User, UserId,
+    Event, EventId, EventQuery, LoggedEvent, NewUser, RefreshLookup, RotateOutcome, Rotation,
+    SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, User, UserId,
 };
+use crate::secret::password::PasswordHash;
 use crate::secret::{Digest, DigestBuildHasher, SecretKey};
 use crate::store::{SessionStore, Store, StoreResult, TokenStore, UserStore};
 
@@ -51,8 +52,10 @@ struct Inner {
     by_refresh: HashMap<Digest, TokenId, DigestBuildHasher>,
     /// Rotated-out refresh digests → (token, when rotated out), for reuse detection.
     spent: HashMap<Digest, (TokenId, Timestamp), DigestBuildHasher>,
-    /// Audit events, oldest first.
-    events: Vec<Event>,
+    /// The audit trail, oldest first (ids increasing).
+    events: Vec<LoggedEvent>,
+    /// The last event id handed out.
+    last_event: u64,
     /// The change stream.
     changes: broadcast::Sender<Change>,
 }
@@ -70,6 +73,7 @@ impl Default for Inner {
             by_refresh: HashMap::default(),
             spent: HashMap::default(),
             events: Vec::new(),
+            last_event: 0,
             changes: broadcast::channel(FEED_BACKLOG).0,
         }
     }
@@ -222,6 +226,21 @@ impl UserStore for MemoryStore {
         for t in owned {
             g.revoke(t, now);
         }
+        Ok(true)
+    }
+
+    async fn set_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        keep: Option<&Digest>,
+    ) -> StoreResult<bool> {
+        let mut g = self.write();
+        let Some(user) = g.users.get_mut(&id) else {
+            return Ok(false);
+        };
+        user.password = Some(hash.clone());
+        g.sessions.retain(|d, s| s.user_id != id || Some(d) == keep);
         Ok(true)
     }
 }
@@ -407,19 +426,33 @@ impl TokenStore for MemoryStore {
     }
 
     async fn record_event(&self, event: &Event) -> StoreResult<()> {
-        self.write().events.push(event.clone());
+        let mut g = self.write();
+        g.last_event += 1;
+        let id = EventId(g.last_event);
+        g.events.push(LoggedEvent {
+            id,
+            event: event.clone(),
+        });
         Ok(())
     }
 
-    async fn recent_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
+    async fn events(&self, query: &EventQuery) -> StoreResult<Vec<LoggedEvent>> {
         Ok(self
             .read()
             .events
             .iter()
             .rev()
-            .take(limit)
+            .filter(|e| query.admits(e.id, &e.event))
+            .take(query.limit)
             .cloned()
             .collect())
+    }
+
+    async fn sweep_events(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut g = self.write();
+        let n = g.events.len();
+        g.events.retain(|e| e.event.at >= before);
+        Ok((n - g.events.len()) as u64)
     }
 
     async fn sweep(&self, before: Timestamp, sessions_before: Timestamp) -> StoreResult<u64> {

@@ -250,48 +250,232 @@ pub enum RotateOutcome {
     Unknown,
 }
 
-/// Something security-relevant that happened, kept by the store for audit.
+/// Who did what an [`Event`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// A user, by a session or by one of their access tokens.
+    User(UserId),
+    /// A token, through a check (`token.new_address`) or a renewal.
+    Token(TokenId),
+    /// Nobody known: a failed login, an operator at the command line.
+    Nobody,
+}
+
+/// Something security-relevant that happened, kept by the store for audit
+/// (the trail of `GET /V4/AccessToken/Events`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// When it happened.
     pub at: Timestamp,
     /// What happened, such as `token.reuse_detected` (see [`EventKind::as_str`]).
     pub kind: EventKind,
+    /// Who did it.
+    pub actor: Actor,
     /// The token concerned, if any.
     pub token_id: Option<TokenId>,
-    /// The user concerned, if any.
+    /// The user concerned, if any: the owner of the token concerned, or the
+    /// user acted on. A user's own trail is the events that concern them or
+    /// that they did.
     pub user_id: Option<UserId>,
+    /// The client address the request came from, as the server resolved it
+    /// (trusted proxies applied), if there was a request.
+    pub address: Option<std::net::IpAddr>,
+    /// A short word of detail: the name a failed login tried, how many
+    /// tokens an import brought. Never a secret.
+    pub detail: String,
 }
 
-/// The kinds of recorded events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    /// A rotated-out refresh token was presented; the token was revoked.
-    ReuseDetected,
-    /// A token was revoked by its owner or an admin.
-    TokenRevoked,
-    /// A user was deleted with all their tokens.
-    UserDeleted,
-}
-
-impl EventKind {
-    /// The event's stable name, as in logs and stores.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::ReuseDetected => "token.reuse_detected",
-            EventKind::TokenRevoked => "token.revoked",
-            EventKind::UserDeleted => "user.deleted",
+impl Event {
+    /// An event of `kind` at `at` by `actor`, concerning nothing yet.
+    pub fn new(kind: EventKind, at: Timestamp, actor: Actor) -> Self {
+        Event {
+            at,
+            kind,
+            actor,
+            token_id: None,
+            user_id: None,
+            address: None,
+            detail: String::new(),
         }
     }
 
+    /// The same, concerning `token` of `user`.
+    pub fn token(mut self, token: TokenId, user: Option<UserId>) -> Self {
+        self.token_id = Some(token);
+        self.user_id = user;
+        self
+    }
+
+    /// The same, concerning `user`.
+    pub fn user(mut self, user: UserId) -> Self {
+        self.user_id = Some(user);
+        self
+    }
+
+    /// The same, from `address`.
+    pub fn from(mut self, address: Option<std::net::IpAddr>) -> Self {
+        self.address = address;
+        self
+    }
+
+    /// The same, with `detail`: cut to [`EVENT_DETAIL_MAX`] characters,
+    /// control characters replaced by U+FFFD (it is often a name a client
+    /// wrote, and it goes into log lines).
+    pub fn detail(mut self, detail: &str) -> Self {
+        self.detail = detail
+            .chars()
+            .take(EVENT_DETAIL_MAX)
+            .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+            .collect();
+        self
+    }
+
+    /// The user who acted, if a user did.
+    pub fn actor_user(&self) -> Option<UserId> {
+        match self.actor {
+            Actor::User(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
+/// Longest [`Event::detail`] kept, in characters (a user name's limit).
+pub const EVENT_DETAIL_MAX: usize = 255;
+
+/// An event's place in the trail: assigned by the store, increasing in the
+/// order events were stored, so it pages the trail (`before`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(pub u64);
+
+/// An event as the trail holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    /// Its place in the trail.
+    pub id: EventId,
+    /// What happened.
+    pub event: Event,
+}
+
+/// Which events to read, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only those that concern this user or that they did.
+    pub user: Option<UserId>,
+    /// Only those that concern this token.
+    pub token: Option<TokenId>,
+    /// Only those at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only those stored before this one (the page's cursor).
+    pub before: Option<EventId>,
+    /// At most this many (at least 1).
+    pub limit: usize,
+}
+
+impl EventQuery {
+    /// The newest `limit` events of every kind.
+    pub fn newest(limit: usize) -> Self {
+        EventQuery {
+            user: None,
+            token: None,
+            since: None,
+            before: None,
+            limit,
+        }
+    }
+
+    /// Whether `e` (with `id`) is one this query reads: every backend that
+    /// filters in memory filters with this.
+    pub fn admits(&self, id: EventId, e: &Event) -> bool {
+        self.user
+            .is_none_or(|u| e.user_id == Some(u) || e.actor_user() == Some(u))
+            && self.token.is_none_or(|t| e.token_id == Some(t))
+            && self.since.is_none_or(|s| e.at >= s)
+            && self.before.is_none_or(|b| id < b)
+    }
+}
+
+/// Whether an event records something done or something refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It was done.
+    Success,
+    /// It was refused or it failed (a wrong password, a lock, a replay).
+    Failure,
+}
+
+impl Outcome {
+    /// `success` or `failure`, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+macro_rules! event_kinds {
+    ($($(#[$doc:meta])* $name:ident = $text:literal, $outcome:ident;)*) => {
+        /// The kinds of recorded events.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventKind {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl EventKind {
+            /// Every kind, in the order of the documentation.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$name,)*];
+
+            /// The event's stable name, as in logs, stores and webhooks.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventKind::$name => $text,)*
+                }
+            }
+
+            /// Whether it records something done or refused.
+            pub fn outcome(self) -> Outcome {
+                match self {
+                    $(EventKind::$name => Outcome::$outcome,)*
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    /// A person logged in (a session began).
+    LoginSucceeded = "login.succeeded", Success;
+    /// A login was refused: unknown user or wrong password.
+    LoginFailed = "login.failed", Failure;
+    /// Failed logins locked further attempts for a while.
+    LoginLocked = "login.locked", Failure;
+    /// A session was ended by `POST /Logout`.
+    SessionEnded = "session.ended", Success;
+    /// A token was created.
+    TokenCreated = "token.created", Success;
+    /// A token was edited.
+    TokenEdited = "token.edited", Success;
+    /// A token's pair was renewed.
+    TokenRenewed = "token.renewed", Success;
+    /// A token was revoked by its owner, an admin, or RFC 7009.
+    TokenRevoked = "token.revoked", Success;
+    /// A rotated-out refresh token was presented; the token was revoked.
+    ReuseDetected = "token.reuse_detected", Failure;
+    /// A check allowed a token from an address it had not been used from.
+    NewAddress = "token.new_address", Success;
+    /// A user was created.
+    UserCreated = "user.created", Success;
+    /// A user was deleted with all their tokens.
+    UserDeleted = "user.deleted", Success;
+    /// A user's password was changed (by themselves or an admin).
+    PasswordChanged = "user.password_changed", Success;
+    /// Legacy tokens were imported.
+    LegacyImported = "legacy.imported", Success;
+}
+
+impl EventKind {
     /// Parses a stable name back.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            EventKind::ReuseDetected,
-            EventKind::TokenRevoked,
-            EventKind::UserDeleted,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        EventKind::ALL.iter().copied().find(|k| k.as_str() == s)
     }
 }

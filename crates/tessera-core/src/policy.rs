@@ -475,6 +475,32 @@ impl Policy {
         }
     }
 
+    /// Whose audit trail `caller` reads when they ask for `asked` (the
+    /// `userId` filter; `owner` is that user's record, if any): the filter
+    /// to apply. An admin reads anyone's, a deleted user's too, and
+    /// everyone's without a filter; anyone else reads their own (the
+    /// default) or that of a service account they own, and nothing more.
+    pub fn events_filter(
+        &self,
+        caller: &User,
+        asked: Option<UserId>,
+        owner: Option<&User>,
+    ) -> Result<Option<UserId>> {
+        if self.is_admin(caller) {
+            return Ok(asked);
+        }
+        match (asked, owner) {
+            (None, _) => Ok(Some(caller.id)),
+            (Some(id), _) if id == caller.id => Ok(Some(id)),
+            (Some(id), Some(owner)) if owner.id == id && self.may_manage(caller, owner) => {
+                Ok(Some(id))
+            }
+            _ => Err(Error::Forbidden(
+                "you may read only your own events (or those of service accounts you own)".into(),
+            )),
+        }
+    }
+
     /// May `caller` list, edit or revoke the tokens of `owner`? Their own,
     /// those of service accounts they own, and anyone's for an admin.
     pub fn may_manage(&self, caller: &User, owner: &User) -> bool {

@@ -2,14 +2,16 @@
 //! the policy applied over one store, with secrets made here and only their
 //! digests handed to the store. The server only translates HTTP to these calls.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::audit::{EventSink, Silent};
 use crate::check::Checker;
 use crate::clock::Clock;
 use crate::error::{Error, Result, StoreError};
 use crate::model::{
-    Event, EventKind, NewUser, RefreshLookup, Role, RotateOutcome, Rotation, SessionRecord,
-    Timestamp, TokenId, TokenRecord, User, UserId, UserKind,
+    Actor, Event, EventKind, EventQuery, LoggedEvent, NewUser, RefreshLookup, Role, RotateOutcome,
+    Rotation, SessionRecord, Timestamp, TokenId, TokenRecord, User, UserId, UserKind,
 };
 use crate::policy::{Credential, Policy, TokenRequest};
 use crate::scope::{parse_endpoints, Scope, TokenType};
@@ -46,6 +48,33 @@ impl From<RenewError> for Error {
     }
 }
 
+/// Why a password change failed, with a wrong old password told apart by
+/// its type, so that the server counts it as a failed login would be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    /// The old password given does not match (403).
+    #[error("the old password does not match")]
+    WrongPassword,
+    /// Any other refusal or failure.
+    #[error(transparent)]
+    Refused(#[from] Error),
+}
+
+impl From<StoreError> for PasswordError {
+    fn from(e: StoreError) -> Self {
+        PasswordError::Refused(e.into())
+    }
+}
+
+impl From<PasswordError> for Error {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::WrongPassword => Error::Forbidden(e.to_string()),
+            PasswordError::Refused(e) => e,
+        }
+    }
+}
+
 /// Who is calling a management operation, and with what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -53,6 +82,16 @@ pub struct Caller {
     pub user: User,
     /// How they authenticated.
     pub credential: Credential,
+    /// Where the request came from (trusted proxies applied), for the
+    /// audit trail; `None` outside a request.
+    pub address: Option<IpAddr>,
+}
+
+impl Caller {
+    /// The event of `kind` now, done by this caller from their address.
+    fn event(&self, kind: EventKind, at: Timestamp) -> Event {
+        Event::new(kind, at, Actor::User(self.user.id)).from(self.address)
+    }
 }
 
 /// A token just created or renewed, with its secrets in clear — shown once.
@@ -115,6 +154,8 @@ pub struct Tessera {
     checker: Checker,
     /// Where Argon2 runs (default: on the calling thread).
     passwords: Arc<dyn PasswordWork>,
+    /// Told of every recorded event (default: nobody).
+    sink: Arc<dyn EventSink>,
 }
 
 impl std::fmt::Debug for Tessera {
@@ -141,7 +182,14 @@ impl Tessera {
             clock,
             checker,
             passwords: Arc::new(Inline),
+            sink: Arc::new(Silent),
         }
+    }
+
+    /// Tells `sink` of every event recorded (the server's JSON log lines).
+    pub fn with_event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sink = sink;
+        self
     }
 
     /// Runs every password hash and verification on `work` (the server's
@@ -201,8 +249,13 @@ impl Tessera {
     /// Creates a user outside any session (the `user add` command, first start).
     pub async fn add_user(&self, name: &str, password: &str, role: Role) -> Result<User> {
         let hash = self.hash_password(password).await?;
-        self.insert_user(name, Some(hash), role, UserKind::Person, None)
-            .await
+        let user = self
+            .insert_user(name, Some(hash), role, UserKind::Person, None)
+            .await?;
+        let at = self.now();
+        self.record(Event::new(EventKind::UserCreated, at, Actor::Nobody).user(user.id))
+            .await;
+        Ok(user)
     }
 
     /// Creates a user for an admin (`POST /V4/User`). A service account gets
@@ -217,12 +270,12 @@ impl Tessera {
     ) -> Result<User> {
         self.policy.require_session(caller.credential)?;
         self.policy.require_admin(&caller.user)?;
-        match kind {
+        let user = match kind {
             UserKind::Person => {
                 let pw = password
                     .ok_or_else(|| Error::invalid("password", "a person needs a password"))?;
                 let hash = self.hash_password(pw).await?;
-                self.insert_user(name, Some(hash), role, kind, None).await
+                self.insert_user(name, Some(hash), role, kind, None).await?
             }
             UserKind::Service => {
                 if password.is_some_and(|p| !p.is_empty()) {
@@ -232,9 +285,13 @@ impl Tessera {
                     ));
                 }
                 self.insert_user(name, None, role, kind, Some(caller.user.id))
-                    .await
+                    .await?
             }
-        }
+        };
+        let at = self.now();
+        self.record(caller.event(EventKind::UserCreated, at).user(user.id))
+            .await;
+        Ok(user)
     }
 
     async fn insert_user(
@@ -266,6 +323,112 @@ impl Tessera {
         })
     }
 
+    /// `POST /V4/User/Password`: the caller changes their own password,
+    /// giving the old one; every other session of theirs ends (the one
+    /// `session` names, if it is theirs, stays).
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        session: Option<&str>,
+        old: &str,
+        new: &str,
+    ) -> std::result::Result<(), PasswordError> {
+        self.policy.require_session(caller.credential)?;
+        let Some(stored) = caller.user.password.clone() else {
+            return Err(Error::invalid("oldPassword", "a service account has no password").into());
+        };
+        let matches = self
+            .passwords
+            .verify(old.to_string(), stored)
+            .await
+            .map_err(work_failed)?;
+        if !matches {
+            return Err(PasswordError::WrongPassword);
+        }
+        let keep = session
+            .and_then(|s| secret::parse(s, SecretKind::Session).ok())
+            .map(|k| k.digest);
+        self.replace_password(caller.user.id, new, keep.as_ref(), "newPassword")
+            .await?;
+        let at = self.now();
+        self.record(
+            caller
+                .event(EventKind::PasswordChanged, at)
+                .user(caller.user.id),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// `POST /V4/User/{userId}/Password`: an admin sets another person's
+    /// password; every session of theirs ends. Not one's own (that takes
+    /// the old password), not a service account's (it has none).
+    pub async fn reset_password(&self, caller: &Caller, id: UserId, new: &str) -> Result<()> {
+        self.policy.require_session(caller.credential)?;
+        self.policy.require_admin(&caller.user)?;
+        if id == caller.user.id {
+            return Err(Error::Forbidden(
+                "change your own password with POST /V4/User/Password and the old one".into(),
+            ));
+        }
+        let user = self
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("user {} does not exist", id.0)))?;
+        if user.kind == UserKind::Service {
+            return Err(Error::invalid(
+                "newPassword",
+                "a service account has no password",
+            ));
+        }
+        self.replace_password(id, new, None, "newPassword").await?;
+        let at = self.now();
+        self.record(caller.event(EventKind::PasswordChanged, at).user(id))
+            .await;
+        Ok(())
+    }
+
+    /// `tessera user passwd NAME`: an operator sets a person's password at
+    /// the command line; every session of theirs ends.
+    pub async fn set_password_of(&self, name: &str, new: &str) -> Result<User> {
+        let user = self
+            .store
+            .user_by_name(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no user {name:?}")))?;
+        if user.kind == UserKind::Service {
+            return Err(Error::invalid(
+                "password",
+                "a service account has no password",
+            ));
+        }
+        self.replace_password(user.id, new, None, "password")
+            .await?;
+        let at = self.now();
+        self.record(Event::new(EventKind::PasswordChanged, at, Actor::Nobody).user(user.id))
+            .await;
+        Ok(user)
+    }
+
+    /// Hashes `new` and stores it, ending the user's sessions but `keep`.
+    async fn replace_password(
+        &self,
+        id: UserId,
+        new: &str,
+        keep: Option<&Digest>,
+        field: &str,
+    ) -> Result<()> {
+        if new.is_empty() {
+            return Err(Error::invalid(field, "a password cannot be empty"));
+        }
+        let hash = self.hash_password(new).await?;
+        if !self.store.set_password(id, &hash, keep).await? {
+            return Err(Error::NotFound(format!("user {} does not exist", id.0)));
+        }
+        Ok(())
+    }
+
     /// Lists users (admins).
     pub async fn list_users(&self, caller: &Caller) -> Result<Vec<User>> {
         self.policy.require_session(caller.credential)?;
@@ -288,7 +451,7 @@ impl Tessera {
         if !deleted? {
             return Err(Error::NotFound(format!("user {} does not exist", id.0)));
         }
-        self.record(EventKind::UserDeleted, None, Some(id), now)
+        self.record(caller.event(EventKind::UserDeleted, now).user(id))
             .await;
         Ok(())
     }
@@ -296,6 +459,17 @@ impl Tessera {
     /// `POST /Login`: a new session for a person whose password matches.
     /// The same answer for an unknown user and a wrong password.
     pub async fn login(&self, name: &str, password: &str) -> Result<(Secret, User)> {
+        self.login_from(name, password, None).await
+    }
+
+    /// [`Tessera::login`] from `address`: the trail records
+    /// `login.succeeded` or `login.failed` (with the name tried).
+    pub async fn login_from(
+        &self,
+        name: &str,
+        password: &str,
+        address: Option<IpAddr>,
+    ) -> Result<(Secret, User)> {
         let user = self.store.user_by_name(name).await?;
         // Without a user (or a password), verify against a fixed hash: the
         // same time as a real check, so timing tells nothing.
@@ -311,7 +485,14 @@ impl Tessera {
             && real;
         let user = match user {
             Some(u) if ok => u,
-            _ => return Err(Error::Unauthorized("invalid user name or password".into())),
+            other => {
+                let mut e = Event::new(EventKind::LoginFailed, self.now(), Actor::Nobody)
+                    .from(address)
+                    .detail(name);
+                e.user_id = other.map(|u| u.id);
+                self.record(e).await;
+                return Err(Error::Unauthorized("invalid user name or password".into()));
+            }
         };
         let secret = secret::generate(SecretKind::Session, None).map_err(rng_failed)?;
         let now = self.now();
@@ -323,14 +504,42 @@ impl Tessera {
                 last_seen_at: now,
             })
             .await?;
+        self.record(
+            Event::new(EventKind::LoginSucceeded, now, Actor::User(user.id))
+                .user(user.id)
+                .from(address),
+        )
+        .await;
         Ok((secret, user))
     }
 
+    /// Failed logins of `name` (or from `address`) have just locked further
+    /// attempts (the server's throttle decides): `login.locked`, once per lock.
+    pub async fn login_locked(&self, name: &str, address: Option<IpAddr>) {
+        let user = self.store.user_by_name(name).await.ok().flatten();
+        let mut e = Event::new(EventKind::LoginLocked, self.now(), Actor::Nobody)
+            .from(address)
+            .detail(name);
+        e.user_id = user.map(|u| u.id);
+        self.record(e).await;
+    }
+
     /// `POST /Logout`: ends the session.
-    pub async fn logout(&self, session: &str) -> Result<()> {
+    pub async fn logout(&self, session: &str, address: Option<IpAddr>) -> Result<()> {
         let key = secret::parse(session, SecretKind::Session)
             .map_err(|_| Error::Unauthorized("not a valid session".into()))?;
-        self.store.delete_session(&key.digest).await?;
+        let user = self.store.session(&key.digest).await?.map(|s| s.user_id);
+        if self.store.delete_session(&key.digest).await? {
+            if let Some(u) = user {
+                let at = self.now();
+                self.record(
+                    Event::new(EventKind::SessionEnded, at, Actor::User(u))
+                        .user(u)
+                        .from(address),
+                )
+                .await;
+            }
+        }
         Ok(())
     }
 
@@ -401,6 +610,13 @@ impl Tessera {
         let inserted = self.store.insert_token(&token).await;
         self.checker.forget(&[id]);
         inserted?;
+        self.record(
+            caller
+                .event(EventKind::TokenCreated, now)
+                .token(id, Some(token.user_id))
+                .detail(&token.name),
+        )
+        .await;
         Ok(Issued {
             token,
             access,
@@ -466,12 +682,19 @@ impl Tessera {
         req: &TokenRequest,
     ) -> Result<TokenRecord> {
         let token = self.managed_token(caller, id).await?;
-        let changes = self.policy.plan_edit(&token, req, self.now())?;
+        let now = self.now();
+        let changes = self.policy.plan_edit(&token, req, now)?;
         let updated = self.store.update_token(&changes).await;
         self.checker.forget(&[id]);
         if !updated? {
             return Err(Error::NotFound(format!("token {} does not exist", id.0)));
         }
+        self.record(
+            caller
+                .event(EventKind::TokenEdited, now)
+                .token(id, Some(token.user_id)),
+        )
+        .await;
         self.store
             .token(id)
             .await?
@@ -487,19 +710,23 @@ impl Tessera {
         if !revoked? {
             return Err(Error::NotFound(format!("token {} does not exist", id.0)));
         }
-        self.record(EventKind::TokenRevoked, Some(id), Some(token.user_id), now)
-            .await;
+        self.record(
+            caller
+                .event(EventKind::TokenRevoked, now)
+                .token(id, Some(token.user_id)),
+        )
+        .await;
         Ok(())
     }
 
     /// RFC 7009: revokes the token whose access or refresh secret is
     /// presented. Unknown or malformed input changes nothing and is not an
     /// error (RFC 7009 §2.2).
-    pub async fn revoke_by_secret(&self, presented: &str) -> Result<()> {
+    pub async fn revoke_by_secret(&self, presented: &str, address: Option<IpAddr>) -> Result<()> {
         let now = self.now();
-        let id = if let Ok(key) = secret::parse(presented, SecretKind::Refresh) {
+        let found = if let Ok(key) = secret::parse(presented, SecretKind::Refresh) {
             match self.store.refresh_lookup(&key).await? {
-                RefreshLookup::Current(t) => Some(t.id),
+                RefreshLookup::Current(t) => Some((t.id, t.user_id)),
                 _ => None,
             }
         } else if let Ok(key) = self.checker.recognise(presented, now) {
@@ -507,16 +734,20 @@ impl Tessera {
                 .token_by_access(&key)
                 .await?
                 .filter(|t| t.access_digest == key.digest)
-                .map(|t| t.id)
+                .map(|t| (t.id, t.user_id))
         } else {
             None
         };
-        if let Some(id) = id {
+        if let Some((id, user)) = found {
             let revoked = self.store.revoke_token(id, now).await;
             self.checker.forget(&[id]);
             if revoked? {
-                self.record(EventKind::TokenRevoked, Some(id), None, now)
-                    .await;
+                self.record(
+                    Event::new(EventKind::TokenRevoked, now, Actor::Token(id))
+                        .token(id, Some(user))
+                        .from(address),
+                )
+                .await;
             }
         }
         Ok(())
@@ -532,15 +763,16 @@ impl Tessera {
     /// G seconds, losers within G seconds of the winning rotation are only
     /// refused, and the winner's new pair stays good.
     pub async fn renew(&self, access: &str, refresh: &str) -> Result<Issued> {
-        Ok(self.try_renew(access, refresh).await?)
+        Ok(self.try_renew(access, refresh, None).await?)
     }
 
-    /// As [`Tessera::renew`], telling a replay ([`RenewError::Reused`])
-    /// apart from the other refusals.
+    /// As [`Tessera::renew`] from `address`, telling a replay
+    /// ([`RenewError::Reused`]) apart from the other refusals.
     pub async fn try_renew(
         &self,
         access: &str,
         refresh: &str,
+        address: Option<IpAddr>,
     ) -> std::result::Result<Issued, RenewError> {
         let refused = |why: &str| RenewError::from(Error::Unauthorized(why.to_string()));
         let rkey = secret::parse(refresh, SecretKind::Refresh)
@@ -549,7 +781,7 @@ impl Tessera {
         let token = match self.store.refresh_lookup(&rkey).await? {
             RefreshLookup::Unknown => return Err(refused("the refresh token is not valid")),
             RefreshLookup::Spent { id, rotated_at } => {
-                return Err(self.on_spent(id, rotated_at, now).await)
+                return Err(self.on_spent(id, rotated_at, now, address).await)
             }
             RefreshLookup::Current(t) => *t,
         };
@@ -584,13 +816,21 @@ impl Tessera {
         let rotated = self.store.rotate(&rotation).await;
         self.checker.forget(&[token.id]);
         match rotated? {
-            RotateOutcome::Rotated(token) => Ok(Issued {
-                token: *token,
-                access: new_access,
-                refresh: Some(new_refresh),
-            }),
+            RotateOutcome::Rotated(token) => {
+                self.record(
+                    Event::new(EventKind::TokenRenewed, now, Actor::Token(token.id))
+                        .token(token.id, Some(token.user_id))
+                        .from(address),
+                )
+                .await;
+                Ok(Issued {
+                    token: *token,
+                    access: new_access,
+                    refresh: Some(new_refresh),
+                })
+            }
             RotateOutcome::Spent { rotated_at } => {
-                Err(self.on_spent(token.id, rotated_at, now).await)
+                Err(self.on_spent(token.id, rotated_at, now, address).await)
             }
             RotateOutcome::Unknown => Err(refused("the refresh token is not valid")),
         }
@@ -599,7 +839,13 @@ impl Tessera {
     /// A rotated-out refresh secret was presented: revoke the token and
     /// record `token.reuse_detected`, unless within the reuse grace. Returns
     /// the error to answer with.
-    async fn on_spent(&self, id: TokenId, rotated_at: Timestamp, now: Timestamp) -> RenewError {
+    async fn on_spent(
+        &self,
+        id: TokenId,
+        rotated_at: Timestamp,
+        now: Timestamp,
+        address: Option<IpAddr>,
+    ) -> RenewError {
         if !self.policy.is_replay(rotated_at, now) {
             return Error::Unauthorized("this pair was already renewed by another request".into())
                 .into();
@@ -609,35 +855,54 @@ impl Tessera {
         if let Err(e) = revoked {
             return e.into();
         }
-        let event = Event {
-            at: now,
-            kind: EventKind::ReuseDetected,
-            token_id: Some(id),
-            user_id: None,
+        // The owner, for their trail (a rare path: one more read).
+        let owner = match self.store.token(id).await {
+            Ok(t) => t.map(|t| t.user_id),
+            Err(e) => return e.into(),
         };
-        if let Err(e) = self.store.record_event(&event).await {
+        let event = Event::new(EventKind::ReuseDetected, now, Actor::Token(id))
+            .token(id, owner)
+            .from(address);
+        let stored = self.store.record_event(&event).await;
+        self.sink.recorded(&event, stored.as_ref().map(|_| ()));
+        if let Err(e) = stored {
             return e.into();
         }
         RenewError::Reused
     }
 
-    /// Records an audit event; a failure here must not undo what was done.
-    async fn record(
-        &self,
-        kind: EventKind,
-        token_id: Option<TokenId>,
-        user_id: Option<UserId>,
-        at: Timestamp,
-    ) {
-        let _ = self
-            .store
-            .record_event(&Event {
-                at,
-                kind,
-                token_id,
-                user_id,
-            })
-            .await;
+    /// Records an audit event and tells the sink; a failure here must not
+    /// undo what was done (the sink hears of it).
+    async fn record(&self, event: Event) {
+        let stored = self.store.record_event(&event).await;
+        self.sink.recorded(&event, stored.as_ref().map(|_| ()));
+    }
+
+    /// `GET /V4/AccessToken/Events`: the audit trail, newest first. A user
+    /// reads what concerns them or what they did (and those of the users
+    /// they manage, by `userId`); an admin reads everyone's.
+    pub async fn events(&self, caller: &Caller, query: &EventQuery) -> Result<Vec<LoggedEvent>> {
+        self.policy.require_session(caller.credential)?;
+        if query.limit == 0 {
+            return Err(Error::invalid("limit", "at least 1"));
+        }
+        let owner = match query.user {
+            Some(id) if id != caller.user.id && !self.policy.is_admin(&caller.user) => {
+                self.store.user_by_id(id).await?
+            }
+            _ => None,
+        };
+        let user = self
+            .policy
+            .events_filter(&caller.user, query.user, owner.as_ref())?;
+        Ok(self.store.events(&EventQuery { user, ..*query }).await?)
+    }
+
+    /// Deletes audit events older than `retention` seconds (the server calls
+    /// it with the sweep).
+    pub async fn sweep_events(&self, retention: i64) -> Result<u64> {
+        let before = self.now().saturating_sub(retention);
+        Ok(self.store.sweep_events(before).await?)
     }
 
     /// Deletes what can no longer be used: tokens revoked, or past their end
@@ -677,6 +942,11 @@ impl Tessera {
             e => e.into(),
         })?;
         self.checker.refresh_legacy_horizon().await?;
+        self.record(
+            Event::new(EventKind::LegacyImported, now, Actor::Nobody)
+                .detail(&format!("{} tokens", records.len())),
+        )
+        .await;
         Ok(records.len())
     }
 

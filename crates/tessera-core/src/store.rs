@@ -30,9 +30,10 @@ use async_trait::async_trait;
 use crate::error::StoreError;
 use crate::feed::ChangeFeed;
 use crate::model::{
-    Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp, TokenChanges,
-    TokenId, TokenRecord, User, UserId,
+    Event, EventQuery, LoggedEvent, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord,
+    Timestamp, TokenChanges, TokenId, TokenRecord, User, UserId,
 };
+use crate::secret::password::PasswordHash;
 use crate::secret::{Digest, SecretKey};
 
 /// Result of a store call.
@@ -54,6 +55,17 @@ pub trait UserStore: Send + Sync {
     /// Deletes the user, ends their sessions and revokes (at `now`) every token
     /// they own, in one operation. False when there was no such user.
     async fn delete_user(&self, id: UserId, now: Timestamp) -> StoreResult<bool>;
+
+    /// Replaces the user's password hash and ends every session of theirs
+    /// but `keep` (the one that asked, if it was theirs). False when there
+    /// is no such user. The hash is written first: a call that stops half
+    /// way leaves sessions that a retry ends.
+    async fn set_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        keep: Option<&Digest>,
+    ) -> StoreResult<bool>;
 }
 
 /// Login sessions, keyed by the digest of their secret.
@@ -145,11 +157,20 @@ pub trait TokenStore: Send + Sync {
     /// Records when tokens were last used (coalesced by the caller, off the hot path).
     async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()>;
 
-    /// Appends an audit event.
+    /// Appends an event to the audit trail, durably, with an id above
+    /// every id handed out before it.
     async fn record_event(&self, event: &Event) -> StoreResult<()>;
 
-    /// The most recent events, newest first, at most `limit`.
-    async fn recent_events(&self, limit: usize) -> StoreResult<Vec<Event>>;
+    /// The events `query` admits ([`EventQuery::admits`]), newest (highest
+    /// id) first, at most `query.limit`. A backend that cannot filter by
+    /// index may read a bounded number of events per call and answer fewer
+    /// than `limit`; it never skips one: every event it did not read has an
+    /// id below the last one it answered.
+    async fn events(&self, query: &EventQuery) -> StoreResult<Vec<LoggedEvent>>;
+
+    /// Deletes the events that happened before `before` (the audit
+    /// retention). Returns how many left.
+    async fn sweep_events(&self, before: Timestamp) -> StoreResult<u64>;
 
     /// Deletes tokens revoked, or whose `ends_at` passed, before `before`, and
     /// sessions idle since before `sessions_before`. Returns how many records left.

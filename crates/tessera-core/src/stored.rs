@@ -6,7 +6,9 @@
 
 use crate::address::IpAllowList;
 use crate::error::StoreError;
-use crate::model::{Event, EventKind, Role, TokenId, TokenRecord, User, UserId, UserKind};
+use crate::model::{
+    Actor, Event, EventKind, Role, TokenId, TokenRecord, User, UserId, UserKind, EVENT_DETAIL_MAX,
+};
 use crate::scope::Scope;
 use crate::secret::password::PasswordHash;
 use crate::secret::Digest;
@@ -78,6 +80,14 @@ pub struct StoredEvent {
     pub token_id: Option<i64>,
     /// [`Event::user_id`].
     pub user_id: Option<i64>,
+    /// [`Actor::User`]'s id.
+    pub actor_user_id: Option<i64>,
+    /// [`Actor::Token`]'s id.
+    pub actor_token_id: Option<i64>,
+    /// [`Event::address`] as text (`""`: none).
+    pub address: String,
+    /// [`Event::detail`].
+    pub detail: String,
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -216,21 +226,45 @@ impl StoredUser {
 impl StoredEvent {
     /// The columns of `e`.
     pub fn from_event(e: &Event) -> Result<Self, StoreError> {
+        let id = |n: u64| id_to_i64(n);
+        let (actor_user_id, actor_token_id) = match e.actor {
+            Actor::User(u) => (Some(id(u.0)?), None),
+            Actor::Token(t) => (None, Some(id(t.0)?)),
+            Actor::Nobody => (None, None),
+        };
         Ok(StoredEvent {
             at: e.at,
             kind: e.kind.as_str().to_string(),
-            token_id: e.token_id.map(|t| id_to_i64(t.0)).transpose()?,
-            user_id: e.user_id.map(|u| id_to_i64(u.0)).transpose()?,
+            token_id: e.token_id.map(|t| id(t.0)).transpose()?,
+            user_id: e.user_id.map(|u| id(u.0)).transpose()?,
+            actor_user_id,
+            actor_token_id,
+            address: e.address.map(|a| a.to_string()).unwrap_or_default(),
+            detail: e.detail.chars().take(EVENT_DETAIL_MAX).collect(),
         })
     }
 
-    /// Back to the model.
+    /// Back to the model; an unknown kind, an actor that is both a user
+    /// and a token, or an address that does not parse is `Corrupt`.
     pub fn into_event(self) -> Result<Event, StoreError> {
+        let actor = match (self.actor_user_id, self.actor_token_id) {
+            (Some(u), None) => Actor::User(UserId(id_from_i64(u)?)),
+            (None, Some(t)) => Actor::Token(TokenId(id_from_i64(t)?)),
+            (None, None) => Actor::Nobody,
+            (Some(_), Some(_)) => return Err(corrupt("an event has two actors")),
+        };
+        let address = match self.address.as_str() {
+            "" => None,
+            a => Some(a.parse().map_err(|_| corrupt("an event's address"))?),
+        };
         Ok(Event {
             at: self.at,
             kind: EventKind::parse(&self.kind).ok_or_else(|| corrupt("unknown event kind"))?,
+            actor,
             token_id: self.token_id.map(id_from_i64).transpose()?.map(TokenId),
             user_id: self.user_id.map(id_from_i64).transpose()?.map(UserId),
+            address,
+            detail: self.detail,
         })
     }
 }
@@ -265,6 +299,34 @@ mod tests {
         let cols = StoredToken::from_record(&t).unwrap();
         assert_eq!(cols.api_endpoints, "11:GET /Client4:/Job");
         assert_eq!(cols.into_record().unwrap(), t);
+    }
+
+    #[test]
+    fn events_round_trip_through_columns() {
+        let base = Event::new(EventKind::LoginFailed, 9, Actor::Nobody)
+            .user(UserId(2))
+            .from(Some("2001:db8::1".parse().unwrap()))
+            .detail("bob");
+        for e in [
+            base.clone(),
+            Event::new(EventKind::NewAddress, 1, Actor::Token(TokenId(4)))
+                .token(TokenId(4), Some(UserId(3))),
+            Event::new(EventKind::TokenCreated, 1, Actor::User(UserId(1)))
+                .token(TokenId(4), Some(UserId(3)))
+                .from(Some("10.0.0.1".parse().unwrap())),
+        ] {
+            let cols = StoredEvent::from_event(&e).unwrap();
+            assert_eq!(cols.into_event().unwrap(), e);
+        }
+        let mut bad = StoredEvent::from_event(&base).unwrap();
+        bad.address = "10.0.0.300".into();
+        assert!(bad.clone().into_event().is_err());
+        bad.address = String::new();
+        bad.actor_user_id = Some(1);
+        bad.actor_token_id = Some(1);
+        assert!(bad.into_event().is_err());
+        let long = Event::new(EventKind::LoginFailed, 1, Actor::Nobody).detail(&"é".repeat(300));
+        assert_eq!(long.detail.chars().count(), EVENT_DETAIL_MAX);
     }
 
     #[test]

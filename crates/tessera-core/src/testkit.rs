@@ -23,8 +23,8 @@ use crate::address::IpAllowList;
 use crate::check::{CheckError, Refusal};
 use crate::clock::{Clock, ManualClock};
 use crate::model::{
-    Event, EventKind, NewUser, RefreshLookup, Role, RotateOutcome, Rotation, SessionRecord,
-    Timestamp, TokenChanges, TokenId, TokenRecord, User, UserId, UserKind,
+    Actor, Event, EventKind, EventQuery, NewUser, RefreshLookup, Role, RotateOutcome, Rotation,
+    SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, User, UserId, UserKind,
 };
 use crate::policy::{Credential, Policy, PolicyConfig, TokenRequest};
 use crate::scope::{parse_endpoints, Scope, TokenType};
@@ -132,6 +132,8 @@ macro_rules! conformance_suite {
             expiry_at_the_boundary,
             legacy_tokens,
             last_used_events_and_sweep,
+            audit_trail_filters_pages_and_sweeps,
+            set_password_ends_other_sessions,
             deleting_a_user_stops_their_tokens,
             concurrent_renewals_have_one_winner,
             concurrent_creations_are_distinct,
@@ -723,11 +725,12 @@ pub mod cases {
             )
             .await;
         assert!(again.is_err(), "the newest refresh token is revoked too");
-        let events = store.recent_events(10).await.unwrap();
+        let events = store.events(&EventQuery::newest(10)).await.unwrap();
         assert!(
             events
                 .iter()
-                .any(|e| e.kind == EventKind::ReuseDetected && e.token_id == Some(issued.token.id)),
+                .any(|e| e.event.kind == EventKind::ReuseDetected
+                    && e.event.token_id == Some(issued.token.id)),
             "{events:?}"
         );
     }
@@ -750,7 +753,14 @@ pub mod cases {
             store.token(issued.token.id).await.unwrap(),
             Some(issued.token.clone())
         );
-        assert!(store.recent_events(10).await.unwrap().is_empty());
+        let trail = store.events(&EventQuery::newest(10)).await.unwrap();
+        assert!(
+            trail.iter().all(|e| matches!(
+                e.event.kind,
+                EventKind::UserCreated | EventKind::TokenCreated
+            )),
+            "a refused renewal records nothing: {trail:?}"
+        );
         // The real pair still renews.
         assert!(svc
             .renew(issued.access.expose(), issued.refresh.unwrap().expose())
@@ -887,6 +897,215 @@ pub mod cases {
             .is_empty());
     }
 
+    /// A new password hash replaces the old one and ends the user's
+    /// sessions but the one kept; other users' sessions stay.
+    pub async fn set_password_ends_other_sessions(store: Arc<dyn Store>) {
+        use crate::secret::password::PasswordHash;
+        let alice = user(&store, "alice", Role::User).await;
+        let bob = user(&store, "bob", Role::User).await;
+        let session = |u: &User| {
+            let store = store.clone();
+            let id = u.id;
+            async move {
+                let s = secret::generate(SecretKind::Session, None).unwrap();
+                store
+                    .create_session(SessionRecord {
+                        digest: s.digest(),
+                        user_id: id,
+                        created_at: T0,
+                        last_seen_at: T0,
+                    })
+                    .await
+                    .unwrap();
+                s.digest()
+            }
+        };
+        let (a1, a2, a3, b1) = (
+            session(&alice).await,
+            session(&alice).await,
+            session(&alice).await,
+            session(&bob).await,
+        );
+        let hash = PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$bmV3");
+        assert!(store
+            .set_password(alice.id, &hash, Some(&a2))
+            .await
+            .unwrap());
+        let stored = store.user_by_id(alice.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.password.as_ref().map(|h| h.as_phc()),
+            Some(hash.as_phc())
+        );
+        assert!(store.session(&a1).await.unwrap().is_none());
+        assert!(store.session(&a3).await.unwrap().is_none());
+        assert!(store.session(&a2).await.unwrap().is_some(), "the one kept");
+        assert!(
+            store.session(&b1).await.unwrap().is_some(),
+            "another user's"
+        );
+        assert_eq!(
+            store
+                .user_by_name("alice")
+                .await
+                .unwrap()
+                .unwrap()
+                .password
+                .map(|h| h.as_phc().to_string()),
+            Some(hash.as_phc().to_string())
+        );
+        // Without one to keep, every session ends.
+        assert!(store.set_password(alice.id, &hash, None).await.unwrap());
+        assert!(store.session(&a2).await.unwrap().is_none());
+        assert!(store.session(&b1).await.unwrap().is_some());
+        assert!(!store
+            .set_password(UserId(987_654), &hash, None)
+            .await
+            .unwrap());
+        // Bob's session may be kept only by bob: alice's call ends hers alone.
+        let a4 = session(&alice).await;
+        assert!(store
+            .set_password(alice.id, &hash, Some(&b1))
+            .await
+            .unwrap());
+        assert!(store.session(&a4).await.unwrap().is_none());
+        assert!(store.session(&b1).await.unwrap().is_some());
+    }
+
+    /// The audit trail: ids increasing, newest first, filtered by user
+    /// (concerned or acting), token and time, paged by id, swept by time;
+    /// every field comes back as written.
+    pub async fn audit_trail_filters_pages_and_sweeps(store: Arc<dyn Store>) {
+        let (alice, bob, admin) = (UserId(11), UserId(12), UserId(1));
+        let (t1, t2) = (TokenId(21), TokenId(22));
+        let ip: std::net::IpAddr = "2001:db8::7".parse().unwrap();
+        let written = [
+            Event::new(EventKind::LoginFailed, T0, Actor::Nobody)
+                .from(Some(ip))
+                .detail("alice"),
+            Event::new(EventKind::LoginSucceeded, T0 + 1, Actor::User(alice)).user(alice),
+            Event::new(EventKind::TokenCreated, T0 + 2, Actor::User(alice)).token(t1, Some(alice)),
+            Event::new(EventKind::TokenCreated, T0 + 3, Actor::User(admin)).token(t2, Some(bob)),
+            Event::new(EventKind::NewAddress, T0 + 4, Actor::Token(t1))
+                .token(t1, Some(alice))
+                .from(Some("10.1.2.3".parse().unwrap())),
+            Event::new(EventKind::TokenRevoked, T0 + 5, Actor::User(admin)).token(t1, Some(alice)),
+            Event::new(EventKind::UserDeleted, T0 + 6, Actor::User(admin)).user(bob),
+        ];
+        for e in &written {
+            store.record_event(e).await.unwrap();
+        }
+        let all = store.events(&EventQuery::newest(100)).await.unwrap();
+        let kinds: Vec<_> = all.iter().map(|e| e.event.clone()).collect();
+        let mut expected = written.to_vec();
+        expected.reverse();
+        assert_eq!(kinds, expected, "newest first, every field as written");
+        assert!(
+            all.windows(2).all(|w| w[0].id > w[1].id),
+            "ids decrease down the page"
+        );
+        let read = |q: EventQuery| {
+            let store = store.clone();
+            async move {
+                // Pages may be short on some backends: follow them to the end.
+                let mut out = Vec::new();
+                let mut q = q;
+                loop {
+                    let page = store.events(&q).await.unwrap();
+                    let Some(last) = page.last() else { break };
+                    q.before = Some(last.id);
+                    out.extend(page.into_iter().map(|e| e.event.at - T0));
+                    if out.len() >= 100 {
+                        break;
+                    }
+                }
+                out
+            }
+        };
+        let q = EventQuery::newest(100);
+        assert_eq!(
+            read(EventQuery {
+                user: Some(alice),
+                ..q
+            })
+            .await,
+            [5, 4, 2, 1],
+            "alice's: concerning her or done by her"
+        );
+        assert_eq!(
+            read(EventQuery {
+                user: Some(admin),
+                ..q
+            })
+            .await,
+            [6, 5, 3],
+            "the admin's: what they did"
+        );
+        assert_eq!(
+            read(EventQuery {
+                token: Some(t1),
+                ..q
+            })
+            .await,
+            [5, 4, 2]
+        );
+        assert_eq!(
+            read(EventQuery {
+                user: Some(bob),
+                token: Some(t2),
+                ..q
+            })
+            .await,
+            [3]
+        );
+        assert_eq!(
+            read(EventQuery {
+                since: Some(T0 + 4),
+                ..q
+            })
+            .await,
+            [6, 5, 4]
+        );
+        assert!(read(EventQuery {
+            user: Some(UserId(99)),
+            ..q
+        })
+        .await
+        .is_empty());
+        // Paging: two at a time, nothing skipped or repeated.
+        let mut pages = Vec::new();
+        let mut page_q = EventQuery::newest(2);
+        loop {
+            let page = store.events(&page_q).await.unwrap();
+            assert!(page.len() <= 2);
+            let Some(last) = page.last() else { break };
+            page_q.before = Some(last.id);
+            pages.extend(page.iter().map(|e| e.event.at - T0));
+        }
+        assert_eq!(pages, [6, 5, 4, 3, 2, 1, 0]);
+        // The sweep: before T0+3 goes, at T0+3 stays (the boundary).
+        assert_eq!(store.sweep_events(T0 + 3).await.unwrap(), 3);
+        assert_eq!(read(q).await, [6, 5, 4, 3]);
+        assert_eq!(store.sweep_events(T0 + 3).await.unwrap(), 0);
+        assert_eq!(
+            read(EventQuery {
+                token: Some(t1),
+                ..q
+            })
+            .await,
+            [5, 4]
+        );
+        // New events go on above every id handed out.
+        store
+            .record_event(
+                &Event::new(EventKind::SessionEnded, T0 + 7, Actor::User(alice)).user(alice),
+            )
+            .await
+            .unwrap();
+        let newest = store.events(&EventQuery::newest(1)).await.unwrap();
+        assert_eq!(newest[0].event.kind, EventKind::SessionEnded);
+        assert!(newest[0].id > all[0].id);
+    }
+
     /// Last-used times, audit events, and the sweep of dead records.
     pub async fn last_used_events_and_sweep(store: Arc<dyn Store>) {
         let u = user(&store, "alice", Role::User).await;
@@ -947,30 +1166,6 @@ pub mod cases {
             store.token(t3.id).await.unwrap().unwrap().last_used_at,
             Some(T0 + 150)
         );
-
-        for (i, kind) in [
-            EventKind::TokenRevoked,
-            EventKind::ReuseDetected,
-            EventKind::UserDeleted,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            store
-                .record_event(&Event {
-                    at: T0 + i as i64,
-                    kind,
-                    token_id: Some(t1.id),
-                    user_id: Some(u.id),
-                })
-                .await
-                .unwrap();
-        }
-        let events = store.recent_events(2).await.unwrap();
-        assert_eq!(events.len(), 2);
-        assert_eq!(events[0].kind, EventKind::UserDeleted, "newest first");
-        assert_eq!(events[1].kind, EventKind::ReuseDetected);
-        assert_eq!(events[0].token_id, Some(t1.id));
 
         // Sweep: t1 revoked at T0+100; t2 (SCIM) ends at T0+200; t3 lives on.
         let (t3, _, _) = new_token(&store, &u, TokenType::ALL).await;
@@ -1055,6 +1250,7 @@ pub mod cases {
         let bob_caller = Caller {
             user: bob.clone(),
             credential: Credential::Session,
+            address: None,
         };
         let t1 = svc
             .create_token(&bob_caller, None, &TokenRequest::named("a"))
@@ -1292,6 +1488,7 @@ pub async fn service(store: &Arc<dyn Store>) -> (Tessera, Arc<ManualClock>, Call
     let caller = Caller {
         user: admin,
         credential: Credential::Session,
+        address: None,
     };
     (svc, clock, caller)
 }
@@ -1334,8 +1531,8 @@ mod down {
 
     use super::DownStore;
     use crate::model::{
-        Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp,
-        TokenChanges, TokenId, TokenRecord, User, UserId,
+        Event, EventQuery, LoggedEvent, NewUser, RefreshLookup, RotateOutcome, Rotation,
+        SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, User, UserId,
     };
     use crate::secret::{Digest, SecretKey};
     use crate::store::{SessionStore, Store, StoreResult, TokenStore, UserStore};
@@ -1363,6 +1560,14 @@ mod down {
             down()
         }
         async fn delete_user(&self, _: UserId, _: Timestamp) -> StoreResult<bool> {
+            down()
+        }
+        async fn set_password(
+            &self,
+            _: UserId,
+            _: &crate::secret::password::PasswordHash,
+            _: Option<&Digest>,
+        ) -> StoreResult<bool> {
             down()
         }
     }
@@ -1424,7 +1629,10 @@ mod down {
         async fn record_event(&self, _: &Event) -> StoreResult<()> {
             down()
         }
-        async fn recent_events(&self, _: usize) -> StoreResult<Vec<Event>> {
+        async fn events(&self, _: &EventQuery) -> StoreResult<Vec<LoggedEvent>> {
+            down()
+        }
+        async fn sweep_events(&self, _: Timestamp) -> StoreResult<u64> {
             down()
         }
         async fn sweep(&self, _: Timestamp, _: Timestamp) -> StoreResult<u64> {

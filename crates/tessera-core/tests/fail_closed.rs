@@ -47,6 +47,7 @@ async fn a_down_store_fails_closed() {
             created_at: 0,
         },
         credential: Credential::Session,
+        address: None,
     };
     let refresh = secret::generate(SecretKind::Refresh, Some(TokenId(1))).unwrap();
     let session = secret::generate(SecretKind::Session, None).unwrap();
@@ -60,7 +61,7 @@ async fn a_down_store_fails_closed() {
         svc.login("admin", "pw").await.map(|_| ()),
         svc.session_user(session.expose()).await.map(|_| ()),
         svc.list_users(&caller).await.map(|_| ()),
-        svc.revoke_by_secret(good.expose()).await,
+        svc.revoke_by_secret(good.expose(), None).await,
     ];
     for r in results {
         assert!(matches!(r, Err(Error::Unavailable(_))), "{r:?}");

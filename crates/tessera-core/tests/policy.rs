@@ -38,6 +38,7 @@ async fn world() -> World {
     let session = |user| Caller {
         user,
         credential: Credential::Session,
+        address: None,
     };
     World {
         svc,
@@ -603,6 +604,7 @@ async fn tokens_are_created_for_oneself_or_an_owned_service_account() {
     let token_caller = Caller {
         user: w.alice.user.clone(),
         credential: Credential::AccessToken,
+        address: None,
     };
     for e in [
         w.svc
@@ -625,6 +627,7 @@ async fn users_manage_their_own_tokens_and_admins_anyones() {
     let bob = Caller {
         user: bob,
         credential: Credential::Session,
+        address: None,
     };
     let t = w.svc.create_token(&w.alice, None, &req(2)).await.unwrap();
     // Bob can neither list, edit nor revoke Alice's tokens; he learns nothing of them.
@@ -704,7 +707,7 @@ async fn sessions_slide_and_expire_after_30_idle_minutes() {
         "idle 30 minutes: gone"
     );
     let (s2, _) = w.svc.login("alice", "pw").await.unwrap();
-    w.svc.logout(s2.expose()).await.unwrap();
+    w.svc.logout(s2.expose(), None).await.unwrap();
     assert!(w.svc.session_user(s2.expose()).await.is_err());
 }
 

@@ -49,6 +49,7 @@ async fn debug_of_every_secret_holding_type_shows_no_secret() {
     let caller = Caller {
         user: admin.clone(),
         credential: Credential::Session,
+        address: None,
     };
     let issued = svc
         .create_token(&caller, None, &TokenRequest::named("t"))

@@ -231,23 +231,34 @@ pub(crate) fn decode_session(
     }))
 }
 
-/// An event as one list element: `<at> <kind> <token id or -> <user id or ->`.
+/// An event as one hash value: `<at> <kind> <token id> <user id> <actor
+/// user id> <actor token id> <address> <detail>`, `-` for an absent id or
+/// address; the detail is last, so it may hold spaces.
 pub(crate) fn encode_event(e: &Event) -> Result<String, StoreError> {
     let e = StoredEvent::from_event(e)?;
     let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let address = if e.address.is_empty() {
+        "-"
+    } else {
+        &e.address
+    };
     Ok(format!(
-        "{} {} {} {}",
+        "{} {} {} {} {} {} {} {}",
         e.at,
         e.kind,
         opt(e.token_id),
-        opt(e.user_id)
+        opt(e.user_id),
+        opt(e.actor_user_id),
+        opt(e.actor_token_id),
+        address,
+        e.detail
     ))
 }
 
 /// Reads an event written by [`encode_event`].
 pub(crate) fn decode_event(s: &str) -> Result<Event, StoreError> {
-    let parts: Vec<&str> = s.split(' ').collect();
-    let [at, kind, token, user] = parts.as_slice() else {
+    let parts: Vec<&str> = s.splitn(8, ' ').collect();
+    let [at, kind, token, user, actor_user, actor_token, address, detail] = parts.as_slice() else {
         return Err(corrupt("event is malformed"));
     };
     let opt = |v: &str| -> Result<Option<i64>, StoreError> {
@@ -262,6 +273,14 @@ pub(crate) fn decode_event(s: &str) -> Result<Event, StoreError> {
         kind: (*kind).to_string(),
         token_id: opt(token)?,
         user_id: opt(user)?,
+        actor_user_id: opt(actor_user)?,
+        actor_token_id: opt(actor_token)?,
+        address: if *address == "-" {
+            String::new()
+        } else {
+            (*address).to_string()
+        },
+        detail: (*detail).to_string(),
     }
     .into_event()
 }
@@ -269,18 +288,21 @@ pub(crate) fn decode_event(s: &str) -> Result<Event, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_core::model::{EventKind, TokenId};
+    use tessera_core::model::{Actor, EventKind, TokenId};
 
     #[test]
     fn events_round_trip() {
-        let e = Event {
-            at: -5,
-            kind: EventKind::ReuseDetected,
-            token_id: Some(TokenId(7)),
-            user_id: None,
-        };
-        assert_eq!(decode_event(&encode_event(&e).unwrap()).unwrap(), e);
+        let e = Event::new(EventKind::ReuseDetected, -5, Actor::Token(TokenId(7)))
+            .token(TokenId(7), None);
+        let spaced = Event::new(EventKind::LoginFailed, 1, Actor::Nobody)
+            .user(UserId(3))
+            .from(Some("::1".parse().unwrap()))
+            .detail(" a name  with spaces ");
+        for e in [e, spaced] {
+            assert_eq!(decode_event(&encode_event(&e).unwrap()).unwrap(), e);
+        }
         assert!(decode_event("1 token.revoked 2").is_err());
-        assert!(decode_event("1 nope - -").is_err());
+        assert!(decode_event("1 nope - - - - - ").is_err());
+        assert!(decode_event("1 login.failed - - - - 10.0.0.999 ").is_err());
     }
 }

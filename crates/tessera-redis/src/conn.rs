@@ -116,12 +116,6 @@ impl<'s> Batch<'s> {
         b
     }
 
-    /// Makes the batch a `MULTI`/`EXEC` transaction (its keys must share one slot).
-    pub(crate) fn atomic(&mut self) -> &mut Self {
-        self.pipe.atomic();
-        self
-    }
-
     /// Adds a command whose first argument after its name is its key.
     pub(crate) fn add(&mut self, cmd: Cmd) -> &mut Self {
         self.pipe.add_command(cmd);

@@ -31,7 +31,12 @@
 //! | `P{u<uid>}:sessions` | set | the user's session digests | never (pruned by the sweep) |
 //! | `Ptoken-id` | string | last token id handed out (`INCR`) | never |
 //! | `Plegacy-horizon` | sorted set | unrevoked legacy token id → access expiry | never (pruned) |
-//! | `Pevents` | list | audit events, newest first, capped at [`EVENTS_KEPT`] | never |
+//! | `P{events}:next` | string | last event id handed out (`INCR`) | never |
+//! | `P{events}:body` | hash | event id → the event (`codec::encode_event`) | never (swept) |
+//! | `P{events}:ids` | sorted set | the audit trail: event ids, score = id | never (swept) |
+//! | `P{events}:at` | sorted set | event ids, score = the event's time (the retention sweep) | never (swept) |
+//! | `P{events}:u:<uid>` | sorted set | ids of the events that concern user `<uid>` or that they did | never (swept) |
+//! | `P{events}:t:<id>` | sorted set | ids of the events that concern token `<id>` | never (swept) |
 //! | `Pchanges` | pub/sub channel (not a key) | the change stream: `t:<id>,<id>…`, `all`, `b:<beat>` | — |
 //!
 //! Token record fields: `id`, `user`, `uname`, `name`, `type` (the wire
@@ -87,6 +92,14 @@
 //!   retry redoes what is left; revocation and deletion are idempotent. A
 //!   token inserted for the user *while* they are being deleted may survive
 //!   (the core checks the owner exists just before creating one).
+//! * `set_password` writes the hash first (one script in the `{users}`
+//!   slot), then ends the user's other sessions as `delete_user` does; a
+//!   call that stops half way leaves sessions a retry ends.
+//! * The audit trail lives in one slot, `{events}`: `record_event` is one
+//!   script (body, trail, times and the user and token indexes, all or
+//!   nothing); a read walks the narrowest index a page of ids at a time and
+//!   filters what it holds beyond the query; `sweep_events` reads the oldest
+//!   ids by time and removes them from every index their events name.
 //! * `tokens_of_user`, `list_users` and `sweep` read across slots (allowed
 //!   by CONTRACT §8); `legacy_horizon` reads one key.
 //!
@@ -164,9 +177,6 @@ use crate::conn::{Batch, Conn, Order};
 use crate::feed::Feed;
 use crate::scripts::Scripts;
 use crate::target::Target;
-
-/// How many audit events the capped list keeps (older ones are trimmed).
-pub const EVENTS_KEPT: usize = 10_000;
 
 /// Where and how to reach Redis.
 #[derive(Clone, PartialEq, Eq)]
@@ -614,9 +624,29 @@ impl Keys {
     fn horizon(&self) -> String {
         format!("{}legacy-horizon", self.prefix)
     }
-    /// The event list.
-    fn events(&self) -> String {
-        format!("{}events", self.prefix)
+    /// The audit trail's id counter.
+    fn event_counter(&self) -> String {
+        format!("{}{{events}}:next", self.prefix)
+    }
+    /// The audit trail's bodies: event id → encoded event.
+    fn event_bodies(&self) -> String {
+        format!("{}{{events}}:body", self.prefix)
+    }
+    /// The whole trail: event ids, scored by id.
+    fn event_ids(&self) -> String {
+        format!("{}{{events}}:ids", self.prefix)
+    }
+    /// Event ids scored by their time, for the retention sweep.
+    fn event_times(&self) -> String {
+        format!("{}{{events}}:at", self.prefix)
+    }
+    /// The ids of the events that concern a user or that they did.
+    fn user_events(&self, id: UserId) -> String {
+        format!("{}{{events}}:u:{}", self.prefix, id.0)
+    }
+    /// The ids of the events that concern a token.
+    fn token_events(&self, id: TokenId) -> String {
+        format!("{}{{events}}:t:{}", self.prefix, id.0)
     }
     /// The change stream's pub/sub channel (a channel, not a key). The one
     /// place it is named.

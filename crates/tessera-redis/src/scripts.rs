@@ -416,6 +416,14 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 "#;
 
+/// KEYS: the user. ARGV: the new password hash. Reply: 1, or 0 when there
+/// is no such user (nothing written).
+const SET_PASSWORD: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'pw', ARGV[1])
+return 1
+"#;
+
 /// Every script, compiled once per store (a `Script` knows its SHA-1 and
 /// loads itself on `NOSCRIPT`).
 pub(crate) struct Scripts {
@@ -463,6 +471,12 @@ pub(crate) struct Scripts {
     pub commit_import: Script,
     /// See [`FINISH_IMPORT`].
     pub finish_import: Script,
+    /// See [`SET_PASSWORD`].
+    pub set_password: Script,
+    /// See [`RECORD_EVENT`].
+    pub record_event: Script,
+    /// See [`SWEEP_EVENTS`].
+    pub sweep_events: Script,
     /// The source of [`BEAT_CLUSTER`] with the prelude: sent with `EVAL` to
     /// every master (a master that lost its script cache still runs it).
     pub beat_cluster: String,
@@ -512,10 +526,36 @@ impl Scripts {
             publish_legacy: with(PUBLISH_LEGACY),
             commit_import: Script::new(COMMIT_IMPORT),
             finish_import: Script::new(FINISH_IMPORT),
+            set_password: Script::new(SET_PASSWORD),
+            record_event: Script::new(RECORD_EVENT),
+            sweep_events: Script::new(SWEEP_EVENTS),
             beat_cluster: format!("{head}{BEAT_CLUSTER}"),
         }
     }
 }
+
+/// Appends an event to the audit trail, every key in the `{events}` slot.
+/// KEYS: the id counter, the bodies (hash), the trail (sorted set by id),
+/// the times (sorted set by `at`), then the indexes of the users and the
+/// token it concerns (sorted sets by id). ARGV: the encoded event, its
+/// `at`. Returns the new id.
+const RECORD_EVENT: &str = r#"
+local id = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], id, ARGV[1])
+redis.call('ZADD', KEYS[3], id, id)
+redis.call('ZADD', KEYS[4], ARGV[2], id)
+for i = 5, #KEYS do redis.call('ZADD', KEYS[i], id, id) end
+return id
+"#;
+
+/// Removes events from the trail. KEYS: the bodies, the trail, the times,
+/// then every index an event of ARGV may be in. ARGV: the ids. Returns how
+/// many bodies left.
+const SWEEP_EVENTS: &str = r#"
+local gone = redis.call('HDEL', KEYS[1], unpack(ARGV))
+for i = 2, #KEYS do redis.call('ZREM', KEYS[i], unpack(ARGV)) end
+return gone
+"#;
 
 /// `text` as a Lua string literal: every byte as a decimal escape, so that
 /// no prefix (quotes, backslashes, newlines) can end the literal.

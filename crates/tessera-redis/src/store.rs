@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use redis::{Script, Value};
 use tessera_core::feed::{ChangeFeed, ChangeStream};
 use tessera_core::model::{
-    Event, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord, Timestamp, TokenChanges,
-    TokenId, TokenRecord, User, UserId,
+    Event, EventId, EventQuery, LoggedEvent, NewUser, RefreshLookup, RotateOutcome, Rotation,
+    SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, User, UserId,
 };
+use tessera_core::secret::password::PasswordHash;
 use tessera_core::secret::{Digest, SecretKey};
 use tessera_core::store::{SessionStore, Store, StoreResult, TokenStore, UserStore};
 use tessera_core::StoreError;
@@ -19,7 +20,7 @@ use crate::codec::{
     TOKEN_FIELDS, USER_FIELDS,
 };
 use crate::conn::{Batch, Order};
-use crate::{Loc, RedisStore, EVENTS_KEPT};
+use crate::{Loc, RedisStore};
 
 /// What a by-id script said, and where the record was.
 struct ById {
@@ -31,10 +32,57 @@ struct ById {
     loc: Loc,
 }
 
+/// Event ids read per round trip of a page of the trail or of its sweep.
+const EVENTS_PAGE: usize = 500;
+
+/// How far apart in time (seconds) the nodes writing the trail may be:
+/// reading down a trail for events since T, one older than T by this much
+/// ends the read.
+const EVENT_CLOCK_SLACK: i64 = 3600;
+
 /// Uses written by one pipeline of [`TokenStore::record_last_used`].
 const LAST_USED_PIPELINE: usize = 500;
 
 impl RedisStore {
+    /// A batch that ends the sessions of `user` named by `digests` (hex),
+    /// one script each (each checks the owner), in order, so that the
+    /// caller may queue the index's update after them.
+    fn ending_sessions(&self, user: UserId, digests: &[String]) -> Batch<'_> {
+        let mut p = Self::pipe_with(Order::InOrder, &[&self.scripts.delete_session]);
+        for hex in digests {
+            if let Some(d) = Digest::from_hex(hex) {
+                let mut inv = self.scripts.delete_session.prepare_invoke();
+                inv.key(self.keys.session(&d)).arg(user.0);
+                p.invoke(&self.scripts.delete_session, &inv).ignore();
+            }
+        }
+        p
+    }
+
+    /// The bodies of these events (`None` for one swept meanwhile).
+    async fn event_bodies_of<T: redis::ToRedisArgs + Send + Sync>(
+        &self,
+        ids: &[T],
+    ) -> StoreResult<Vec<Option<String>>> {
+        texts(
+            self.cmd(redis::cmd("HMGET").arg(self.keys.event_bodies()).arg(ids))
+                .await?,
+        )
+    }
+
+    /// The indexes an event is kept in besides the whole trail: the users
+    /// it concerns or who did it, and the token it concerns.
+    fn event_indexes(&self, e: &Event) -> Vec<String> {
+        let mut users: Vec<UserId> = e.user_id.into_iter().chain(e.actor_user()).collect();
+        users.dedup();
+        let mut keys: Vec<String> = users
+            .into_iter()
+            .map(|u| self.keys.user_events(u))
+            .collect();
+        keys.extend(e.token_id.map(|t| self.keys.token_events(t)));
+        keys
+    }
+
     /// Writes the last-used times of `uses` in one pipeline (and a second
     /// for legacy tokens, reached through their pointer).
     async fn last_used_chunk(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
@@ -394,14 +442,7 @@ impl UserStore for RedisStore {
         let sessions_key = self.keys.user_sessions(id);
         let digests = self.set_members(sessions_key.clone()).await?;
         // In order: the set goes only after every session it names.
-        let mut p = Self::pipe_with(Order::InOrder, &[&self.scripts.delete_session]);
-        for hex in &digests {
-            if let Some(d) = Digest::from_hex(hex) {
-                let mut inv = self.scripts.delete_session.prepare_invoke();
-                inv.key(self.keys.session(&d)).arg(id.0);
-                p.invoke(&self.scripts.delete_session, &inv).ignore();
-            }
-        }
+        let mut p = self.ending_sessions(id, &digests);
         p.cmd("DEL", &sessions_key).ignore();
         self.pipe(&p).await?;
         // 3. The user, last.
@@ -411,6 +452,38 @@ impl UserStore for RedisStore {
             .key(self.keys.users_all())
             .arg(id.0);
         Ok(matches!(self.script(&inv).await?, Value::Int(1)))
+    }
+
+    async fn set_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        keep: Option<&Digest>,
+    ) -> StoreResult<bool> {
+        // The hash first (the `{users}` slot), then the sessions, each in
+        // its own slot: a call that stops half way leaves sessions that a
+        // retry ends, never a password that did not change.
+        let mut inv = self.scripts.set_password.prepare_invoke();
+        inv.key(self.keys.user(id)).arg(hash.as_phc());
+        if !matches!(self.script(&inv).await?, Value::Int(1)) {
+            return Ok(false);
+        }
+        let sessions_key = self.keys.user_sessions(id);
+        let kept = keep.map(Digest::to_hex);
+        let ending: Vec<String> = self
+            .set_members(sessions_key.clone())
+            .await?
+            .into_iter()
+            .filter(|hex| Some(hex) != kept.as_ref())
+            .collect();
+        if ending.is_empty() {
+            return Ok(true);
+        }
+        // In order: an index entry goes only after its session.
+        let mut p = self.ending_sessions(id, &ending);
+        p.cmd("SREM", &sessions_key).arg(&ending).ignore();
+        self.pipe(&p).await?;
+        Ok(true)
     }
 }
 
@@ -838,36 +911,127 @@ impl TokenStore for RedisStore {
     }
 
     async fn record_event(&self, event: &Event) -> StoreResult<()> {
-        // One key: one slot, so a transaction on a Cluster too.
-        let mut p = Batch::new(Order::InOrder);
-        p.atomic()
-            .cmd("LPUSH", self.keys.events())
-            .arg(codec::encode_event(event)?)
-            .ignore()
-            .cmd("LTRIM", self.keys.events())
-            .arg(0)
-            .arg(EVENTS_KEPT - 1)
-            .ignore();
-        self.pipe(&p).await.map(drop)
+        // One script on the `{events}` slot: the body, the trail, the
+        // times and the indexes, all or nothing.
+        let mut inv = self.scripts.record_event.prepare_invoke();
+        inv.key(self.keys.event_counter())
+            .key(self.keys.event_bodies())
+            .key(self.keys.event_ids())
+            .key(self.keys.event_times());
+        for key in self.event_indexes(event) {
+            inv.key(key);
+        }
+        inv.arg(codec::encode_event(event)?).arg(event.at);
+        self.script(&inv).await.map(drop)
     }
 
-    async fn recent_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
-        if limit == 0 {
-            return Ok(Vec::new());
+    async fn events(&self, query: &EventQuery) -> StoreResult<Vec<LoggedEvent>> {
+        // The narrowest index that holds every event the query admits; what
+        // it holds beyond them (a user's events of other tokens, older
+        // ones) is filtered here, a page of ids at a time.
+        let index = match (query.token, query.user) {
+            (Some(t), _) => self.keys.token_events(t),
+            (None, Some(u)) => self.keys.user_events(u),
+            (None, None) => self.keys.event_ids(),
+        };
+        let step = query.limit.clamp(1, EVENTS_PAGE);
+        let mut below = query
+            .before
+            .map_or("+inf".to_string(), |b| format!("({}", b.0));
+        let mut out = Vec::new();
+        loop {
+            let v = self
+                .cmd(
+                    redis::cmd("ZRANGE")
+                        .arg(&index)
+                        .arg(&below)
+                        .arg("-inf")
+                        .arg("BYSCORE")
+                        .arg("REV")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(step),
+                )
+                .await?;
+            let ids: Vec<u64> = array(v)?
+                .into_iter()
+                .map(|v| int(&required(v, "event id")?, "event id"))
+                .collect::<StoreResult<_>>()?;
+            let Some(last) = ids.last() else {
+                return Ok(out);
+            };
+            below = format!("({last}");
+            let bodies = self.event_bodies_of(&ids).await?;
+            let mut older = false;
+            for (id, body) in ids.iter().zip(bodies) {
+                // A body swept since its id was read: gone, not corrupt.
+                let Some(body) = body else { continue };
+                let e = LoggedEvent {
+                    id: EventId(*id),
+                    event: codec::decode_event(&body)?,
+                };
+                older |= query
+                    .since
+                    .is_some_and(|s| e.event.at < s.saturating_sub(EVENT_CLOCK_SLACK));
+                if query.admits(e.id, &e.event) {
+                    out.push(e);
+                    if out.len() == query.limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            // Ids grow with time (up to the nodes' clocks' disagreement):
+            // past `since` by the slack, nothing further down is admitted.
+            if older || ids.len() < step {
+                return Ok(out);
+            }
         }
-        let last = limit.min(EVENTS_KEPT) - 1;
-        let v = self
-            .cmd(
-                redis::cmd("LRANGE")
-                    .arg(self.keys.events())
-                    .arg(0)
-                    .arg(last),
-            )
-            .await?;
-        array(v)?
-            .into_iter()
-            .map(|e| codec::decode_event(&required(e, "event")?))
-            .collect()
+    }
+
+    async fn sweep_events(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut removed = 0;
+        loop {
+            let v = self
+                .cmd(
+                    redis::cmd("ZRANGE")
+                        .arg(self.keys.event_times())
+                        .arg("-inf")
+                        .arg(format!("({before}"))
+                        .arg("BYSCORE")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(EVENTS_PAGE),
+                )
+                .await?;
+            let ids: Vec<String> = array(v)?
+                .into_iter()
+                .map(|v| required(v, "event id"))
+                .collect::<StoreResult<_>>()?;
+            if ids.is_empty() {
+                return Ok(removed);
+            }
+            let bodies = self.event_bodies_of(&ids).await?;
+            // Every index the events are in, read from the events themselves.
+            let mut keys = std::collections::BTreeSet::new();
+            for body in bodies.into_iter().flatten() {
+                keys.extend(self.event_indexes(&codec::decode_event(&body)?));
+            }
+            let mut inv = self.scripts.sweep_events.prepare_invoke();
+            inv.key(self.keys.event_bodies())
+                .key(self.keys.event_ids())
+                .key(self.keys.event_times());
+            for key in keys {
+                inv.key(key);
+            }
+            for id in &ids {
+                inv.arg(id);
+            }
+            let gone: u64 = int(&required(self.script(&inv).await?, "swept")?, "swept")?;
+            removed += gone;
+            if ids.len() < EVENTS_PAGE {
+                return Ok(removed);
+            }
+        }
     }
 
     async fn sweep(&self, before: Timestamp, sessions_before: Timestamp) -> StoreResult<u64> {

@@ -97,6 +97,15 @@ pub async fn forward_auth(app: &App, req: Asked<'_>) -> Response {
                 "x-tessera-token-id",
                 HeaderValue::from(allowed.token_id().0),
             );
+            // When it lapses, for a proxy to pass on to the client (as
+            // GitHub's token-expiration header does).
+            headers.insert(
+                "x-tessera-token-expires",
+                HeaderValue::from(allowed.expires_at()),
+            );
+            if let Some(until) = allowed.renewable_until() {
+                headers.insert("x-tessera-renewable-until", HeaderValue::from(until));
+            }
             r
         }
         Err(e) => {

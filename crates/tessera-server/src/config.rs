@@ -43,6 +43,9 @@ pub enum Command {
 pub enum UserCommand {
     /// Add a person; the password comes from TESSERA_PASSWORD or one line of standard input.
     Add(UserAddArgs),
+    /// Set a person's password (every session of theirs ends); the password
+    /// comes from TESSERA_PASSWORD or one line of standard input.
+    Passwd(UserPasswdArgs),
 }
 
 /// Which store, and how patiently to talk to it.
@@ -157,6 +160,10 @@ pub struct ServeArgs {
     /// last-used tracking off.
     #[arg(long, env = "TESSERA_LAST_USED_FLUSH", default_value = "10s", value_parser = parse_duration)]
     pub last_used_flush: Duration,
+    /// How long audit events are kept (`GET /V4/AccessToken/Events`);
+    /// older ones are swept with the dead records.
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
     /// How often dead records are swept.
     #[arg(long, env = "TESSERA_SWEEP_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub sweep_interval: Duration,
@@ -295,6 +302,16 @@ pub struct UserAddArgs {
     /// Make the user an admin.
     #[arg(long)]
     pub admin: bool,
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `tessera user passwd`.
+#[derive(Debug, Args)]
+pub struct UserPasswdArgs {
+    /// The user's name.
+    pub name: String,
     /// The store.
     #[command(flatten)]
     pub store: StoreArgs,

@@ -214,15 +214,22 @@ pub fn check_error(e: CheckError) -> ApiError {
 /// scope allows this very request.
 pub async fn caller(app: &App, req: &Request) -> Result<Caller, ApiError> {
     match presented(&req.headers) {
-        Presented::Session(s) => Ok(Caller {
-            user: app.svc.session_user(&s).await?,
-            credential: Credential::Session,
-        }),
+        Presented::Session(s) => {
+            // The address the trail records: unreadable forwarding is a
+            // refusal here as at the check, never a guess.
+            let address = client(app, req)?;
+            Ok(Caller {
+                user: app.svc.session_user(&s).await?,
+                credential: Credential::Session,
+                address: Some(address),
+            })
+        }
         Presented::Access(t) => {
+            let address = client(app, req)?;
             let allowed = app
                 .svc
                 .checker()
-                .check(&t, req.method.as_str(), &req.raw_path, client(app, req)?)
+                .check(&t, req.method.as_str(), &req.raw_path, address)
                 .await
                 .map_err(check_error)?;
             let user = app
@@ -237,6 +244,7 @@ pub async fn caller(app: &App, req: &Request) -> Result<Caller, ApiError> {
             Ok(Caller {
                 user,
                 credential: Credential::AccessToken,
+                address: Some(address),
             })
         }
         Presented::None => Err(CoreError::Unauthorized(

@@ -126,6 +126,7 @@ mod tests {
         let caller = Caller {
             user: admin,
             credential: Credential::Session,
+            address: None,
         };
         let req = TokenRequest {
             token_type: Some(4),

@@ -300,6 +300,7 @@ mod tests {
         let caller = Caller {
             user: admin,
             credential: Credential::Session,
+            address: None,
         };
         let all = svc
             .create_token(&caller, None, &TokenRequest::named("all"))

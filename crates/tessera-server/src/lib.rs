@@ -30,6 +30,7 @@
 compile_error!("Tessera needs a storage backend: build with --features sqlite, postgres or redis (sqlite is the default).");
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 mod check;
 pub mod config;
@@ -80,7 +81,8 @@ pub async fn run(
 }
 
 /// Background upkeep while serving: the sweep of dead records every
-/// `sweep_every` (keeping them listable for `retention` seconds), a refresh
+/// `sweep_every` (keeping them listable for `retention` seconds, and audit
+/// events for `audit_retention`), a refresh
 /// of the legacy horizon every 30 s (another node may import), and the
 /// coalesced last-used times written every `usage_every` (never on the
 /// request path; `None`: tracking is off, nothing to write).
@@ -88,6 +90,7 @@ pub fn spawn_upkeep(
     svc: Arc<Tessera>,
     sweep_every: Duration,
     retention: i64,
+    audit_retention: i64,
     usage_every: Option<Duration>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -106,11 +109,18 @@ pub fn spawn_upkeep(
                         tracing::warn!(error = %e, "writing last-used times failed");
                     }
                 }
-                _ = sweep.tick() => match svc.sweep(retention).await {
-                    Ok(n) if n > 0 => tracing::info!(removed = n, "sweep"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "sweep failed"),
-                },
+                _ = sweep.tick() => {
+                    match svc.sweep(retention).await {
+                        Ok(n) if n > 0 => tracing::info!(removed = n, "sweep"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "sweep failed"),
+                    }
+                    match svc.sweep_events(audit_retention).await {
+                        Ok(n) if n > 0 => tracing::info!(removed = n, "audit events swept"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "sweeping audit events failed"),
+                    }
+                }
                 _ = legacy.tick() => {
                     if let Err(e) = svc.checker().refresh_legacy_horizon().await {
                         tracing::warn!(error = %e, "legacy horizon refresh failed");

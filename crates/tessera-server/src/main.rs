@@ -18,7 +18,7 @@ use tessera_core::{Error as CoreError, StoreError};
 use tessera_server::auth::Addressing;
 use tessera_server::config::{
     parse_proxies, Cli, Command, ImportArgs, LogFormat, ServeArgs, StoreArgs, UserAddArgs,
-    UserCommand,
+    UserCommand, UserPasswdArgs,
 };
 use tessera_server::hashing::HashPool;
 use tessera_server::metrics::Metrics;
@@ -94,6 +94,9 @@ async fn main() -> ExitCode {
         Command::User {
             command: UserCommand::Add(args),
         } => (user_add(args).await, None),
+        Command::User {
+            command: UserCommand::Passwd(args),
+        } => (user_passwd(args).await, None),
         Command::ImportLegacy(args) => (import_legacy(args).await, None),
     };
     // Every line logged is written before anything else is said, and
@@ -162,7 +165,8 @@ async fn service(store: &StoreArgs, policy: PolicyConfig) -> Result<Tessera, Fai
         redis_prefix: store.redis_prefix.clone(),
     };
     let store = stores::open(&store.store, &options).await?;
-    Ok(Tessera::new(store, policy, Arc::new(SystemClock)))
+    Ok(Tessera::new(store, policy, Arc::new(SystemClock))
+        .with_event_sink(Arc::new(tessera_server::audit::AuditLog)))
 }
 
 async fn serve(args: ServeArgs, log: &Log) -> Result<(), Failure> {
@@ -230,6 +234,7 @@ async fn serve(args: ServeArgs, log: &Log) -> Result<(), Failure> {
         svc.clone(),
         args.sweep_interval,
         secs(args.store.retention),
+        secs(args.audit_retention),
         usage_every,
     );
     tessera_server::spawn_follower(svc.clone());
@@ -279,8 +284,9 @@ async fn first_start(svc: &Tessera, log: &Log) -> Result<(), Failure> {
              *************************************************************\n  \
              First start: created the admin user `admin`.\n  \
              Password: {password}\n  \
-             It is shown only this once. Change it by creating another\n  \
-             admin, or set TESSERA_ADMIN_PASSWORD before the first start.\n\
+             It is shown only this once. Change it after logging in\n  \
+             (POST /V4/User/Password with the old and the new one), or\n  \
+             with `tessera user passwd admin` on this store.\n\
              *************************************************************\n"
         ));
     } else {
@@ -289,7 +295,9 @@ async fn first_start(svc: &Tessera, log: &Log) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn user_add(args: UserAddArgs) -> Result<(), Failure> {
+/// The password a `user` command is given: TESSERA_PASSWORD, or one line
+/// of standard input; never empty.
+fn given_password() -> Result<String, Failure> {
     let password = match std::env::var("TESSERA_PASSWORD") {
         Ok(p) => p,
         Err(_) => {
@@ -303,6 +311,22 @@ async fn user_add(args: UserAddArgs) -> Result<(), Failure> {
     if password.is_empty() {
         return Err(Failure::NoPassword);
     }
+    Ok(password)
+}
+
+async fn user_passwd(args: UserPasswdArgs) -> Result<(), Failure> {
+    let password = given_password()?;
+    let svc = service(&args.store, PolicyConfig::default()).await?;
+    let user = svc.set_password_of(&args.name, &password).await?;
+    println!(
+        "set the password of {:?} (id {}); their sessions ended",
+        user.name, user.id.0
+    );
+    Ok(())
+}
+
+async fn user_add(args: UserAddArgs) -> Result<(), Failure> {
+    let password = given_password()?;
     let svc = service(&args.store, PolicyConfig::default()).await?;
     let role = if args.admin { Role::Admin } else { Role::User };
     let user = svc.add_user(&args.name, &password, role).await?;

@@ -30,6 +30,8 @@ pub enum Handler {
     ListTokens,
     /// `GET /V4/AccessToken/Policy`.
     TokenPolicy,
+    /// `GET /V4/AccessToken/Events`.
+    ListEvents,
     /// `POST /V4/AccessToken`.
     CreateToken,
     /// `PUT /V4/AccessToken/{tokenId}`.
@@ -44,6 +46,10 @@ pub enum Handler {
     CreateUser,
     /// `DELETE /V4/User/{userId}`.
     DeleteUser,
+    /// `POST /V4/User/Password`.
+    ChangePassword,
+    /// `POST /V4/User/{userId}/Password`.
+    ResetPassword,
     /// `/auth/check`, any method.
     ForwardAuth,
     /// `POST /oauth/introspect` (RFC 7662).
@@ -142,6 +148,7 @@ pub static ROUTES: &[Route] = &{
         route("/WhoAmI",                    M::POST,   H::WhoAmI,      G::Other,  ops::whoami_post),
         route("/V4/AccessToken",            M::GET,    H::ListTokens,  G::Tokens, ops::list_tokens),
         route("/V4/AccessToken/Policy",     M::GET,    H::TokenPolicy, G::Tokens, ops::token_policy),
+        route("/V4/AccessToken/Events",     M::GET,    H::ListEvents,  G::Tokens, ops::list_events),
         route("/V4/AccessToken",            M::POST,   H::CreateToken, G::Tokens, ops::create_token),
         route("/V4/AccessToken/{tokenId}",  M::PUT,    H::EditToken,   G::Tokens, ops::edit_token),
         route("/V4/AccessToken/{tokenId}",  M::DELETE, H::RevokeToken, G::Tokens, ops::revoke_token),
@@ -149,6 +156,8 @@ pub static ROUTES: &[Route] = &{
         route("/V4/User",                   M::GET,    H::ListUsers,   G::Users,  ops::list_users),
         route("/V4/User",                   M::POST,   H::CreateUser,  G::Users,  ops::create_user),
         route("/V4/User/{userId}",          M::DELETE, H::DeleteUser,  G::Users,  ops::delete_user),
+        route("/V4/User/Password",          M::POST,   H::ChangePassword, G::Users, ops::change_password),
+        route("/V4/User/{userId}/Password", M::POST,   H::ResetPassword, G::Users, ops::reset_password),
         any_method("/auth/check", Tail::ForwardedPath, H::ForwardAuth, G::Check,  Some(ops::forward_auth)),
         route("/oauth/introspect",          M::POST,   H::Introspect,  G::Check,  ops::introspect),
         route("/oauth/revoke",              M::POST,   H::OAuthRevoke, G::Check,  ops::oauth_revoke),

@@ -6,7 +6,7 @@
 //! `deviceId` and more). Numbers may also arrive as numeric strings.
 
 use serde::{Deserialize, Deserializer, Serialize};
-use tessera_core::model::{TokenRecord, User};
+use tessera_core::model::{Actor, LoggedEvent, TokenRecord, User};
 use tessera_core::policy::{PolicyConfig, TokenRequest};
 use tessera_core::scope::TokenType;
 use utoipa::ToSchema;
@@ -283,6 +283,81 @@ pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
 }
 
+/// One event of the audit trail (`GET /V4/AccessToken/Events`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventInfo {
+    /// Its place in the trail: higher is later. Pass the last one seen as
+    /// `cursor` for the next page.
+    pub event_id: u64,
+    /// When it happened (Unix seconds).
+    pub timestamp: i64,
+    /// What happened: `login.succeeded`, `login.failed`, `login.locked`,
+    /// `session.ended`, `token.created`, `token.edited`, `token.renewed`,
+    /// `token.revoked`, `token.reuse_detected`, `token.new_address`,
+    /// `user.created`, `user.deleted`, `user.password_changed`,
+    /// `legacy.imported`.
+    pub event: &'static str,
+    /// `success`, or `failure` for what was refused (a failed login, a
+    /// lock, a replayed refresh token).
+    pub outcome: &'static str,
+    /// The user who did it (absent: not a user; see `actorTokenId`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_user_id: Option<u64>,
+    /// The token that did it (a renewal, a check, RFC 7009 revocation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_token_id: Option<u64>,
+    /// The user concerned (a token's owner, the user acted on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<u64>,
+    /// The token concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<u64>,
+    /// The client's address (trusted proxies applied); absent outside a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// A word of detail: the name a failed login tried, a new token's
+    /// name, how many tokens an import brought.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl EventInfo {
+    /// The wire form of a trail entry.
+    pub fn of(e: &LoggedEvent) -> Self {
+        let ev = &e.event;
+        let (actor_user_id, actor_token_id) = match ev.actor {
+            Actor::User(u) => (Some(u.0), None),
+            Actor::Token(t) => (None, Some(t.0)),
+            Actor::Nobody => (None, None),
+        };
+        EventInfo {
+            event_id: e.id.0,
+            timestamp: ev.at,
+            event: ev.kind.as_str(),
+            outcome: ev.kind.outcome().as_str(),
+            actor_user_id,
+            actor_token_id,
+            user_id: ev.user_id.map(|u| u.0),
+            token_id: ev.token_id.map(|t| t.0),
+            address: ev.address.map(|a| a.to_string()),
+            detail: ev.detail.clone(),
+        }
+    }
+}
+
+/// `GET /V4/AccessToken/Events`: a page of the audit trail, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventList {
+    /// The events, newest first.
+    pub events: Vec<EventInfo>,
+    /// Present when there may be more: send it as `cursor` for the next
+    /// (older) page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
 /// `GET /V4/AccessToken/Policy`: the validity figures this server applies
 /// (CONTRACT §2; every one is server configuration), in seconds, and the scopes
 /// a token may have. Read-only: the server only reports them; the limits
@@ -417,6 +492,16 @@ pub struct UserBody {
     pub role: Option<String>,
     /// `person` (default) or `service`.
     pub kind: Option<String>,
+}
+
+/// `POST /V4/User/Password` and `POST /V4/User/{userId}/Password` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordBody {
+    /// Base64 of the UTF-8 current password (one's own change only).
+    pub old_password: Option<String>,
+    /// Base64 of the UTF-8 new password, not empty.
+    pub new_password: Option<String>,
 }
 
 /// `POST /V4/User` success.

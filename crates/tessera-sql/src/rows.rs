@@ -3,7 +3,9 @@
 //! the encoding of scopes, address lists and digests lives for every backend.
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
-use tessera_core::model::{Event, SessionRecord, Timestamp, TokenId, TokenRecord, User, UserId};
+use tessera_core::model::{
+    EventId, LoggedEvent, SessionRecord, Timestamp, TokenId, TokenRecord, User, UserId,
+};
 use tessera_core::store::StoreResult;
 use tessera_core::stored::{digest_from_slice, id_from_i64, StoredEvent, StoredToken, StoredUser};
 use tessera_core::StoreError;
@@ -83,21 +85,29 @@ where
     })
 }
 
-/// A row of `events` (`at, kind, token_id, user_id`).
-pub(crate) fn event_row<R>(row: &R) -> StoreResult<Event>
+/// A row of `events` (the columns of `event_select!`).
+pub(crate) fn event_row<R>(row: &R) -> StoreResult<LoggedEvent>
 where
     R: Row,
     &'static str: ColumnIndex<R>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
 {
-    StoredEvent {
+    let event = StoredEvent {
         at: row.try_get("at").map_err(corrupt)?,
         kind: row.try_get("kind").map_err(corrupt)?,
         token_id: row.try_get("token_id").map_err(corrupt)?,
         user_id: row.try_get("user_id").map_err(corrupt)?,
+        actor_user_id: row.try_get("actor_user_id").map_err(corrupt)?,
+        actor_token_id: row.try_get("actor_token_id").map_err(corrupt)?,
+        address: row.try_get("address").map_err(corrupt)?,
+        detail: row.try_get("detail").map_err(corrupt)?,
     }
-    .into_event()
+    .into_event()?;
+    Ok(LoggedEvent {
+        id: EventId(id_from_i64(row.try_get("id").map_err(corrupt)?)?),
+        event,
+    })
 }
 
 /// A row of `spent_refresh` (`token_id, rotated_at`).

@@ -35,6 +35,14 @@ pub const TOKEN_BY_ACCESS: &str = concat!(
 /// readers run it as it is.
 pub const TOKEN_BY_ID: &str = concat!("SELECT ", token_columns!(), " FROM tokens WHERE id = ?");
 
+/// The start of every read of the trail: its columns.
+macro_rules! event_select {
+    () => {
+        "SELECT id, at, kind, token_id, user_id, actor_user_id, actor_token_id, address, detail \
+         FROM events "
+    };
+}
+
 /// How a dialect writes a statement's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placeholders {
@@ -85,6 +93,10 @@ statements! {
     delete_user = "DELETE FROM users WHERE id = ?";
     /// The user's sessions.
     delete_sessions_of_user = "DELETE FROM sessions WHERE user_id = ?";
+    /// A user's new password hash (param 1).
+    set_password = "UPDATE users SET password_hash = ? WHERE id = ?";
+    /// The user's sessions but one (param 2, the digest kept).
+    delete_other_sessions_of_user = "DELETE FROM sessions WHERE user_id = ? AND digest <> ?";
     /// Revokes (at param 1) the live tokens of the user.
     revoke_tokens_of_user =
         "UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL";
@@ -123,10 +135,31 @@ statements! {
         "SELECT rotated_at FROM spent_refresh WHERE digest = ? AND token_id = ?";
     /// Revokes (at param 1) a live token.
     revoke_token = "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
-    /// An event.
-    insert_event = "INSERT INTO events (at, kind, token_id, user_id) VALUES (?, ?, ?, ?)";
-    /// The latest events, newest first, at most param 1.
-    recent_events = "SELECT at, kind, token_id, user_id FROM events ORDER BY id DESC LIMIT ?";
+    /// An event (the columns of `StoredEvent`).
+    insert_event = "INSERT INTO events (at, kind, token_id, user_id, actor_user_id, actor_token_id, \
+                    address, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    /// The trail, newest first: at or after param 1, below id param 2, at
+    /// most param 3. The four `events_*` read the same columns with a
+    /// filter each (one statement per shape, so each has its index).
+    events_all = concat!(event_select!(), "WHERE at >= ? AND id < ? ORDER BY id DESC LIMIT ?");
+    /// The same, concerning user param 1 or done by user param 2.
+    events_of_user = concat!(
+        event_select!(),
+        "WHERE (user_id = ? OR actor_user_id = ?) AND at >= ? AND id < ? ORDER BY id DESC LIMIT ?"
+    );
+    /// The same, concerning token param 1.
+    events_of_token = concat!(
+        event_select!(),
+        "WHERE token_id = ? AND at >= ? AND id < ? ORDER BY id DESC LIMIT ?"
+    );
+    /// The same, concerning user params 1/2 and token param 3.
+    events_of_user_token = concat!(
+        event_select!(),
+        "WHERE (user_id = ? OR actor_user_id = ?) AND token_id = ? AND at >= ? AND id < ? \
+         ORDER BY id DESC LIMIT ?"
+    );
+    /// Events before param 1 (the audit retention).
+    sweep_events = "DELETE FROM events WHERE at < ?";
     /// Tokens revoked before param 1, or ended before param 2 (the sweep's
     /// first statement: its write).
     sweep_tokens =

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 use tessera_core::feed::{ChangeFeed, ChangeStream};
 use tessera_core::model::{
-    Event, RefreshLookup, RotateOutcome, Rotation, Timestamp, TokenChanges, TokenId, TokenRecord,
-    UserId,
+    Event, EventQuery, LoggedEvent, RefreshLookup, RotateOutcome, Rotation, Timestamp,
+    TokenChanges, TokenId, TokenRecord, UserId,
 };
 use tessera_core::secret::SecretKey;
 use tessera_core::store::{Store, StoreResult, TokenStore};
@@ -250,22 +250,54 @@ where
                 .bind(e.kind.as_str())
                 .bind(e.token_id)
                 .bind(e.user_id)
+                .bind(e.actor_user_id)
+                .bind(e.actor_token_id)
+                .bind(e.address.as_str())
+                .bind(e.detail.as_str())
                 .execute(&self.pool),
         )
         .await?;
         Ok(())
     }
 
-    async fn recent_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    async fn events(&self, query: &EventQuery) -> StoreResult<Vec<LoggedEvent>> {
+        let sql = Self::sql();
+        // Ids and times past a column's range admit every row or none.
+        let before = query
+            .before
+            .map_or(i64::MAX, |b| id_in_range(b.0).unwrap_or(i64::MAX));
+        let since = query.since.unwrap_or(i64::MIN);
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let (Some(user), Some(token)) = (
+            query.user.map_or(Some(-1), |u| id_in_range(u.0)),
+            query.token.map_or(Some(-1), |t| id_in_range(t.0)),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let q = match (query.user.is_some(), query.token.is_some()) {
+            (false, false) => sqlx::query(sql.events_all),
+            (true, false) => sqlx::query(sql.events_of_user).bind(user).bind(user),
+            (false, true) => sqlx::query(sql.events_of_token).bind(token),
+            (true, true) => sqlx::query(sql.events_of_user_token)
+                .bind(user)
+                .bind(user)
+                .bind(token),
+        };
         let rows = self
-            .bounded(
-                sqlx::query(Self::sql().recent_events)
-                    .bind(limit)
-                    .fetch_all(&self.pool),
-            )
+            .bounded(q.bind(since).bind(before).bind(limit).fetch_all(&self.pool))
             .await?;
         rows.iter().map(event_row).collect()
+    }
+
+    async fn sweep_events(&self, before: Timestamp) -> StoreResult<u64> {
+        let done = self
+            .bounded(
+                sqlx::query(Self::sql().sweep_events)
+                    .bind(before)
+                    .execute(&self.pool),
+            )
+            .await?;
+        Ok(D::rows_affected(&done))
     }
 
     async fn sweep(&self, before: Timestamp, sessions_before: Timestamp) -> StoreResult<u64> {

@@ -3,6 +3,8 @@
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 use tessera_core::model::{NewUser, Timestamp, User, UserId};
+use tessera_core::secret::password::PasswordHash;
+use tessera_core::secret::Digest;
 use tessera_core::store::{StoreResult, UserStore};
 use tessera_core::stored::{id_in_range, StoredUser};
 
@@ -23,6 +25,7 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> String: Decode<'q, DB> + Type<DB>,
     for<'q> bool: Decode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
 {
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
         let cols = StoredUser::from_user(&new.into_user(UserId(0)))?;
@@ -91,6 +94,47 @@ where
                 .bind(uid)
                 .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn set_password(
+        &self,
+        uid: UserId,
+        hash: &PasswordHash,
+        keep: Option<&Digest>,
+    ) -> StoreResult<bool> {
+        let Some(uid) = id_in_range(uid.0) else {
+            return Ok(false);
+        };
+        let sql = Self::sql();
+        self.bounded(async {
+            let mut tx = self.pool.begin().await?;
+            let set = sqlx::query(sql.set_password)
+                .bind(hash.as_phc())
+                .bind(uid)
+                .execute(&mut *tx)
+                .await?;
+            if D::rows_affected(&set) == 0 {
+                return Ok(false);
+            }
+            match keep {
+                Some(d) => {
+                    sqlx::query(sql.delete_other_sessions_of_user)
+                        .bind(uid)
+                        .bind(&d.as_bytes()[..])
+                        .execute(&mut *tx)
+                        .await?
+                }
+                None => {
+                    sqlx::query(sql.delete_sessions_of_user)
+                        .bind(uid)
+                        .execute(&mut *tx)
+                        .await?
+                }
+            };
             tx.commit().await?;
             Ok(true)
         })

@@ -253,6 +253,37 @@ impl Client {
         a.json["tokens"].as_array().cloned().unwrap_or_default()
     }
 
+    /// `GET /V4/AccessToken/Events?<query>` as `session` (`query` as
+    /// written, e.g. `userId=3&limit=10`; `""`: none).
+    pub async fn events(&self, session: &str, query: &str) -> Answer {
+        let path = match query {
+            "" => "/V4/AccessToken/Events".to_string(),
+            q => format!("/V4/AccessToken/Events?{q}"),
+        };
+        self.as_session(session, "GET", &path, None).await
+    }
+
+    /// Every event `session` may read with `query`, newest first, following
+    /// `nextCursor` to the end; panics unless each page is a 200.
+    pub async fn all_events(&self, session: &str, query: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let q = match &cursor {
+                Some(c) if query.is_empty() => format!("cursor={c}"),
+                Some(c) => format!("{query}&cursor={c}"),
+                None => query.to_string(),
+            };
+            let a = self.events(session, &q).await;
+            assert_eq!(a.status, 200, "events {q}: {}", a.json);
+            out.extend(a.json["events"].as_array().cloned().unwrap_or_default());
+            match a.json["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return out,
+            }
+        }
+    }
+
     /// `GET /V4/AccessToken/Policy` as `session`.
     pub async fn token_policy(&self, session: &str) -> Answer {
         self.as_session(session, "GET", "/V4/AccessToken/Policy", None)

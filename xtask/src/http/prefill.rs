@@ -128,6 +128,7 @@ pub async fn prefill(backend: &Backend, sizes: &Sizes) -> Result<Prefilled, Stri
                 let caller = Caller {
                     user,
                     credential: Credential::Session,
+                    address: None,
                 };
                 let issued = svc
                     .create_token(&caller, None, &req)

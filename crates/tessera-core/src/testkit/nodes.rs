@@ -263,6 +263,7 @@ async fn two_nodes(nodes: &Nodes) -> (Node, Node, Caller) {
     let caller = Caller {
         user: admin,
         credential: Credential::Session,
+        address: None,
     };
     (a, b, caller)
 }
@@ -336,6 +337,7 @@ pub mod cases {
         let bobs = Caller {
             user: bob.clone(),
             credential: Credential::Session,
+            address: None,
         };
         let t = token(&b, &bobs, "bob's").await;
         a.warm(&t.access).await;
@@ -404,6 +406,7 @@ pub mod cases {
                 .await
                 .unwrap(),
             credential: Credential::Session,
+            address: None,
         };
         let a = Node::new(nodes.store.clone(), clock, Duration::from_millis(300)).await;
         let t = token(&b, &admin, "silent").await;

@@ -2,6 +2,7 @@
 //! [`Tessera`](tessera_core::service::Tessera) calls and back. No policy
 //! here: who may do what is the core's to say.
 
+mod events;
 mod oauth;
 pub(crate) mod operations;
 mod session;
@@ -34,6 +35,7 @@ pub async fn run(
         Handler::WhoAmI => session::whoami(app, req).await,
         Handler::ListTokens => tokens::list(app, req).await,
         Handler::TokenPolicy => tokens::policy(app, req).await,
+        Handler::ListEvents => events::list(app, req).await,
         Handler::CreateToken => tokens::create(app, req, body).await,
         Handler::EditToken => tokens::edit(app, req, id, body).await,
         Handler::RevokeToken => tokens::revoke(app, req, id).await,
@@ -41,6 +43,8 @@ pub async fn run(
         Handler::ListUsers => users::list(app, req).await,
         Handler::CreateUser => users::create(app, req, body).await,
         Handler::DeleteUser => users::delete(app, req, id).await,
+        Handler::ChangePassword => users::change_password(app, req, body).await,
+        Handler::ResetPassword => users::reset_password(app, req, id, body).await,
         Handler::ForwardAuth => Ok(crate::check::forward_auth(app, req.into()).await),
         Handler::Introspect => oauth::introspect(app, req, body).await,
         Handler::OAuthRevoke => oauth::revoke(app, req, body).await,

@@ -57,6 +57,7 @@ pub async fn introspect(app: &App, req: &Request, body: Body) -> Result<Response
 /// unknown tokens are not an error.
 pub async fn revoke(app: &App, req: &Request, body: Body) -> Result<Response, ApiError> {
     let token = token_param(app, req, body).await?;
-    app.svc.revoke_by_secret(&token).await?;
+    let ip = crate::extract::client(app, req)?;
+    app.svc.revoke_by_secret(&token, Some(ip)).await?;
     Ok(json(StatusCode::OK, &serde_json::json!({})))
 }

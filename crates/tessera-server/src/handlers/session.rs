@@ -38,7 +38,7 @@ pub async fn login(app: &App, req: &Request, body: Body) -> Result<Response, Api
         .as_deref()
         .and_then(decode_password)
         .unwrap_or_default();
-    match app.svc.login(&name, &password).await {
+    match app.svc.login_from(&name, &password, Some(ip)).await {
         Ok((secret, user)) => {
             attempt.succeeded();
             app.metrics.logins_ok.fetch_add(1, Ordering::Relaxed);
@@ -54,7 +54,10 @@ pub async fn login(app: &App, req: &Request, body: Body) -> Result<Response, Api
         Err(CoreError::Unauthorized(_)) => {
             app.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
             match attempt.failed(app.svc.now()) {
-                Some(lock) => Err(ApiError::Locked(lock)),
+                Some(lock) => {
+                    app.svc.login_locked(&name, Some(ip)).await;
+                    Err(ApiError::Locked(lock))
+                }
                 None => Err(ApiError::LoginFailed),
             }
         }
@@ -68,7 +71,7 @@ pub async fn login(app: &App, req: &Request, body: Body) -> Result<Response, Api
 pub async fn logout(app: &App, req: &Request) -> Result<Response, ApiError> {
     match presented(&req.headers) {
         Presented::Session(s) => {
-            app.svc.logout(&s).await?;
+            app.svc.logout(&s, Some(client(app, req)?)).await?;
             Ok(ok_envelope())
         }
         _ => Err(CoreError::Unauthorized("no session to end".into()).into()),

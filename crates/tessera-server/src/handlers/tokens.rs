@@ -12,7 +12,7 @@ use warp::reply::Response;
 use super::ok_envelope;
 use crate::api::App;
 use crate::error::{json, ApiError};
-use crate::extract::{caller, json_body, path_id, query_params, Body, Request};
+use crate::extract::{caller, client, json_body, path_id, query_params, Body, Request};
 use crate::wire::{
     ErrorInfo, RenewBody, RenewReply, TokenBody, TokenInfo, TokenList, TokenPolicy, TokenReply,
 };
@@ -103,7 +103,8 @@ pub async fn renew(app: &App, req: &Request, body: Body) -> Result<Response, Api
     let refresh = body
         .refresh_token
         .ok_or_else(|| ApiError::bad(Some("refreshToken"), "refreshToken: required"))?;
-    match app.svc.try_renew(&access, &refresh).await {
+    let ip = client(app, req)?;
+    match app.svc.try_renew(&access, &refresh, Some(ip)).await {
         Ok(issued) => {
             app.metrics.renewals_ok.fetch_add(1, Ordering::Relaxed);
             Ok(json(
@@ -170,6 +171,7 @@ mod tests {
         let caller = Caller {
             user,
             credential: Credential::Session,
+            address: None,
         };
         for scope in scopes {
             let n = scope["tokenType"].as_i64().unwrap();

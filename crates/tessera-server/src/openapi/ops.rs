@@ -142,6 +142,71 @@ pub fn list_tokens() -> Doc {
     }
 }
 
+/// A whole-number query parameter (0 to `i64::MAX`: up to 18 digits as text).
+fn number_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    query_number(
+        name,
+        description,
+        integer_id(),
+        &format!(r"^{WS}*(\+?[0-9]{{1,18}}{WS}*)?$"),
+    )
+}
+
+/// A query parameter that is a number or its text, within `integer`'s
+/// bounds or matching `text`.
+fn query_number(
+    name: &str,
+    description: &str,
+    integer: ObjectBuilder,
+    text: &str,
+) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(
+            AnyOfBuilder::new().item(integer).item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(text.to_string())),
+            ),
+        ))
+        .build()
+}
+
+/// `GET /V4/AccessToken/Events`: the audit trail.
+pub fn list_events() -> Doc {
+    Doc {
+        id: "listEvents",
+        tag: "tokens",
+        summary: "Audit trail",
+        description: "Security-relevant events, newest first: logins (succeeded, failed, locked), sessions ended, tokens created, edited, renewed, revoked, refresh-token reuse, a token used from a new address, users created and deleted, password changes, legacy imports. A user reads the events that concern them or that they did (and a service account's they own, by `userId`); an admin reads everyone's. Page with `cursor`: each page's `nextCursor`, while there is one.",
+        auth: Auth::Session,
+        params: vec![
+            number_param("userId", "Only the events that concern this user or that they did (default for a non-admin: the caller)."),
+            number_param("tokenId", "Only the events that concern this token."),
+            number_param("since", "Only the events at or after this time (Unix seconds)."),
+            query_number(
+                "limit",
+                "At most this many (1 to 1000; default 100).",
+                integer_id().minimum(Some(1)).maximum(Some(1000)),
+                &format!(r"^{WS}*(\+?0*([1-9][0-9]{{0,2}}|1000){WS}*)?$"),
+            ),
+            number_param("cursor", "Only the events older than this one: the `nextCursor` of the previous page."),
+        ],
+        body: None,
+        responses: [
+            vec![(200, json("A page of the trail.", "EventList"))],
+            vec![error_because(400, "A parameter is not a number, is out of range or is given more than once, or the query is malformed.")],
+            errors(&[401]),
+            vec![error_because(403, "Another user's events (not an admin, not the owner of that service account), or an access token instead of a session.")],
+            errors(&[405, 500, 503]),
+        ]
+        .concat(),
+    }
+}
+
 /// `GET /V4/AccessToken/Policy`: validity policy.
 pub fn token_policy() -> Doc {
     Doc {
@@ -312,6 +377,53 @@ pub fn delete_user() -> Doc {
     }
 }
 
+/// `POST /V4/User/Password`: one's own password.
+pub fn change_password() -> Doc {
+    Doc {
+        id: "changePassword",
+        tag: "users",
+        summary: "Change your password",
+        description: "The caller's new password, given the old one (both base64 of UTF-8, as at login). Every other session of the caller ends; this one stays. A wrong old password counts as a failed login (per user and per address) and may lock.",
+        auth: Auth::Session,
+        params: vec![],
+        body: Some(required_json_body(
+            "`oldPassword` and `newPassword`.",
+            "PasswordChange",
+        )),
+        responses: [
+            vec![(200, json("Changed.", "ErrorInfo"))],
+            vec![error_because(400, "A field is missing, empty or not base64 of UTF-8, or the caller is a service account.")],
+            errors(&[401]),
+            vec![error_because(403, "The old password does not match, or an access token instead of a session.")],
+            errors(&[405, 413, 415]),
+            vec![error_because(429, "Too many failed attempts: locked for a while (`remainingLockTime`).")],
+            errors(&[500, 503]),
+        ]
+        .concat(),
+    }
+}
+
+/// `POST /V4/User/{userId}/Password`: an admin's reset.
+pub fn reset_password() -> Doc {
+    Doc {
+        id: "resetPassword",
+        tag: "users",
+        summary: "Set a user's password",
+        description: "An admin sets another person's password (`newPassword`, base64 of UTF-8); every session of that user ends. Not one's own (use `POST /V4/User/Password`), not a service account's.",
+        auth: Auth::Session,
+        params: vec![path_param("userId", "The user's id.")],
+        body: Some(required_json_body("`newPassword`.", "PasswordReset")),
+        responses: [
+            vec![(200, json("Set.", "ErrorInfo"))],
+            vec![error_because(400, "`userId` is not a number, `newPassword` is missing, empty or not base64 of UTF-8, or the user is a service account.")],
+            errors(&[401, 403]),
+            vec![error_because(404, "No such user.")],
+            errors(&[405, 413, 415, 500, 503]),
+        ]
+        .concat(),
+    }
+}
+
 /// `/auth/check` (any method, documented as GET): forward auth.
 pub fn forward_auth() -> Doc {
     Doc {
@@ -337,6 +449,8 @@ pub fn forward_auth() -> Doc {
                     .header("X-Tessera-User", string_header("The token owner's name (percent-encoded where not visible ASCII)."))
                     .header("X-Tessera-User-Id", HeaderBuilder::new().schema(integer_id()).description(Some("The token owner's id.")).build())
                     .header("X-Tessera-Token-Id", HeaderBuilder::new().schema(integer_id()).description(Some("The token's id.")).build())
+                    .header("X-Tessera-Token-Expires", HeaderBuilder::new().schema(integer_id()).description(Some("When the access token expires (Unix seconds), for the proxy to pass on.")).build())
+                    .header("X-Tessera-Renewable-Until", HeaderBuilder::new().schema(integer_id()).description(Some("Refreshable scopes only: until when the pair may be renewed (Unix seconds).")).build())
                     .build(),
             ),
             error_because(400, "The original request cannot be read: its header missing, empty, repeated or unreadable, contradicted by another, or the client address unreadable."),

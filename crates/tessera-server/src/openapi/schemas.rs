@@ -30,6 +30,8 @@ pub(super) fn components() -> utoipa::openapi::Components {
         .schema_from::<TokenInfo>()
         .schema_from::<TokenReply>()
         .schema_from::<TokenList>()
+        .schema_from::<EventInfo>()
+        .schema_from::<EventList>()
         .schema_from::<TokenPolicy>()
         .schema_from::<ScopeInfo>()
         .schema_from::<ValidityWindow>()
@@ -208,6 +210,23 @@ pub(super) fn components() -> utoipa::openapi::Components {
         );
     }
     c = c.schema(UserBody::name(), user);
+    // The password calls: base64 of a non-empty password, each field a
+    // 400 naming it when missing.
+    let b64 = || {
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(format!(
+            "^{WS}*(([A-Za-z0-9+/]{{4}})*([A-Za-z0-9+/]{{2}}==|[A-Za-z0-9+/]{{3}}=)|([A-Za-z0-9+/]{{4}})+){WS}*$"
+        )))
+    };
+    let mut change = PasswordBody::schema();
+    require(&mut change, "oldPassword", b64());
+    require(&mut change, "newPassword", b64());
+    c = c.schema("PasswordChange", change);
+    let mut reset = PasswordBody::schema();
+    require(&mut reset, "newPassword", b64());
+    if let RefOr::T(Schema::Object(obj)) = &mut reset {
+        obj.properties.remove("oldPassword");
+    }
+    c = c.schema("PasswordReset", reset);
     let mut param = TokenParam::schema();
     require(
         &mut param,
