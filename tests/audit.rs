@@ -426,3 +426,142 @@ fn a_legacy_import_is_in_the_trail() {
         assert!(imports[0].get("actorUserId").is_none());
     });
 }
+
+/// Polls `f` until it gives `Some`, for at most 30 s.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_used_from_a_new_address_is_one_event_and_its_last_address_is_listed() {
+    for store in all_stores().await {
+        let name = store.name;
+        let s = launch(&store)
+            .args([
+                "--trusted-proxies",
+                "127.0.0.1",
+                "--last-used-flush",
+                "200ms",
+            ])
+            .start()
+            .unwrap();
+        let admin = s.admin().await;
+        let t = s.token(&admin, json!({"tokenName": "roaming"})).await;
+        // A second token, whose new address later tells that a flush after
+        // every check below has run (a flush takes all that is pending).
+        let marker = s.token(&admin, json!({"tokenName": "marker"})).await;
+        let check_from = |token: &common::Token, ip: &'static str| {
+            let bearer = format!("Bearer {}", token.access);
+            let s = &s;
+            async move {
+                let headers: [(&str, &[u8]); 4] = [
+                    ("Authorization", bearer.as_bytes()),
+                    ("X-Original-Method", b"GET"),
+                    ("X-Original-URI", b"/Client"),
+                    ("X-Forwarded-For", ip.as_bytes()),
+                ];
+                s.send("GET", "/auth/check", &headers, None).await.status
+            }
+        };
+        let listed_ip = |id: u64| {
+            let s = &s;
+            let admin = &admin;
+            async move {
+                let tokens = s.tokens(admin, None).await;
+                let mine = tokens
+                    .iter()
+                    .find(|x| x["tokenId"].as_u64() == Some(id))
+                    .cloned();
+                mine.map(|m| m["lastUsedIp"].as_str().unwrap_or_default().to_string())
+            }
+        };
+        assert_eq!(
+            listed_ip(t.id).await.as_deref(),
+            Some(""),
+            "{name}: never used"
+        );
+        assert_eq!(check_from(&t, "198.51.100.7").await, 200);
+        assert_eq!(check_from(&marker, "198.51.100.8").await, 200);
+        for (id, ip) in [(t.id, "198.51.100.7"), (marker.id, "198.51.100.8")] {
+            eventually("the first address listed", || async {
+                (listed_ip(id).await.as_deref() == Some(ip)).then_some(())
+            })
+            .await;
+        }
+        let new_address = |id: u64| {
+            let s = &s;
+            let admin = &admin;
+            async move {
+                s.all_events(admin, &format!("tokenId={id}"))
+                    .await
+                    .into_iter()
+                    .filter(|e| e["event"] == "token.new_address")
+                    .collect::<Vec<Value>>()
+            }
+        };
+        assert!(
+            new_address(t.id).await.is_empty(),
+            "{name}: a first use is no new address"
+        );
+        for _ in 0..3 {
+            assert_eq!(check_from(&t, "2001:db8::77").await, 200);
+        }
+        let events = eventually("token.new_address", || async {
+            let e = new_address(t.id).await;
+            (!e.is_empty()).then_some(e)
+        })
+        .await;
+        // Known pairs again, then the marker from a new place: once its
+        // event is in, every check before it has been flushed.
+        assert_eq!(check_from(&t, "2001:db8::77").await, 200);
+        assert_eq!(check_from(&t, "198.51.100.7").await, 200);
+        assert_eq!(check_from(&marker, "203.0.113.99").await, 200);
+        eventually("the marker's new address", || async {
+            (!new_address(marker.id).await.is_empty()).then_some(())
+        })
+        .await;
+        let again = new_address(t.id).await;
+        assert_eq!(again.len(), 1, "{name}: {again:#?}");
+        let e = &events[0];
+        assert_eq!(e["address"], "2001:db8::77", "{name}: {e}");
+        assert_eq!(e["actorTokenId"].as_u64(), Some(t.id));
+        assert_eq!(e["tokenId"].as_u64(), Some(t.id));
+        assert!(e["userId"].as_u64().is_some());
+        assert_eq!(e["outcome"], "success");
+        // A refused check (an address the token does not allow) is no use.
+        let fenced = s
+            .token(
+                &admin,
+                json!({"tokenName": "fenced", "allowedIPs": ["10.0.0.0/8"]}),
+            )
+            .await;
+        let bearer = format!("Bearer {}", fenced.access);
+        let headers: [(&str, &[u8]); 4] = [
+            ("Authorization", bearer.as_bytes()),
+            ("X-Original-Method", b"GET"),
+            ("X-Original-URI", b"/Client"),
+            ("X-Forwarded-For", b"192.0.2.1"),
+        ];
+        assert_eq!(
+            s.send("GET", "/auth/check", &headers, None).await.status,
+            403
+        );
+        let listed = s.tokens(&admin, None).await;
+        let f = listed
+            .iter()
+            .find(|x| x["tokenId"].as_u64() == Some(fenced.id))
+            .unwrap();
+        assert_eq!(f["lastUsedIp"], "", "{name}: {f}");
+    }
+}

@@ -13,7 +13,7 @@
 //! Every failure refuses: an unreachable store is [`CheckError::Unavailable`]
 //! (the server answers 503), never an allow.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use crate::cache::{Cache, Lookup};
 use crate::clock::Clock;
 use crate::error::StoreError;
-use crate::model::{TokenId, TokenRecord, UserId};
+use crate::model::{TokenId, TokenRecord, Use, UserId};
 use crate::path::PathError;
 use crate::policy::Policy;
 use crate::scope::TokenType;
@@ -136,6 +136,11 @@ impl From<StoreError> for CheckError {
 /// Shards of the map of uses not yet written.
 const USAGE_SHARDS: usize = 16;
 
+/// (token, address) pairs one shard remembers as already sent to the
+/// store; a full shard is emptied (its pairs are then sent once more, and
+/// the store, which knows them, reports nothing new).
+const KNOWN_PER_SHARD: usize = 8192;
+
 /// The check, over one store, policy and clock.
 pub struct Checker {
     store: Arc<dyn TokenStore>,
@@ -149,7 +154,13 @@ pub struct Checker {
     /// the request path; the check itself never writes to the store.
     /// Sharded by token id, so that checks on different threads rarely
     /// meet on one lock (contention showed up in the profile).
-    pending_usage: [Mutex<HashMap<TokenId, i64>>; USAGE_SHARDS],
+    pending_usage: [Mutex<HashMap<TokenId, (i64, IpAddr)>>; USAGE_SHARDS],
+    /// The (token, client address) pairs this node has allowed and sent
+    /// (or queued) for the store's `note_addresses`, sharded by token.
+    known_addresses: [Mutex<HashSet<(TokenId, IpAddr)>>; USAGE_SHARDS],
+    /// Pairs allowed for the first time on this node, with the token's
+    /// owner, not yet sent: taken by [`Checker::take_addresses`].
+    pending_addresses: Mutex<Vec<(Use, UserId)>>,
     /// Whether uses are noted at all (on by default; off only where an
     /// operator chose not to keep last-used times, and for the benchmark
     /// that measures what keeping them costs).
@@ -178,6 +189,8 @@ impl Checker {
             clock,
             legacy_horizon: AtomicI64::new(i64::MIN),
             pending_usage: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            known_addresses: std::array::from_fn(|_| Mutex::new(HashSet::new())),
+            pending_addresses: Mutex::new(Vec::new()),
             track_usage: AtomicBool::new(true),
             flushing: AtomicUsize::new(0),
             cache: None,
@@ -264,13 +277,39 @@ impl Checker {
     /// Takes the uses noted since the last call, for one
     /// [`TokenStore::record_last_used`] write. The server calls this
     /// periodically.
-    pub fn take_usage(&self) -> Vec<(TokenId, i64)> {
+    pub fn take_usage(&self) -> Vec<Use> {
         let mut uses = Vec::new();
         for shard in &self.pending_usage {
             let mut pending = shard.lock().unwrap_or_else(|e| e.into_inner());
-            uses.extend(pending.drain());
+            uses.extend(
+                pending
+                    .drain()
+                    .map(|(id, (at, address))| Use { id, at, address }),
+            );
         }
         uses
+    }
+
+    /// Takes the (token, address) pairs first allowed on this node since
+    /// the last call, each with the token's owner, for one
+    /// [`TokenStore::note_addresses`] (the service turns what is new to
+    /// the store into `token.new_address` events).
+    pub fn take_addresses(&self) -> Vec<(Use, UserId)> {
+        std::mem::take(
+            &mut *self
+                .pending_addresses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+
+    /// Puts back pairs that could not be sent (the store failed), so that a
+    /// later flush sends them again.
+    pub fn requeue_addresses(&self, pairs: Vec<(Use, UserId)>) {
+        self.pending_addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(pairs);
     }
 
     /// Takes the noted uses and writes them to the store in one call.
@@ -414,13 +453,41 @@ impl Checker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .entry(token.id)
-                .or_insert(now);
+                .or_insert((now, client));
             // The cached record now says so, so this node notes the next
             // use only after another interval.
             if let Some(c) = &self.cache {
                 c.note_use(&token, now);
             }
         }
+        if self.track_usage.load(Ordering::Relaxed) {
+            self.note_address(&token, client, now);
+        }
         Ok(Allowed { token })
+    }
+
+    /// Queues (token, client) for the store's address book the first time
+    /// this node allows that pair: a set look-up per allowed check, a
+    /// queue push only for a new pair; nothing is written here.
+    fn note_address(&self, token: &TokenRecord, client: IpAddr, now: i64) {
+        let shard = &self.known_addresses[(token.id.0 % USAGE_SHARDS as u64) as usize];
+        let mut known = shard.lock().unwrap_or_else(|e| e.into_inner());
+        if known.contains(&(token.id, client)) {
+            return;
+        }
+        if known.len() >= KNOWN_PER_SHARD {
+            known.clear();
+        }
+        known.insert((token.id, client));
+        drop(known);
+        let used = Use {
+            id: token.id,
+            at: now,
+            address: client,
+        };
+        self.pending_addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((used, token.user_id));
     }
 }

@@ -17,8 +17,8 @@ use tokio::sync::broadcast;
 use crate::error::StoreError;
 use crate::feed::{Change, ChangeFeed, ChangeStream};
 use crate::model::{
-    Event, EventId, EventQuery, LoggedEvent, NewUser, RefreshLookup, RotateOutcome, Rotation,
-    SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, User, UserId,
+    Event, EventId, EventQuery, LoggedEvent, NewAddress, NewUser, RefreshLookup, RotateOutcome,
+    Rotation, SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, Use, User, UserId,
 };
 use crate::secret::password::PasswordHash;
 use crate::secret::{Digest, DigestBuildHasher, SecretKey};
@@ -52,6 +52,8 @@ struct Inner {
     by_refresh: HashMap<Digest, TokenId, DigestBuildHasher>,
     /// Rotated-out refresh digests → (token, when rotated out), for reuse detection.
     spent: HashMap<Digest, (TokenId, Timestamp), DigestBuildHasher>,
+    /// The addresses each token was used from.
+    addresses: HashMap<TokenId, std::collections::HashSet<std::net::IpAddr>>,
     /// The audit trail, oldest first (ids increasing).
     events: Vec<LoggedEvent>,
     /// The last event id handed out.
@@ -72,6 +74,7 @@ impl Default for Inner {
             by_access: HashMap::default(),
             by_refresh: HashMap::default(),
             spent: HashMap::default(),
+            addresses: HashMap::new(),
             events: Vec::new(),
             last_event: 0,
             changes: broadcast::channel(FEED_BACKLOG).0,
@@ -168,6 +171,7 @@ impl Inner {
         self.unindex(id);
         if self.tokens.remove(&id).is_some() {
             self.spent.retain(|_, (owner, _)| *owner != id);
+            self.addresses.remove(&id);
             self.announce(id);
         }
     }
@@ -415,14 +419,33 @@ impl TokenStore for MemoryStore {
             .max())
     }
 
-    async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
+    async fn record_last_used(&self, uses: &[Use]) -> StoreResult<()> {
         let mut g = self.write();
-        for (id, at) in uses {
-            g.modify(*id, |t| {
-                t.last_used_at = Some(t.last_used_at.map_or(*at, |prev| prev.max(*at)))
+        for u in uses {
+            g.modify(u.id, |t| {
+                if t.last_used_at.is_none_or(|prev| prev <= u.at) {
+                    t.last_used_at = Some(u.at);
+                    t.last_used_ip = Some(u.address);
+                }
             });
         }
         Ok(())
+    }
+
+    async fn note_addresses(&self, uses: &[Use]) -> StoreResult<Vec<NewAddress>> {
+        let mut g = self.write();
+        let mut new = Vec::new();
+        for u in uses {
+            if !g.tokens.contains_key(&u.id) {
+                continue;
+            }
+            let known = g.addresses.entry(u.id).or_default();
+            let first = known.is_empty();
+            if known.insert(u.address) {
+                new.push(NewAddress { used: *u, first });
+            }
+        }
+        Ok(new)
     }
 
     async fn record_event(&self, event: &Event) -> StoreResult<()> {

@@ -178,6 +178,28 @@ pub struct TokenRecord {
     pub revoked_at: Option<Timestamp>,
     /// Last time a check allowed it (coalesced; may lag by a minute).
     pub last_used_at: Option<Timestamp>,
+    /// The client address of that use (`lastUsedIp`).
+    pub last_used_ip: Option<std::net::IpAddr>,
+}
+
+/// A token used from an address the store had not seen it used from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewAddress {
+    /// The use.
+    pub used: Use,
+    /// Whether it is the token's first address at all.
+    pub first: bool,
+}
+
+/// One use of a token, as the check's coalesced flush writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Use {
+    /// The token.
+    pub id: TokenId,
+    /// When.
+    pub at: Timestamp,
+    /// From which client address.
+    pub address: std::net::IpAddr,
 }
 
 /// The fields an edit may change, already validated by the policy.

@@ -605,6 +605,7 @@ impl Tessera {
             legacy: false,
             revoked_at: None,
             last_used_at: None,
+            last_used_ip: None,
         };
         // An id probed before it existed may be cached as absent.
         let inserted = self.store.insert_token(&token).await;
@@ -898,6 +899,41 @@ impl Tessera {
         Ok(self.store.events(&EventQuery { user, ..*query }).await?)
     }
 
+    /// Writes what the checks noted, off their path: the coalesced
+    /// last-used times and addresses, then the (token, address) pairs first
+    /// allowed on this node, and records `token.new_address` for each pair
+    /// the store had not seen of a token used before. Pairs the store could
+    /// not take are kept for the next flush. Returns how many uses were
+    /// written. The server calls it periodically and at shutdown.
+    pub async fn flush_usage(&self) -> std::result::Result<usize, StoreError> {
+        let written = self.checker.flush_usage().await;
+        let pairs = self.checker.take_addresses();
+        if !pairs.is_empty() {
+            let uses: Vec<crate::model::Use> = pairs.iter().map(|(u, _)| *u).collect();
+            match self.store.note_addresses(&uses).await {
+                Ok(new) => {
+                    let owners: std::collections::HashMap<_, _> =
+                        pairs.iter().map(|(u, owner)| (u.id, *owner)).collect();
+                    for n in new.into_iter().filter(|n| !n.first) {
+                        let u = n.used;
+                        self.record(
+                            Event::new(EventKind::NewAddress, u.at, Actor::Token(u.id))
+                                .token(u.id, owners.get(&u.id).copied())
+                                .from(Some(u.address)),
+                        )
+                        .await;
+                    }
+                }
+                Err(e) => {
+                    self.checker.requeue_addresses(pairs);
+                    written?;
+                    return Err(e);
+                }
+            }
+        }
+        written
+    }
+
     /// Deletes audit events older than `retention` seconds (the server calls
     /// it with the sweep).
     pub async fn sweep_events(&self, retention: i64) -> Result<u64> {
@@ -1002,6 +1038,7 @@ impl Tessera {
             legacy: true,
             revoked_at: None,
             last_used_at: None,
+            last_used_ip: None,
         })
     }
 }

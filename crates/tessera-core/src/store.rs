@@ -30,8 +30,8 @@ use async_trait::async_trait;
 use crate::error::StoreError;
 use crate::feed::ChangeFeed;
 use crate::model::{
-    Event, EventQuery, LoggedEvent, NewUser, RefreshLookup, RotateOutcome, Rotation, SessionRecord,
-    Timestamp, TokenChanges, TokenId, TokenRecord, User, UserId,
+    Event, EventQuery, LoggedEvent, NewAddress, NewUser, RefreshLookup, RotateOutcome, Rotation,
+    SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, Use, User, UserId,
 };
 use crate::secret::password::PasswordHash;
 use crate::secret::{Digest, SecretKey};
@@ -154,8 +154,17 @@ pub trait TokenStore: Send + Sync {
     /// up by digest; otherwise it is refused at once.
     async fn legacy_horizon(&self) -> StoreResult<Option<Timestamp>>;
 
-    /// Records when tokens were last used (coalesced by the caller, off the hot path).
-    async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()>;
+    /// Records when, and from which address, tokens were last used
+    /// (coalesced by the caller, off the hot path). A token's time never
+    /// moves back; its address is that of its latest use. Unknown ids are
+    /// skipped.
+    async fn record_last_used(&self, uses: &[Use]) -> StoreResult<()>;
+
+    /// Remembers that each token was used from its address, once per pair:
+    /// the answer names the pairs the store had not seen, each with
+    /// whether the token had been used from any address before (a first
+    /// use is no "new address"). Unknown tokens are skipped.
+    async fn note_addresses(&self, uses: &[Use]) -> StoreResult<Vec<NewAddress>>;
 
     /// Appends an event to the audit trail, durably, with an id above
     /// every id handed out before it.

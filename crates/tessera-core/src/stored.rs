@@ -48,6 +48,8 @@ pub struct StoredToken {
     pub revoked_at: Option<i64>,
     /// [`TokenRecord::last_used_at`].
     pub last_used_at: Option<i64>,
+    /// [`TokenRecord::last_used_ip`] as text (`None` or `""`: none).
+    pub last_used_ip: Option<String>,
 }
 
 /// A user as columns.
@@ -166,6 +168,7 @@ impl StoredToken {
             legacy: t.legacy,
             revoked_at: t.revoked_at,
             last_used_at: t.last_used_at,
+            last_used_ip: t.last_used_ip.map(|a| a.to_string()),
         })
     }
 
@@ -175,6 +178,12 @@ impl StoredToken {
             .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", self.id)))?;
         let allowed_ips = IpAllowList::parse(split_list(&self.allowed_ips)?)
             .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", self.id)))?;
+        let last_used_ip = match self.last_used_ip.as_deref() {
+            None | Some("") => None,
+            Some(a) => Some(a.parse().map_err(|_| {
+                StoreError::Corrupt(format!("token {}: last-used address", self.id))
+            })?),
+        };
         Ok(TokenRecord {
             id: TokenId(id_from_i64(self.id)?),
             user_id: UserId(id_from_i64(self.user_id)?),
@@ -191,6 +200,7 @@ impl StoredToken {
             legacy: self.legacy,
             revoked_at: self.revoked_at,
             last_used_at: self.last_used_at,
+            last_used_ip,
         })
     }
 }
@@ -295,6 +305,7 @@ mod tests {
             legacy: false,
             revoked_at: Some(5),
             last_used_at: None,
+            last_used_ip: None,
         };
         let cols = StoredToken::from_record(&t).unwrap();
         assert_eq!(cols.api_endpoints, "11:GET /Client4:/Job");
@@ -363,6 +374,7 @@ mod tests {
             legacy: false,
             revoked_at: None,
             last_used_at: None,
+            last_used_ip: None,
         })
         .unwrap();
         cols.allowed_ips = "not an address".into();

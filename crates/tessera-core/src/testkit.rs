@@ -24,7 +24,7 @@ use crate::check::{CheckError, Refusal};
 use crate::clock::{Clock, ManualClock};
 use crate::model::{
     Actor, Event, EventKind, EventQuery, NewUser, RefreshLookup, Role, RotateOutcome, Rotation,
-    SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, User, UserId, UserKind,
+    SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, Use, User, UserId, UserKind,
 };
 use crate::policy::{Credential, Policy, PolicyConfig, TokenRequest};
 use crate::scope::{parse_endpoints, Scope, TokenType};
@@ -134,6 +134,7 @@ macro_rules! conformance_suite {
             last_used_events_and_sweep,
             audit_trail_filters_pages_and_sweeps,
             set_password_ends_other_sessions,
+            addresses_are_noted_once,
             deleting_a_user_stops_their_tokens,
             concurrent_renewals_have_one_winner,
             concurrent_creations_are_distinct,
@@ -539,6 +540,7 @@ pub mod cases {
             legacy: false,
             revoked_at: None,
             last_used_at: None,
+            last_used_ip: None,
         };
         store.insert_token(&t).await.unwrap();
         assert_eq!(store.token(id).await.unwrap(), Some(t.clone()));
@@ -971,6 +973,40 @@ pub mod cases {
         assert!(store.session(&b1).await.unwrap().is_some());
     }
 
+    /// The address book of where tokens were used: each pair new once,
+    /// first-ness told, unknown and deleted tokens skipped.
+    pub async fn addresses_are_noted_once(store: Arc<dyn Store>) {
+        let u = user(&store, "alice", Role::User).await;
+        let (t1, _, _) = new_token(&store, &u, TokenType::ALL).await;
+        let (t2, _, _) = new_token(&store, &u, TokenType::ALL).await;
+        let new = store
+            .note_addresses(&[
+                used(t1.id, T0, "10.0.0.1"),
+                used(t2.id, T0, "10.0.0.1"),
+                used(TokenId(999_999), T0, "10.0.0.1"),
+            ])
+            .await
+            .unwrap();
+        let firsts: Vec<(TokenId, bool)> = new.iter().map(|n| (n.used.id, n.first)).collect();
+        assert_eq!(firsts, [(t1.id, true), (t2.id, true)]);
+        let new = store
+            .note_addresses(&[
+                used(t1.id, T0 + 1, "10.0.0.1"),
+                used(t1.id, T0 + 2, "2001:db8::1"),
+                used(t1.id, T0 + 3, "2001:db8::1"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(new.len(), 1, "{new:?}");
+        assert_eq!(new[0].used, used(t1.id, T0 + 2, "2001:db8::1"));
+        assert!(!new[0].first, "t1 had an address before");
+        assert!(store
+            .note_addresses(&[used(t1.id, T0 + 4, "10.0.0.1")])
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
     /// The audit trail: ids increasing, newest first, filtered by user
     /// (concerned or acting), token and time, paged by id, swept by time;
     /// every field comes back as written.
@@ -1112,30 +1148,42 @@ pub mod cases {
         let (t1, _, _) = new_token(&store, &u, TokenType::ALL).await;
         let (t2, _, _) = new_token(&store, &u, TokenType::SCIM).await;
         store
-            .record_last_used(&[(t1.id, T0 + 10), (t2.id, T0 + 20)])
+            .record_last_used(&[
+                used(t1.id, T0 + 10, "10.0.0.1"),
+                used(t2.id, T0 + 20, "::1"),
+            ])
             .await
             .unwrap();
-        store.record_last_used(&[(t1.id, T0 + 5)]).await.unwrap();
+        store
+            .record_last_used(&[used(t1.id, T0 + 5, "10.9.9.9")])
+            .await
+            .unwrap();
+        let t1_now = store.token(t1.id).await.unwrap().unwrap();
+        assert_eq!(t1_now.last_used_at, Some(T0 + 10), "never moves back");
         assert_eq!(
-            store.token(t1.id).await.unwrap().unwrap().last_used_at,
-            Some(T0 + 10),
-            "never moves back"
+            t1_now.last_used_ip,
+            Some("10.0.0.1".parse().unwrap()),
+            "the address goes with the latest time"
+        );
+        assert_eq!(
+            store.token(t2.id).await.unwrap().unwrap().last_used_ip,
+            Some("::1".parse().unwrap())
         );
         assert_eq!(
             store.token(t2.id).await.unwrap().unwrap().last_used_at,
             Some(T0 + 20)
         );
         store
-            .record_last_used(&[(TokenId(999_999), T0)])
+            .record_last_used(&[used(TokenId(999_999), T0, "10.0.0.1")])
             .await
             .unwrap();
         // A flush after a busy minute: thousands of uses in one call (past
         // any chunking a backend does), the known tokens among them.
-        let mut many: Vec<(TokenId, Timestamp)> = (0..12_000u64)
-            .map(|i| (TokenId(5_000_000 + i), T0 + 30))
+        let mut many: Vec<Use> = (0..12_000u64)
+            .map(|i| used(TokenId(5_000_000 + i), T0 + 30, "10.0.0.1"))
             .collect();
-        many.insert(7_000, (t1.id, T0 + 40));
-        many.push((t2.id, T0 + 50));
+        many.insert(7_000, used(t1.id, T0 + 40, "10.0.0.40"));
+        many.push(used(t2.id, T0 + 50, "10.0.0.50"));
         store.record_last_used(&many).await.unwrap();
         assert_eq!(
             store.token(t1.id).await.unwrap().unwrap().last_used_at,
@@ -1144,6 +1192,10 @@ pub mod cases {
         assert_eq!(
             store.token(t2.id).await.unwrap().unwrap().last_used_at,
             Some(T0 + 50)
+        );
+        assert_eq!(
+            store.token(t1.id).await.unwrap().unwrap().last_used_ip,
+            Some("10.0.0.40".parse().unwrap())
         );
         // A token inserted with a last use (an import): earlier uses leave
         // it, later ones move it on.
@@ -1155,13 +1207,19 @@ pub mod cases {
         t3.refresh_digest = None;
         t3.last_used_at = Some(T0 + 100);
         store.insert_token(&t3).await.unwrap();
-        store.record_last_used(&[(t3.id, T0 + 60)]).await.unwrap();
+        store
+            .record_last_used(&[used(t3.id, T0 + 60, "10.0.0.60")])
+            .await
+            .unwrap();
         assert_eq!(
             store.token(t3.id).await.unwrap().unwrap().last_used_at,
             Some(T0 + 100),
             "never below the inserted time"
         );
-        store.record_last_used(&[(t3.id, T0 + 150)]).await.unwrap();
+        store
+            .record_last_used(&[used(t3.id, T0 + 150, "10.0.1.50")])
+            .await
+            .unwrap();
         assert_eq!(
             store.token(t3.id).await.unwrap().unwrap().last_used_at,
             Some(T0 + 150)
@@ -1446,9 +1504,19 @@ pub async fn new_token(
         legacy: false,
         revoked_at: None,
         last_used_at: None,
+        last_used_ip: None,
     };
     store.insert_token(&t).await.unwrap();
     (t, access, refresh)
+}
+
+/// A use of token `id` at `at` from `address`.
+pub fn used(id: TokenId, at: Timestamp, address: &str) -> Use {
+    Use {
+        id,
+        at,
+        address: address.parse().expect("an address"),
+    }
 }
 
 /// A rotation of `t`'s pair presenting `refresh`, with fresh secrets.
@@ -1623,7 +1691,13 @@ mod down {
         async fn legacy_horizon(&self) -> StoreResult<Option<Timestamp>> {
             down()
         }
-        async fn record_last_used(&self, _: &[(TokenId, Timestamp)]) -> StoreResult<()> {
+        async fn record_last_used(&self, _: &[crate::model::Use]) -> StoreResult<()> {
+            down()
+        }
+        async fn note_addresses(
+            &self,
+            _: &[crate::model::Use],
+        ) -> StoreResult<Vec<crate::model::NewAddress>> {
             down()
         }
         async fn record_event(&self, _: &Event) -> StoreResult<()> {

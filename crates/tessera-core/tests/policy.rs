@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tessera_core::check::{CheckError, Refusal};
 use tessera_core::clock::{Clock, ManualClock};
 use tessera_core::memory::MemoryStore;
-use tessera_core::model::{Role, UserKind};
+use tessera_core::model::{Actor, EventKind, EventQuery, Role, TokenId, UserKind};
 use tessera_core::policy::{Credential, Policy, PolicyConfig, TokenRequest};
 use tessera_core::service::{Caller, Issued, Tessera};
 use tessera_core::store::Store;
@@ -840,7 +840,7 @@ async fn last_used_is_coalesced_off_the_request_path() {
     assert_eq!(w.svc.checker().take_usage(), vec![]);
     w.clock.set(T0 + 60);
     check(&w, &t, "GET", "/x").await.unwrap();
-    assert_eq!(w.svc.checker().take_usage(), vec![(t.token.id, T0 + 60)]);
+    assert_eq!(uses(&w), vec![(t.token.id, T0 + 60)]);
     // A refused check is not a use.
     w.clock.set(T0 + 200);
     assert!(check(&w, &t, "GET", "/Client/../x").await.is_err());
@@ -861,5 +861,87 @@ async fn last_used_tracking_can_be_turned_off() {
     assert_eq!(w.svc.checker().take_usage(), vec![]);
     w.svc.checker().set_usage_tracking(true);
     check(&w, &t, "GET", "/x").await.unwrap();
-    assert_eq!(w.svc.checker().take_usage(), vec![(t.token.id, T0)]);
+    assert_eq!(uses(&w), vec![(t.token.id, T0)]);
+}
+
+/// The uses the checks noted, as (token, time).
+fn uses(w: &World) -> Vec<(TokenId, i64)> {
+    w.svc
+        .checker()
+        .take_usage()
+        .iter()
+        .map(|u| (u.id, u.at))
+        .collect()
+}
+
+/// A token allowed from an address it was not used from before is one
+/// `token.new_address`, written off the check's path by the flush; its
+/// first address is none, and a second node that meets a known pair says
+/// nothing. The address of the latest use is `last_used_ip`.
+#[tokio::test]
+async fn a_new_address_is_one_event_written_by_the_flush() {
+    let w = world().await;
+    let t = w.svc.create_token(&w.alice, None, &req(2)).await.unwrap();
+    let (a, b): (std::net::IpAddr, std::net::IpAddr) =
+        ("10.0.0.1".parse().unwrap(), "2001:db8::9".parse().unwrap());
+    let from = |ip| w.svc.checker().check(t.access.expose(), "GET", "/x", ip);
+    let new_addresses = || async {
+        w.svc
+            .store()
+            .events(&EventQuery::newest(100))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event.kind == EventKind::NewAddress)
+            .map(|e| e.event)
+            .collect::<Vec<_>>()
+    };
+    from(a).await.unwrap();
+    from(a).await.unwrap();
+    assert!(new_addresses().await.is_empty(), "the check writes nothing");
+    w.svc.flush_usage().await.unwrap();
+    assert!(
+        new_addresses().await.is_empty(),
+        "a first address is no new one"
+    );
+    let listed = w.svc.list_tokens(&w.alice, None).await.unwrap();
+    assert_eq!(listed[0].last_used_ip, Some(a));
+    w.clock.set(T0 + 60);
+    from(b).await.unwrap();
+    from(b).await.unwrap();
+    from(a).await.unwrap();
+    w.svc.flush_usage().await.unwrap();
+    let events = new_addresses().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].address, Some(b));
+    assert_eq!(events[0].actor, Actor::Token(t.token.id));
+    assert_eq!(events[0].token_id, Some(t.token.id));
+    assert_eq!(events[0].user_id, Some(w.alice.user.id));
+    assert_eq!(events[0].at, T0 + 60);
+    let listed = w.svc.list_tokens(&w.alice, None).await.unwrap();
+    assert_eq!(
+        listed[0].last_used_ip,
+        Some(b),
+        "the first use of the minute"
+    );
+    // Another node over the same store: the pair is known there.
+    let other = Tessera::new(
+        w.svc.store().clone(),
+        Policy::new(PolicyConfig::default()).unwrap(),
+        w.clock.clone() as Arc<dyn Clock>,
+    );
+    other
+        .checker()
+        .check(t.access.expose(), "GET", "/x", b)
+        .await
+        .unwrap();
+    other.flush_usage().await.unwrap();
+    w.svc.flush_usage().await.unwrap();
+    assert_eq!(new_addresses().await.len(), 1);
+    // Refused checks are no use from anywhere.
+    let c: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    w.clock.set(T0 + 100_000);
+    assert!(from(c).await.is_err());
+    w.svc.flush_usage().await.unwrap();
+    assert_eq!(new_addresses().await.len(), 1);
 }

@@ -40,7 +40,11 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Database, Postgres};
 use tessera_core::feed::ChangeStream;
-use tessera_core::model::{RotateOutcome, Rotation, Timestamp, TokenId, TokenRecord};
+use tessera_core::model::{RotateOutcome, Rotation, TokenRecord, Use};
+
+/// One statement's worth of last uses: ids, times, addresses (`UNNEST`'s arrays).
+#[derive(Debug, Default)]
+pub struct LastUsedChunk(Vec<i64>, Vec<i64>, Vec<String>);
 use tessera_core::secret::SecretKey;
 use tessera_core::store::StoreResult;
 use tessera_core::stored::id_to_i64;
@@ -133,7 +137,7 @@ impl Dialect for PostgresDialect {
     type Config = PostgresConfig;
     type OpenError = PostgresStoreError;
     /// The chunk's token ids and times, as two arrays unnested side by side.
-    type LastUsed = (Vec<i64>, Vec<i64>);
+    type LastUsed = LastUsedChunk;
 
     const NAME: &'static str = "PostgreSQL";
     const PLACEHOLDERS: Placeholders = Placeholders::Numbered;
@@ -142,10 +146,15 @@ impl Dialect for PostgresDialect {
         "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE digest = $2";
     const LEGACY_HORIZON: &'static str =
         "SELECT MAX(access_expires_at) AS horizon FROM tokens WHERE legacy AND revoked_at IS NULL";
-    const RECORD_LAST_USED: &'static str = "INSERT INTO token_usage (token_id, at) \
-         SELECT t.id, GREATEST(u.at, t.last_used_at) \
-         FROM UNNEST($1::bigint[], $2::bigint[]) AS u(id, at) JOIN tokens t ON t.id = u.id \
-         ON CONFLICT (token_id) DO UPDATE SET at = GREATEST(token_usage.at, EXCLUDED.at)";
+    // The address goes with the later time (SET reads the row as it was).
+    const RECORD_LAST_USED: &'static str = "INSERT INTO token_usage (token_id, at, address) \
+         SELECT t.id, GREATEST(u.at, t.last_used_at), u.address \
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) AS u(id, at, address) \
+         JOIN tokens t ON t.id = u.id \
+         ON CONFLICT (token_id) DO UPDATE SET \
+           address = CASE WHEN EXCLUDED.at >= token_usage.at THEN EXCLUDED.address \
+                          ELSE token_usage.address END, \
+           at = GREATEST(token_usage.at, EXCLUDED.at)";
 
     /// Connects and applies the migrations (creating the schema if named and missing).
     async fn open(config: &PostgresConfig) -> Result<PostgresStore, PostgresStoreError> {
@@ -265,16 +274,29 @@ impl Dialect for PostgresDialect {
 
     /// One entry per token, its latest use (an upsert may not touch a row
     /// twice), as two arrays per chunk.
-    fn last_used_chunks(uses: &[(TokenId, Timestamp)]) -> StoreResult<Vec<(Vec<i64>, Vec<i64>)>> {
-        let mut latest = BTreeMap::new();
-        for (t, at) in uses {
-            let e = latest.entry(id_to_i64(t.0)?).or_insert(*at);
-            *e = (*e).max(*at);
+    fn last_used_chunks(uses: &[Use]) -> StoreResult<Vec<LastUsedChunk>> {
+        // One row per token (an upsert may not touch a row twice): its latest use.
+        let mut latest: BTreeMap<i64, (i64, String)> = BTreeMap::new();
+        for u in uses {
+            let e = latest
+                .entry(id_to_i64(u.id.0)?)
+                .or_insert((u.at, u.address.to_string()));
+            if u.at > e.0 {
+                *e = (u.at, u.address.to_string());
+            }
         }
-        let latest: Vec<(i64, i64)> = latest.into_iter().collect();
+        let latest: Vec<(i64, (i64, String))> = latest.into_iter().collect();
         Ok(latest
             .chunks(LAST_USED_CHUNK)
-            .map(|c| c.iter().copied().unzip())
+            .map(|c| {
+                let mut chunk = LastUsedChunk::default();
+                for (id, (at, address)) in c {
+                    chunk.0.push(*id);
+                    chunk.1.push(*at);
+                    chunk.2.push(address.clone());
+                }
+                chunk
+            })
             .collect())
     }
 
@@ -284,9 +306,9 @@ impl Dialect for PostgresDialect {
 
     fn bind_last_used<'q>(
         query: SqlQuery<'q, Postgres>,
-        (ids, ats): &(Vec<i64>, Vec<i64>),
+        LastUsedChunk(ids, ats, addresses): &LastUsedChunk,
     ) -> SqlQuery<'q, Postgres> {
-        query.bind(ids).bind(ats)
+        query.bind(ids).bind(ats).bind(addresses)
     }
 }
 

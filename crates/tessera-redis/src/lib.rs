@@ -19,6 +19,7 @@
 //! |---|---|---|---|
 //! | `P{t<id>}:rec` | hash | a token record (fields below) | `min(ends_at, revoked_at) + retention` |
 //! | `P{t<id>}:spent` | hash | rotated-out refresh digest → `rotated_at` | with the record |
+//! | `P{t<id>}:addrs` | set | the client addresses token `<id>` was allowed from | with the record, as of the last new address |
 //! | `P{t<id>}:ptr` | string | a legacy token's access digest (id → record) | with the legacy record |
 //! | `P{l<hex>}:rec` | hash | a legacy token record, found by its access digest | as a token record |
 //! | `P{s<hex>}:session` | hash | a session: `user`, `created`, `seen` | `last_seen_at + retention` |
@@ -43,7 +44,7 @@
 //! `tokenType`), `eps` (Custom endpoints as written), `ips` (allowed-IP
 //! entries as written), `created`, `exp` (access expiry), `ren`? (renewable
 //! until), `ends`, `ad` (access digest), `rd`? (refresh digest), `legacy`
-//! (`0`/`1`), `rev`? (revoked at), `used`? (last used). `?` marks a field
+//! (`0`/`1`), `rev`? (revoked at), `used`? (last used), `uip`? (the address of that use). `?` marks a field
 //! that is absent when the value is `None`. Lists are length-prefixed
 //! (`<bytes>:<entry>` repeated), so no entry can be split or merged.
 //!
@@ -623,6 +624,10 @@ impl Keys {
     /// The legacy horizon.
     fn horizon(&self) -> String {
         format!("{}legacy-horizon", self.prefix)
+    }
+    /// The addresses a token was used from (in the token id's slot).
+    fn addresses(&self, id: TokenId) -> String {
+        format!("{}{{t{}}}:addrs", self.prefix, id.0)
     }
     /// The audit trail's id counter.
     fn event_counter(&self) -> String {

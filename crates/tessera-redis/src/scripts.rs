@@ -179,15 +179,16 @@ announce_record(KEYS[1])
 return {'updated', at, f[2] or '0', f[3] or ''}
 "#;
 
-/// KEYS: rec, ptr. ARGV: when used. Keeps the latest time.
+/// KEYS: rec, ptr. ARGV: when used, from which address. Keeps the latest
+/// time, and the address that goes with it.
 /// Reply: `{'moved', hex}`, `{'none'}` or `{'ok'}`.
 /// Announces nothing: a last use decides no check (it is not
 /// security-relevant), a node's cache keeps its own noted uses, and
 /// announcing every flushed use would empty every node's cache each flush.
 const LAST_USED: &str = r#"
 local prev = tonumber(redis.call('HGET', KEYS[1], 'used'))
-if prev == nil or prev < tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'used', ARGV[1])
+if prev == nil or prev <= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'used', ARGV[1], 'uip', ARGV[2])
 end
 return {'ok'}
 "#;
@@ -424,6 +425,21 @@ redis.call('HSET', KEYS[1], 'pw', ARGV[1])
 return 1
 "#;
 
+/// KEYS: rec, ptr (a token id's slot), addrs. ARGV: the address.
+/// Reply: `{added, first}` (1/0 each), or `{-1, 0}` when the token is gone.
+/// The set expires with the record (or its legacy pointer) as it is now.
+const NOTE_ADDRESS: &str = r#"
+local owner = KEYS[1]
+if redis.call('EXISTS', owner) == 0 then owner = KEYS[2] end
+if redis.call('EXISTS', owner) == 0 then return {-1, 0} end
+local first = 0
+if redis.call('EXISTS', KEYS[3]) == 0 then first = 1 end
+local added = redis.call('SADD', KEYS[3], ARGV[1])
+local ttl = redis.call('PTTL', owner)
+if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
+return {added, first}
+"#;
+
 /// Every script, compiled once per store (a `Script` knows its SHA-1 and
 /// loads itself on `NOSCRIPT`).
 pub(crate) struct Scripts {
@@ -471,6 +487,8 @@ pub(crate) struct Scripts {
     pub commit_import: Script,
     /// See [`FINISH_IMPORT`].
     pub finish_import: Script,
+    /// See [`NOTE_ADDRESS`].
+    pub note_address: Script,
     /// See [`SET_PASSWORD`].
     pub set_password: Script,
     /// See [`RECORD_EVENT`].
@@ -527,6 +545,7 @@ impl Scripts {
             commit_import: Script::new(COMMIT_IMPORT),
             finish_import: Script::new(FINISH_IMPORT),
             set_password: Script::new(SET_PASSWORD),
+            note_address: Script::new(NOTE_ADDRESS),
             record_event: Script::new(RECORD_EVENT),
             sweep_events: Script::new(SWEEP_EVENTS),
             beat_cluster: format!("{head}{BEAT_CLUSTER}"),

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use redis::{Script, Value};
 use tessera_core::feed::{ChangeFeed, ChangeStream};
 use tessera_core::model::{
-    Event, EventId, EventQuery, LoggedEvent, NewUser, RefreshLookup, RotateOutcome, Rotation,
-    SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, User, UserId,
+    Event, EventId, EventQuery, LoggedEvent, NewAddress, NewUser, RefreshLookup, RotateOutcome,
+    Rotation, SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, Use, User, UserId,
 };
 use tessera_core::secret::password::PasswordHash;
 use tessera_core::secret::{Digest, SecretKey};
@@ -85,26 +85,27 @@ impl RedisStore {
 
     /// Writes the last-used times of `uses` in one pipeline (and a second
     /// for legacy tokens, reached through their pointer).
-    async fn last_used_chunk(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
+    async fn last_used_chunk(&self, uses: &[Use]) -> StoreResult<()> {
         if uses.is_empty() {
             return Ok(());
         }
         let script = &self.scripts.last_used;
         let mut p = Self::pipe_with(Order::Any, &[script]);
-        for (id, at) in uses {
-            let loc = Loc::Token(*id);
+        for u in uses {
+            let loc = Loc::Token(u.id);
             let mut inv = script.prepare_invoke();
             inv.key(self.keys.rec(&loc))
                 .key(self.keys.ptr(&loc))
                 .key(self.keys.spent(&loc))
-                .arg(*at);
+                .arg(u.at)
+                .arg(u.address.to_string());
             p.invoke(script, &inv);
         }
         let replies = self.pipe(&p).await?;
         // Legacy tokens answered with their pointer: a second round for them.
         let mut legacy = Self::pipe_with(Order::Any, &[script]);
         let mut any = false;
-        for ((id, at), reply) in uses.iter().zip(replies) {
+        for (u, reply) in uses.iter().zip(replies) {
             let (tag, rest) = tagged(reply)?;
             if tag != "moved" {
                 continue;
@@ -113,12 +114,13 @@ impl RedisStore {
                 rest.into_iter().next().unwrap_or_default(),
                 "legacy pointer",
             )?;
-            let loc = Loc::Legacy(*id, codec::digest(&hex, "legacy pointer")?.to_hex());
+            let loc = Loc::Legacy(u.id, codec::digest(&hex, "legacy pointer")?.to_hex());
             let mut inv = script.prepare_invoke();
             inv.key(self.keys.rec(&loc))
                 .key(self.keys.ptr(&loc))
                 .key(self.keys.spent(&loc))
-                .arg(*at);
+                .arg(u.at)
+                .arg(u.address.to_string());
             legacy.invoke(script, &inv).ignore();
             any = true;
         }
@@ -900,7 +902,7 @@ impl TokenStore for RedisStore {
         Ok(Some(at))
     }
 
-    async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
+    async fn record_last_used(&self, uses: &[Use]) -> StoreResult<()> {
         // In pipelines of a bounded size, one after the other: the checks
         // share the connection, and one pipeline of every use of a busy
         // minute would hold their look-ups behind it.
@@ -908,6 +910,40 @@ impl TokenStore for RedisStore {
             self.last_used_chunk(chunk).await?;
         }
         Ok(())
+    }
+
+    async fn note_addresses(&self, uses: &[Use]) -> StoreResult<Vec<NewAddress>> {
+        // A script per pair, on the token's slot; one pipeline.
+        let mut new = Vec::new();
+        for chunk in uses.chunks(LAST_USED_PIPELINE) {
+            let script = &self.scripts.note_address;
+            let mut p = Self::pipe_with(Order::Any, &[script]);
+            for u in chunk {
+                let loc = Loc::Token(u.id);
+                let mut inv = script.prepare_invoke();
+                inv.key(self.keys.rec(&loc))
+                    .key(self.keys.ptr(&loc))
+                    .key(self.keys.addresses(u.id))
+                    .arg(u.address.to_string());
+                p.invoke(script, &inv);
+            }
+            for (u, reply) in chunk.iter().zip(self.pipe(&p).await?) {
+                let flags: Vec<i64> = array(reply)?
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Int(n) => Ok(n),
+                        _ => Err(corrupt("unexpected reply to note_address")),
+                    })
+                    .collect::<StoreResult<_>>()?;
+                if let [1, first] = flags.as_slice() {
+                    new.push(NewAddress {
+                        used: *u,
+                        first: *first == 1,
+                    });
+                }
+            }
+        }
+        Ok(new)
     }
 
     async fn record_event(&self, event: &Event) -> StoreResult<()> {

@@ -105,7 +105,9 @@ async fn inserts_edits_rotations_and_revocations_are_announced() {
     nothing_since(&bed, &mut stream, "a refused rotation").await;
 
     // Last uses are not security-relevant: not announced.
-    w.record_last_used(&[(t.id, T0 + 5)]).await.unwrap();
+    w.record_last_used(&[tessera_core::testkit::used(t.id, T0 + 5, "10.0.0.5")])
+        .await
+        .unwrap();
     nothing_since(&bed, &mut stream, "a last use").await;
 
     assert!(w.revoke_token(t.id, T0 + 20).await.unwrap());
@@ -163,6 +165,7 @@ fn legacy(id: u64, owner: &User) -> TokenRecord {
         legacy: true,
         revoked_at: None,
         last_used_at: None,
+        last_used_ip: None,
     }
 }
 

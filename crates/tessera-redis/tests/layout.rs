@@ -77,6 +77,7 @@ fn legacy_record(
         legacy: true,
         revoked_at: None,
         last_used_at: None,
+        last_used_ip: None,
     }
 }
 
@@ -155,7 +156,10 @@ async fn legacy_tokens_are_reached_by_id_and_by_digest() {
         let tkey = secret::parse(tess.expose(), SecretKind::Access).unwrap();
         assert_eq!(dyn_store.token_by_access(&tkey).await.unwrap(), None);
         // Last use, an edit (the horizon follows), then revocation by id.
-        dyn_store.record_last_used(&[(id, T0 + 7)]).await.unwrap();
+        dyn_store
+            .record_last_used(&[tessera_core::testkit::used(id, T0 + 7, "10.0.0.7")])
+            .await
+            .unwrap();
         assert_eq!(
             dyn_store.token(id).await.unwrap().unwrap().last_used_at,
             Some(T0 + 7)

@@ -105,7 +105,7 @@ pub fn spawn_upkeep(
                         None => None,
                     }
                 } => {
-                    if let Err(e) = svc.checker().flush_usage().await {
+                    if let Err(e) = svc.flush_usage().await {
                         tracing::warn!(error = %e, "writing last-used times failed");
                     }
                 }

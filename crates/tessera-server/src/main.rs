@@ -252,7 +252,7 @@ async fn serve(args: ServeArgs, log: &Log) -> Result<(), Failure> {
     );
     tessera_server::run(listener, app, options, tessera_server::shutdown_signal()).await;
     // The last-used times noted since the last flush, before leaving.
-    match svc.checker().flush_usage().await {
+    match svc.flush_usage().await {
         Ok(n) if n > 0 => tracing::info!(written = n, "last-used times written"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "writing last-used times failed"),

@@ -236,6 +236,8 @@ pub struct TokenInfo {
     pub is_legacy: bool,
     /// Last successful check (0: never).
     pub last_used_timestamp: i64,
+    /// The client address of that check (`""`: never used, or not known).
+    pub last_used_ip: String,
     /// The access token, in the create answer only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_token: Option<String>,
@@ -260,6 +262,7 @@ impl TokenInfo {
             allowed_ips: t.allowed_ips.entries().to_vec(),
             is_legacy: t.legacy,
             last_used_timestamp: t.last_used_at.unwrap_or(0),
+            last_used_ip: t.last_used_ip.map(|a| a.to_string()).unwrap_or_default(),
             access_token: None,
             refresh_token: None,
         }

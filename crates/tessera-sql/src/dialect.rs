@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sqlx::Database;
 use tessera_core::feed::ChangeStream;
-use tessera_core::model::{RotateOutcome, Rotation, Timestamp, TokenId, TokenRecord};
+use tessera_core::model::{RotateOutcome, Rotation, TokenRecord, Use};
 use tessera_core::secret::SecretKey;
 use tessera_core::store::StoreResult;
 
@@ -81,7 +81,7 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
 
     /// `uses` in chunks of at most [`LAST_USED_CHUNK`](crate::LAST_USED_CHUNK),
     /// each encoded for one [`Dialect::RECORD_LAST_USED`].
-    fn last_used_chunks(uses: &[(TokenId, Timestamp)]) -> StoreResult<Vec<Self::LastUsed>>;
+    fn last_used_chunks(uses: &[Use]) -> StoreResult<Vec<Self::LastUsed>>;
 
     /// Rows a statement wrote (each driver's result has it, no trait names it).
     fn rows_affected(result: &<Self::Database as Database>::QueryResult) -> u64;

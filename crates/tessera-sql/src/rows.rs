@@ -44,6 +44,7 @@ where
         legacy: row.try_get("legacy").map_err(corrupt)?,
         revoked_at: row.try_get("revoked_at").map_err(corrupt)?,
         last_used_at: row.try_get("last_used_at").map_err(corrupt)?,
+        last_used_ip: row.try_get("last_used_ip").map_err(corrupt)?,
     }
     .into_record()
 }

@@ -18,7 +18,8 @@ macro_rules! token_columns {
     () => {
         "id, user_id, user_name, name, token_type, api_endpoints, allowed_ips, created_at, access_expires_at, \
          renewable_until, ends_at, access_digest, refresh_digest, legacy, revoked_at, \
-         COALESCE((SELECT at FROM token_usage WHERE token_id = tokens.id), last_used_at) AS last_used_at"
+         COALESCE((SELECT at FROM token_usage WHERE token_id = tokens.id), last_used_at) AS last_used_at, \
+         (SELECT address FROM token_usage WHERE token_id = tokens.id) AS last_used_ip"
     };
 }
 
@@ -158,6 +159,13 @@ statements! {
         "WHERE (user_id = ? OR actor_user_id = ?) AND token_id = ? AND at >= ? AND id < ? \
          ORDER BY id DESC LIMIT ?"
     );
+    /// How many addresses token param 1 was used from (column `n`).
+    addresses_of_token = "SELECT COUNT(*) AS n FROM token_addresses WHERE token_id = ?";
+    /// Token param 1 used from address param 2 at param 3, unless known or
+    /// the token (param 4) is gone.
+    insert_token_address = "INSERT INTO token_addresses (token_id, address, first_seen) \
+                            SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM tokens WHERE id = ?) \
+                            ON CONFLICT (token_id, address) DO NOTHING";
     /// Events before param 1 (the audit retention).
     sweep_events = "DELETE FROM events WHERE at < ?";
     /// Tokens revoked before param 1, or ended before param 2 (the sweep's

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 use tessera_core::feed::{ChangeFeed, ChangeStream};
 use tessera_core::model::{
-    Event, EventQuery, LoggedEvent, RefreshLookup, RotateOutcome, Rotation, Timestamp,
-    TokenChanges, TokenId, TokenRecord, UserId,
+    Event, EventQuery, LoggedEvent, NewAddress, RefreshLookup, RotateOutcome, Rotation, Timestamp,
+    TokenChanges, TokenId, TokenRecord, Use, UserId,
 };
 use tessera_core::secret::SecretKey;
 use tessera_core::store::{Store, StoreResult, TokenStore};
@@ -225,7 +225,7 @@ where
         column(&row, "horizon")
     }
 
-    async fn record_last_used(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {
+    async fn record_last_used(&self, uses: &[Use]) -> StoreResult<()> {
         // Into `token_usage` (see its migration), one statement per chunk of
         // uses (encoded as the dialect binds them), in one transaction;
         // unknown ids are skipped, and a time never moves back.
@@ -238,6 +238,44 @@ where
                     .await?;
             }
             tx.commit().await
+        })
+        .await
+    }
+
+    async fn note_addresses(&self, uses: &[Use]) -> StoreResult<Vec<NewAddress>> {
+        // One transaction: for each pair, whether the token had any address,
+        // then an insert that is skipped for a pair already known (or a
+        // token gone). New pairs are rare: a statement each is cheap.
+        let sql = Self::sql();
+        let rows: Vec<(i64, String, i64, Use)> = uses
+            .iter()
+            .filter_map(|u| Some((id_in_range(u.id.0)?, u.address.to_string(), u.at, *u)))
+            .collect();
+        self.bounded(async {
+            let mut tx = self.pool.begin().await?;
+            let mut new = Vec::new();
+            for (id, address, at, used) in &rows {
+                let before = sqlx::query(sql.addresses_of_token)
+                    .bind(*id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let had: i64 = sqlx::Row::try_get(&before, "n")?;
+                let inserted = sqlx::query(sql.insert_token_address)
+                    .bind(*id)
+                    .bind(address.as_str())
+                    .bind(*at)
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+                if D::rows_affected(&inserted) == 1 {
+                    new.push(NewAddress {
+                        used: *used,
+                        first: had == 0,
+                    });
+                }
+            }
+            tx.commit().await?;
+            Ok(new)
         })
         .await
     }

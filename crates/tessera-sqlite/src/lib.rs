@@ -42,7 +42,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Database, Sqlite};
 use tessera_core::feed::ChangeStream;
-use tessera_core::model::{RotateOutcome, Rotation, Timestamp, TokenId, TokenRecord};
+use tessera_core::model::{RotateOutcome, Rotation, Timestamp, TokenRecord, Use};
 use tessera_core::secret::SecretKey;
 use tessera_core::store::StoreResult;
 use tessera_core::stored::id_to_i64;
@@ -142,12 +142,16 @@ impl Dialect for SqliteDialect {
         "UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE digest = ?";
     const LEGACY_HORIZON: &'static str =
         "SELECT MAX(access_expires_at) AS horizon FROM tokens WHERE legacy = 1 AND revoked_at IS NULL";
-    const RECORD_LAST_USED: &'static str = "INSERT INTO token_usage (token_id, at) \
-         SELECT tokens.id, MAX(u.at, COALESCE(tokens.last_used_at, u.at)) \
-         FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at \
+    // The address goes with the later time (SET reads the row as it was).
+    const RECORD_LAST_USED: &'static str = "INSERT INTO token_usage (token_id, at, address) \
+         SELECT tokens.id, MAX(u.at, COALESCE(tokens.last_used_at, u.at)), u.address \
+         FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at, \
+                      json_extract(value, '$[2]') AS address \
                FROM json_each(?)) AS u \
          JOIN tokens ON tokens.id = u.id WHERE true \
-         ON CONFLICT (token_id) DO UPDATE SET at = MAX(at, excluded.at)";
+         ON CONFLICT (token_id) DO UPDATE SET \
+           address = CASE WHEN excluded.at >= at THEN excluded.address ELSE address END, \
+           at = MAX(at, excluded.at)";
 
     /// Opens (creating if missing) the database and applies the migrations.
     async fn open(config: &SqliteConfig) -> Result<SqliteStore, SqliteStoreError> {
@@ -293,12 +297,20 @@ impl Dialect for SqliteDialect {
     }
 
     /// A JSON array per chunk, every use in it (the upsert takes the latest).
-    fn last_used_chunks(uses: &[(TokenId, Timestamp)]) -> StoreResult<Vec<String>> {
+    fn last_used_chunks(uses: &[Use]) -> StoreResult<Vec<String>> {
         uses.chunks(LAST_USED_CHUNK)
             .map(|chunk| {
+                // An address's text holds no quote or backslash: no escaping.
                 let pairs = chunk
                     .iter()
-                    .map(|(t, at)| Ok(format!("[{},{at}]", id_to_i64(t.0)?)))
+                    .map(|u| {
+                        Ok(format!(
+                            "[{},{},\"{}\"]",
+                            id_to_i64(u.id.0)?,
+                            u.at,
+                            u.address
+                        ))
+                    })
                     .collect::<StoreResult<Vec<_>>>()?;
                 Ok(format!("[{}]", pairs.join(",")))
             })

@@ -153,6 +153,7 @@ fn stored_token(row: &rusqlite::Row<'_>) -> Result<StoredToken, rusqlite::Error>
         legacy: row.get(13)?,
         revoked_at: row.get(14)?,
         last_used_at: row.get(15)?,
+        last_used_ip: row.get(16)?,
     })
 }
 

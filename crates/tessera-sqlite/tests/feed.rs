@@ -72,7 +72,10 @@ async fn another_connections_commit_is_heard_and_other_tables_are_not() {
     other
         .execute("INSERT INTO events (at, kind) VALUES (1, 'x')", [])
         .unwrap();
-    store.record_last_used(&[(t.id, T0 + 5)]).await.unwrap();
+    store
+        .record_last_used(&[tessera_core::testkit::used(t.id, T0 + 5, "10.0.0.5")])
+        .await
+        .unwrap();
     assert_eq!(
         until_beat(&*store, &mut *stream).await,
         vec![],
