@@ -202,6 +202,17 @@ async function scenario(browser, size) {
     await row(`ci ${tag} edited`).waitFor();
     assert.equal(await check(access, 'GET', '/MediaAgent'), 200);
 
+    // ---- its activity: created, edited ---------------------------------------------
+    step(`[${tag}] the token's activity`);
+    await row(`ci ${tag} edited`).getByRole('button', { name: 'Activity' }).click();
+    await heading(`Activity of ci ${tag} edited`).waitFor();
+    await main.getByRole('rowheader').getByText('Token created', { exact: true }).waitFor();
+    await main.getByRole('rowheader').getByText('Token edited', { exact: true }).waitFor();
+    assert.equal(await main.getByRole('rowheader').count(), 2, 'only this token\'s events');
+    await shot('token-activity');
+    await page.getByRole('button', { name: 'Back to tokens' }).click();
+    await heading('Access tokens').waitFor();
+
     // ---- a legacy token cannot be edited -------------------------------------------
     step(`[${tag}] open the legacy token`);
     await row('old console token').getByRole('button', { name: 'Edit' }).click();
@@ -228,6 +239,33 @@ async function scenario(browser, size) {
     await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
     await row(`ci ${tag} edited`).waitFor({ state: 'detached' });
     assert.equal(await check(access, 'GET', '/Client/5'), 401);
+
+    // ---- the account's activity and password -------------------------------------
+    step(`[${tag}] account activity`);
+    await page.getByRole('navigation').getByRole('button', { name: 'Activity' }).click();
+    await heading('Activity').waitFor();
+    await main.getByRole('rowheader').getByText('Token revoked', { exact: true }).first().waitFor();
+    await main.getByRole('rowheader').getByText('Sign-in refused', { exact: true }).first().waitFor();
+    await shot('activity');
+    step(`[${tag}] change the password, and back`);
+    await page.getByRole('navigation').getByRole('button', { name: 'Account' }).click();
+    await heading('Account').waitFor();
+    await main.getByLabel('Current password').fill('not it');
+    await main.getByLabel('New password', { exact: true }).fill('console-new-pw');
+    await main.getByLabel('New password again').fill('console-new-pw');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await main.getByRole('alert').filter({ hasText: 'old password does not match' }).waitFor();
+    await shot('password-refused');
+    for (const [from, to] of [[ADMIN_PASSWORD, 'console-new-pw'], ['console-new-pw', ADMIN_PASSWORD]]) {
+      await main.getByLabel('Current password').fill(from);
+      await main.getByLabel('New password', { exact: true }).fill(to);
+      await main.getByLabel('New password again').fill(to);
+      await page.getByRole('button', { name: 'Change password' }).click();
+      // The view is drawn afresh (empty fields) once the change is done.
+      await page.waitForFunction(() => document.getElementById('account-current').value === '');
+      await main.getByText('Password changed. Your other sessions have ended.').waitFor();
+    }
+    await shot('password-changed');
 
     // ---- users (admin) -----------------------------------------------------------
     step(`[${tag}] users page`);

@@ -251,7 +251,7 @@ function modal(title, build) {
 
 function setView(...children) {
   const main = document.getElementById('main');
-  main.replaceChildren(...children);
+  main.replaceChildren(...children.filter((c) => c !== null && c !== undefined));
   const heading = main.querySelector('h1');
   if (heading) {
     heading.tabIndex = -1;
@@ -272,6 +272,8 @@ function renderChrome(current) {
   nav.replaceChildren(
     h('button', { type: 'button', class: 'link', 'aria-current': current === 'tokens' ? 'page' : null, onclick: () => renderTokens(null) }, 'Access tokens'),
     session.isAdmin ? h('button', { type: 'button', class: 'link', 'aria-current': current === 'users' ? 'page' : null, onclick: () => renderUsers() }, 'Users') : null,
+    h('button', { type: 'button', class: 'link', 'aria-current': current === 'activity' ? 'page' : null, onclick: () => renderActivity(null) }, 'Activity'),
+    h('button', { type: 'button', class: 'link', 'aria-current': current === 'account' ? 'page' : null, onclick: () => renderAccount() }, 'Account'),
   );
   who.replaceChildren(
     h('span', { class: 'user' }, session.userName),
@@ -298,10 +300,7 @@ function renderSignIn(message) {
     const button = form.querySelector('button[type=submit]');
     button.disabled = true;
     try {
-      // The API takes the password as base64 of its UTF-8 bytes.
-      const bytes = new TextEncoder().encode(password.value);
-      const b64 = btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(''));
-      const r = await api('POST', 'Login', { username: user.value.trim(), password: b64 });
+      const r = await api('POST', 'Login', { username: user.value.trim(), password: passwordB64(password.value) });
       session = { token: r.token, userName: r.userName, userId: r.userId, isAdmin: false };
       // Whether the user is an admin, as the server says.
       const me = await api('GET', 'WhoAmI');
@@ -408,10 +407,135 @@ function tokenRow(t, reload) {
     h('td', { 'data-label': 'Scope' }, scope),
     h('td', { 'data-label': 'Created' }, when(t.createdTimestamp)),
     h('td', { 'data-label': 'Valid until' }, expiry),
-    h('td', { 'data-label': 'Last used' }, when(t.lastUsedTimestamp)),
+    h('td', { 'data-label': 'Last used' }, when(t.lastUsedTimestamp),
+      t.lastUsedIp ? h('span', { class: 'address' }, ' from ', t.lastUsedIp) : null),
     h('td', { class: 'row-actions', 'data-label': 'Actions' },
       h('button', { type: 'button', onclick: () => tokenDialog(t, null, reload) }, 'Edit'),
+      h('button', { type: 'button', onclick: () => renderActivity(t) }, 'Activity'),
       h('button', { type: 'button', class: 'danger', onclick: () => revokeDialog(t, reload) }, 'Revoke')));
+}
+
+/** How an event's kind reads in the Activity view. */
+const EVENT_LABELS = {
+  'login.succeeded': 'Signed in',
+  'login.failed': 'Sign-in refused',
+  'login.locked': 'Sign-in locked',
+  'session.ended': 'Signed out',
+  'token.created': 'Token created',
+  'token.edited': 'Token edited',
+  'token.renewed': 'Token renewed',
+  'token.revoked': 'Token revoked',
+  'token.reuse_detected': 'Refresh token reused: token revoked',
+  'token.new_address': 'Used from a new address',
+  'user.created': 'User created',
+  'user.deleted': 'User deleted',
+  'user.password_changed': 'Password changed',
+  'legacy.imported': 'Legacy tokens imported',
+};
+
+/** Who did an event, as the trail says. */
+function actorOf(e) {
+  if (e.actorUserId != null) return e.actorUserId === session.userId ? 'you' : `user ${e.actorUserId}`;
+  if (e.actorTokenId != null) return `token ${e.actorTokenId}`;
+  return '—';
+}
+
+/** The audit trail, newest first: the caller's (token null) or one
+ *  token's; "Older" reads the next page. */
+async function renderActivity(token) {
+  renderChrome(token ? 'tokens' : 'activity');
+  const title = token ? `Activity of ${token.tokenName}` : 'Activity';
+  const query = token ? `tokenId=${encodeURIComponent(token.tokenId)}&` : '';
+  const errorLine = h('p', { class: 'form-error', role: 'alert' });
+  const tbody = h('tbody', {});
+  const more = h('button', { type: 'button', hidden: true }, 'Older');
+  const empty = h('p', { class: 'muted', hidden: true }, 'Nothing recorded yet.');
+  const table = tableRoles(h('table', { class: 'cards' },
+    h('caption', { class: 'visually-hidden' }, title),
+    h('thead', {}, h('tr', {},
+      ['Event', 'When', 'By', 'Address', 'Detail'].map((c) => h('th', { scope: 'col' }, c)))),
+    tbody));
+  setView(
+    h('div', { class: 'view-head' },
+      h('h1', {}, title),
+      h('div', { class: 'head-actions' },
+        token ? h('button', { type: 'button', onclick: () => renderTokens(null) }, 'Back to tokens') : null)),
+    errorLine, empty, h('div', { class: 'list' }, table), h('div', { class: 'actions' }, more));
+  let cursor = null;
+  const load = async () => {
+    more.disabled = true;
+    let page;
+    try {
+      page = await api('GET', `V4/AccessToken/Events?${query}limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    } catch (err) {
+      if (!session) return;
+      errorLine.textContent = err.message;
+      return;
+    } finally {
+      more.disabled = false;
+    }
+    const events = page.events || [];
+    for (const e of events) {
+      tbody.append(h('tr', { class: e.outcome === 'failure' ? 'failure' : null },
+        h('th', { scope: 'row', 'data-label': 'Event' }, EVENT_LABELS[e.event] || e.event),
+        h('td', { 'data-label': 'When' }, when(e.timestamp)),
+        h('td', { 'data-label': 'By' }, actorOf(e)),
+        h('td', { 'data-label': 'Address' }, e.address || '—'),
+        h('td', { 'data-label': 'Detail' }, e.detail || '')));
+    }
+    cursor = page.nextCursor || null;
+    more.hidden = !cursor;
+    empty.hidden = tbody.children.length > 0;
+    table.hidden = tbody.children.length === 0;
+  };
+  more.addEventListener('click', load);
+  await load();
+}
+
+/** The API's form of a password: base64 of its UTF-8 bytes. */
+function passwordB64(text) {
+  const bytes = new TextEncoder().encode(text);
+  return btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(''));
+}
+
+/** The Account view: change one's own password. */
+function renderAccount(message) {
+  renderChrome('account');
+  const current = h('input', { type: 'password', name: 'current', autocomplete: 'current-password', required: true });
+  const next = h('input', { type: 'password', name: 'new', autocomplete: 'new-password', required: true });
+  const again = h('input', { type: 'password', name: 'again', autocomplete: 'new-password', required: true });
+  const form = h('form', { class: 'card', novalidate: true },
+    h('h2', {}, 'Change your password'),
+    h('p', { class: 'form-error', role: 'alert' }),
+    field('account-current', 'Current password', current),
+    field('account-new', 'New password', next),
+    field('account-again', 'New password again', again, 'Your other sessions end; this one stays.'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Change password')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    if (next.value === '' || next.value !== again.value) {
+      showError(form, { message: next.value === '' ? 'Enter a new password.' : 'The new passwords differ.' });
+      return;
+    }
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    try {
+      await api('POST', 'V4/User/Password', { oldPassword: passwordB64(current.value), newPassword: passwordB64(next.value) });
+      renderAccount('Password changed. Your other sessions have ended.');
+      announce('Password changed.');
+    } catch (err) {
+      if (err.field === 'oldPassword' || err.field === 'newPassword') err.field = null;
+      showError(form, err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  setView(
+    h('div', { class: 'view-head' }, h('h1', {}, 'Account'), h('div', { class: 'head-actions' })),
+    message ? h('p', { class: 'notice', role: 'status' }, message) : null,
+    h('p', {}, `Signed in as ${session.userName}${session.isAdmin ? ' (admin)' : ''}.`),
+    form);
 }
 
 /** The Add token (token null) or Edit token dialog. `owner`: the service
