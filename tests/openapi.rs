@@ -55,7 +55,12 @@ const CALLS: &[(&str, &str)] = &[
 
 /// Declared headers an answer may leave out (its description says when it
 /// is sent); every other declared header must be in the answer.
-const SOMETIMES_SENT: &[&str] = &["X-Tessera-Renewable-Until"];
+const SOMETIMES_SENT: &[&str] = &[
+    "X-Tessera-Renewable-Until",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+];
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",

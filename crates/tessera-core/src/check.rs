@@ -39,6 +39,20 @@ pub const LAST_USED_EVERY: i64 = 60;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allowed {
     token: Arc<TokenRecord>,
+    /// Where a rate-limited token stands in its window.
+    quota: Option<Quota>,
+}
+
+/// A rate-limited token's standing after an allowed check: the
+/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Allowed checks per window.
+    pub limit: u32,
+    /// Those left in this window.
+    pub remaining: u32,
+    /// Seconds until the window ends.
+    pub reset: u32,
 }
 
 impl Allowed {
@@ -78,6 +92,11 @@ impl Allowed {
     pub fn token(&self) -> &TokenRecord {
         &self.token
     }
+
+    /// Where the token stands in its rate-limit window, if it has a limit.
+    pub fn quota(&self) -> Option<Quota> {
+        self.quota
+    }
 }
 
 /// Why the check refused. [`Refusal::insufficient_scope`] sorts them into
@@ -105,6 +124,14 @@ pub enum Refusal {
     /// The client address is not in the token's `allowedIPs`.
     #[error("the token may not be used from this address")]
     Address,
+    /// The token's rate limit is spent for this window (429).
+    #[error("the token's rate limit is reached; retry in {reset} s")]
+    RateLimited {
+        /// Allowed checks per window.
+        limit: u32,
+        /// Seconds until the window ends (`Retry-After`).
+        reset: u32,
+    },
 }
 
 impl Refusal {
@@ -388,7 +415,41 @@ impl Checker {
             .normalise(raw_path)
             .map_err(Refusal::Path)?;
         let token = self.record(&key).await?.ok_or(Refusal::Unknown)?;
-        self.decide(token, &key, method, &path, client, now)
+        let mut allowed = self.decide(token, &key, method, &path, client, now)?;
+        allowed.quota = self.within_rate(&allowed.token, now).await?;
+        self.note_use(&allowed.token, client, now);
+        Ok(allowed)
+    }
+
+    /// A rate-limited token's check counted in its window, across the
+    /// fleet (one atomic call to the store: the only one a check makes
+    /// beyond the record's look-up); refused past the limit. A store that
+    /// cannot count refuses (503), never allows.
+    async fn within_rate(
+        &self,
+        token: &TokenRecord,
+        now: i64,
+    ) -> Result<Option<Quota>, CheckError> {
+        let Some(limit) = token.rate_limit else {
+            return Ok(None);
+        };
+        let per = i64::from(limit.per_seconds.max(1));
+        let window = now.div_euclid(per);
+        let until = (window + 1) * per;
+        let reset = u32::try_from(until - now).unwrap_or(limit.per_seconds);
+        let count = self.store.count_use(token.id, window, until).await?;
+        if count > u64::from(limit.requests) {
+            return Err(Refusal::RateLimited {
+                limit: limit.requests,
+                reset,
+            }
+            .into());
+        }
+        Ok(Some(Quota {
+            limit: limit.requests,
+            remaining: limit.requests - count as u32,
+            reset,
+        }))
     }
 
     /// RFC 7662 introspection: the token's record when it is valid now (a
@@ -441,6 +502,11 @@ impl Checker {
         if !token.scope.allows(self.policy.rules(), method, path) {
             return Err(Refusal::Scope.into());
         }
+        Ok(Allowed { token, quota: None })
+    }
+
+    /// Notes an allowed check's use (its time and address), in memory only.
+    fn note_use(&self, token: &Arc<TokenRecord>, client: IpAddr, now: i64) {
         // Coalesced last-used tracking: only when the stored time is a
         // minute old (so at most one write per token per minute), and only
         // into memory here.
@@ -457,13 +523,12 @@ impl Checker {
             // The cached record now says so, so this node notes the next
             // use only after another interval.
             if let Some(c) = &self.cache {
-                c.note_use(&token, now);
+                c.note_use(token, now);
             }
         }
         if self.track_usage.load(Ordering::Relaxed) {
-            self.note_address(&token, client, now);
+            self.note_address(token, client, now);
         }
-        Ok(Allowed { token })
     }
 
     /// Queues (token, client) for the store's address book the first time

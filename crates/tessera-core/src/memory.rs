@@ -52,6 +52,8 @@ struct Inner {
     by_refresh: HashMap<Digest, TokenId, DigestBuildHasher>,
     /// Rotated-out refresh digests → (token, when rotated out), for reuse detection.
     spent: HashMap<Digest, (TokenId, Timestamp), DigestBuildHasher>,
+    /// Rate-limit counts: (token, window) → (count, window end).
+    rate_counts: HashMap<(TokenId, i64), (u64, Timestamp)>,
     /// The addresses each token was used from.
     addresses: HashMap<TokenId, std::collections::HashSet<std::net::IpAddr>>,
     /// The audit trail, oldest first (ids increasing).
@@ -75,6 +77,7 @@ impl Default for Inner {
             by_refresh: HashMap::default(),
             spent: HashMap::default(),
             addresses: HashMap::new(),
+            rate_counts: HashMap::new(),
             events: Vec::new(),
             last_event: 0,
             changes: broadcast::channel(FEED_BACKLOG).0,
@@ -334,6 +337,7 @@ impl TokenStore for MemoryStore {
             t.access_expires_at = c.access_expires_at;
             t.renewable_until = c.renewable_until;
             t.ends_at = c.ends_at;
+            t.rate_limit = c.rate_limit;
         });
         Ok(true)
     }
@@ -432,6 +436,13 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
+    async fn count_use(&self, id: TokenId, window: i64, until: Timestamp) -> StoreResult<u64> {
+        let mut g = self.write();
+        let c = g.rate_counts.entry((id, window)).or_insert((0, until));
+        c.0 += 1;
+        Ok(c.0)
+    }
+
     async fn note_addresses(&self, uses: &[Use]) -> StoreResult<Vec<NewAddress>> {
         let mut g = self.write();
         let mut new = Vec::new();
@@ -489,6 +500,8 @@ impl TokenStore for MemoryStore {
         for id in &dead {
             g.remove_token(*id);
         }
+        g.rate_counts
+            .retain(|_, (_, until)| *until >= sessions_before);
         let sessions = g.sessions.len();
         g.sessions.retain(|_, s| s.last_seen_at >= sessions_before);
         Ok((dead.len() + sessions - g.sessions.len()) as u64)

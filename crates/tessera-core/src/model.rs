@@ -180,6 +180,25 @@ pub struct TokenRecord {
     pub last_used_at: Option<Timestamp>,
     /// The client address of that use (`lastUsedIp`).
     pub last_used_ip: Option<std::net::IpAddr>,
+    /// At most so many allowed checks per window (`rateLimit`), if any.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token's rate limit: at most `requests` allowed checks in each window
+/// of `per_seconds` seconds (CONTRACT §5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    /// Allowed checks per window (1 to [`RateLimit::MAX_REQUESTS`]).
+    pub requests: u32,
+    /// The window, in seconds (1 to [`RateLimit::MAX_SECONDS`]).
+    pub per_seconds: u32,
+}
+
+impl RateLimit {
+    /// The most requests a window may allow.
+    pub const MAX_REQUESTS: u32 = 1_000_000;
+    /// The longest window: a day.
+    pub const MAX_SECONDS: u32 = 86_400;
 }
 
 /// A token used from an address the store had not seen it used from.
@@ -219,6 +238,8 @@ pub struct TokenChanges {
     pub renewable_until: Option<Timestamp>,
     /// New end of life (see [`TokenRecord::ends_at`]).
     pub ends_at: Timestamp,
+    /// New rate limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A renewal to apply atomically: only if `presented_refresh` is still current.

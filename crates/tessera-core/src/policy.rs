@@ -15,7 +15,7 @@
 use crate::address::IpAllowList;
 use crate::error::{Error, Result};
 use crate::model::{
-    Role, SessionRecord, Timestamp, TokenChanges, TokenRecord, User, UserId, UserKind,
+    RateLimit, Role, SessionRecord, Timestamp, TokenChanges, TokenRecord, User, UserId, UserKind,
 };
 use crate::path::{Normaliser, PathError};
 use crate::scope::{parse_endpoints, Scope, ScopeKind, ScopeRules, TokenType};
@@ -117,6 +117,22 @@ pub struct TokenRequest {
     pub api_endpoints: Option<Vec<String>>,
     /// `allowedIPs`.
     pub allowed_ips: Option<Vec<String>>,
+    /// `rateLimit` (absent: none on create, unchanged on edit).
+    pub rate_limit: Option<RateLimitRequest>,
+}
+
+/// A `rateLimit` as a request gives it, before the policy checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitRequest {
+    /// `null`: no limit (an edit removes one).
+    Remove,
+    /// `{"requests": N, "perSeconds": S}` (either may be missing: a 400).
+    Set {
+        /// `requests`.
+        requests: Option<i64>,
+        /// `perSeconds`.
+        per_seconds: Option<i64>,
+    },
 }
 
 impl TokenRequest {
@@ -127,6 +143,30 @@ impl TokenRequest {
             ..TokenRequest::default()
         }
     }
+}
+
+/// A `rateLimit` checked: both figures present, whole, within
+/// 1..=[`RateLimit::MAX_REQUESTS`] requests per 1..=[`RateLimit::MAX_SECONDS`]
+/// seconds; a 400 naming the figure otherwise, never a clamp.
+fn check_rate_limit(r: RateLimitRequest) -> Result<Option<RateLimit>> {
+    let RateLimitRequest::Set {
+        requests,
+        per_seconds,
+    } = r
+    else {
+        return Ok(None);
+    };
+    let figure = |v: Option<i64>, name: &str, max: u32| -> Result<u32> {
+        let v = v.ok_or_else(|| Error::invalid(name, "required in a rate limit"))?;
+        u32::try_from(v)
+            .ok()
+            .filter(|v| (1..=max).contains(v))
+            .ok_or_else(|| Error::invalid(name, format!("1 to {max}, not {v}")))
+    };
+    Ok(Some(RateLimit {
+        requests: figure(requests, "rateLimit.requests", RateLimit::MAX_REQUESTS)?,
+        per_seconds: figure(per_seconds, "rateLimit.perSeconds", RateLimit::MAX_SECONDS)?,
+    }))
 }
 
 /// The validated parts of a new token, before the store gives it an id.
@@ -144,6 +184,8 @@ pub struct NewTokenPlan {
     pub renewable_until: Option<Timestamp>,
     /// End of life (see [`TokenRecord::ends_at`]).
     pub ends_at: Timestamp,
+    /// Validated rate limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// What a caller authenticated with. Token management needs a session.
@@ -237,6 +279,10 @@ impl Policy {
             access_expires_at,
             renewable_until,
             ends_at: self.ends_at(access_expires_at, renewable_until),
+            rate_limit: match req.rate_limit {
+                None => None,
+                Some(r) => check_rate_limit(r)?,
+            },
         })
     }
 
@@ -321,6 +367,10 @@ impl Policy {
             access_expires_at,
             renewable_until,
             ends_at: self.ends_at(access_expires_at, renewable_until),
+            rate_limit: match req.rate_limit {
+                None => token.rate_limit,
+                Some(r) => check_rate_limit(r)?,
+            },
         })
     }
 

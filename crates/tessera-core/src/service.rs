@@ -606,6 +606,7 @@ impl Tessera {
             revoked_at: None,
             last_used_at: None,
             last_used_ip: None,
+            rate_limit: plan.rate_limit,
         };
         // An id probed before it existed may be cached as absent.
         let inserted = self.store.insert_token(&token).await;
@@ -1039,6 +1040,7 @@ impl Tessera {
             revoked_at: None,
             last_used_at: None,
             last_used_ip: None,
+            rate_limit: None,
         })
     }
 }

@@ -7,7 +7,8 @@
 use crate::address::IpAllowList;
 use crate::error::StoreError;
 use crate::model::{
-    Actor, Event, EventKind, Role, TokenId, TokenRecord, User, UserId, UserKind, EVENT_DETAIL_MAX,
+    Actor, Event, EventKind, RateLimit, Role, TokenId, TokenRecord, User, UserId, UserKind,
+    EVENT_DETAIL_MAX,
 };
 use crate::scope::Scope;
 use crate::secret::password::PasswordHash;
@@ -50,6 +51,10 @@ pub struct StoredToken {
     pub last_used_at: Option<i64>,
     /// [`TokenRecord::last_used_ip`] as text (`None` or `""`: none).
     pub last_used_ip: Option<String>,
+    /// [`RateLimit::requests`] (with `rate_per`, both or neither).
+    pub rate_requests: Option<i64>,
+    /// [`RateLimit::per_seconds`].
+    pub rate_per: Option<i64>,
 }
 
 /// A user as columns.
@@ -169,6 +174,8 @@ impl StoredToken {
             revoked_at: t.revoked_at,
             last_used_at: t.last_used_at,
             last_used_ip: t.last_used_ip.map(|a| a.to_string()),
+            rate_requests: t.rate_limit.map(|r| i64::from(r.requests)),
+            rate_per: t.rate_limit.map(|r| i64::from(r.per_seconds)),
         })
     }
 
@@ -178,6 +185,29 @@ impl StoredToken {
             .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", self.id)))?;
         let allowed_ips = IpAllowList::parse(split_list(&self.allowed_ips)?)
             .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", self.id)))?;
+        let rate_limit = match (self.rate_requests, self.rate_per) {
+            (None, None) => None,
+            (Some(requests), Some(per)) => {
+                let bad = || StoreError::Corrupt(format!("token {}: rate limit", self.id));
+                let requests = u32::try_from(requests).map_err(|_| bad())?;
+                let per_seconds = u32::try_from(per).map_err(|_| bad())?;
+                if !(1..=RateLimit::MAX_REQUESTS).contains(&requests)
+                    || !(1..=RateLimit::MAX_SECONDS).contains(&per_seconds)
+                {
+                    return Err(bad());
+                }
+                Some(RateLimit {
+                    requests,
+                    per_seconds,
+                })
+            }
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "token {}: half a rate limit",
+                    self.id
+                )))
+            }
+        };
         let last_used_ip = match self.last_used_ip.as_deref() {
             None | Some("") => None,
             Some(a) => Some(a.parse().map_err(|_| {
@@ -201,6 +231,7 @@ impl StoredToken {
             revoked_at: self.revoked_at,
             last_used_at: self.last_used_at,
             last_used_ip,
+            rate_limit,
         })
     }
 }
@@ -306,6 +337,10 @@ mod tests {
             revoked_at: Some(5),
             last_used_at: None,
             last_used_ip: None,
+            rate_limit: Some(RateLimit {
+                requests: 100,
+                per_seconds: 60,
+            }),
         };
         let cols = StoredToken::from_record(&t).unwrap();
         assert_eq!(cols.api_endpoints, "11:GET /Client4:/Job");
@@ -375,6 +410,7 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             last_used_ip: None,
+            rate_limit: None,
         })
         .unwrap();
         cols.allowed_ips = "not an address".into();

@@ -135,6 +135,7 @@ macro_rules! conformance_suite {
             audit_trail_filters_pages_and_sweeps,
             set_password_ends_other_sessions,
             addresses_are_noted_once,
+            rate_counts_are_atomic,
             deleting_a_user_stops_their_tokens,
             concurrent_renewals_have_one_winner,
             concurrent_creations_are_distinct,
@@ -465,10 +466,26 @@ pub mod cases {
             access_expires_at: a1.access_expires_at,
             renewable_until: Some(T0 + 1000),
             ends_at: T0 + 1000,
+            rate_limit: Some(crate::model::RateLimit {
+                requests: 5,
+                per_seconds: 60,
+            }),
         };
         assert!(store.update_token(&changes).await.unwrap());
         let got = store.token(a1.id).await.unwrap().unwrap();
         assert_eq!(got.name, "renamed");
+        assert_eq!(got.rate_limit, changes.rate_limit, "a rate limit set");
+        let unlimited = TokenChanges {
+            rate_limit: None,
+            ..changes.clone()
+        };
+        assert!(store.update_token(&unlimited).await.unwrap());
+        assert_eq!(
+            store.token(a1.id).await.unwrap().unwrap().rate_limit,
+            None,
+            "and removed"
+        );
+        assert!(store.update_token(&changes).await.unwrap());
         assert_eq!(got.scope, changes.scope);
         assert_eq!(got.allowed_ips, changes.allowed_ips);
         assert_eq!(got.renewable_until, Some(T0 + 1000));
@@ -541,6 +558,10 @@ pub mod cases {
             revoked_at: None,
             last_used_at: None,
             last_used_ip: None,
+            rate_limit: Some(crate::model::RateLimit {
+                requests: crate::model::RateLimit::MAX_REQUESTS,
+                per_seconds: 86_400,
+            }),
         };
         store.insert_token(&t).await.unwrap();
         assert_eq!(store.token(id).await.unwrap(), Some(t.clone()));
@@ -973,6 +994,37 @@ pub mod cases {
         assert!(store.session(&b1).await.unwrap().is_some());
     }
 
+    /// Rate-limit counts: per token and window, each call one more, the
+    /// count answered; concurrent calls each get their own count.
+    pub async fn rate_counts_are_atomic(store: Arc<dyn Store>) {
+        let (a, b) = (TokenId(31), TokenId(32));
+        for expected in 1..=3u64 {
+            assert_eq!(store.count_use(a, 7, T0 + 60).await.unwrap(), expected);
+        }
+        assert_eq!(
+            store.count_use(a, 8, T0 + 120).await.unwrap(),
+            1,
+            "a new window"
+        );
+        assert_eq!(
+            store.count_use(b, 7, T0 + 60).await.unwrap(),
+            1,
+            "another token"
+        );
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.count_use(b, 9, T0 + 180).await.unwrap() })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=40).collect::<Vec<u64>>(), "one count each");
+    }
+
     /// The address book of where tokens were used: each pair new once,
     /// first-ness told, unknown and deleted tokens skipped.
     pub async fn addresses_are_noted_once(store: Arc<dyn Store>) {
@@ -1235,6 +1287,7 @@ pub mod cases {
             access_expires_at: T0 + 200,
             renewable_until: None,
             ends_at: T0 + 200,
+            rate_limit: None,
         };
         assert!(store.update_token(&t2_end).await.unwrap());
         store.revoke_token(t1.id, T0 + 100).await.unwrap();
@@ -1505,6 +1558,7 @@ pub async fn new_token(
         revoked_at: None,
         last_used_at: None,
         last_used_ip: None,
+        rate_limit: None,
     };
     store.insert_token(&t).await.unwrap();
     (t, access, refresh)
@@ -1698,6 +1752,9 @@ mod down {
             &self,
             _: &[crate::model::Use],
         ) -> StoreResult<Vec<crate::model::NewAddress>> {
+            down()
+        }
+        async fn count_use(&self, _: TokenId, _: i64, _: Timestamp) -> StoreResult<u64> {
             down()
         }
         async fn record_event(&self, _: &Event) -> StoreResult<()> {

@@ -945,3 +945,107 @@ async fn a_new_address_is_one_event_written_by_the_flush() {
     w.svc.flush_usage().await.unwrap();
     assert_eq!(new_addresses().await.len(), 1);
 }
+
+/// A rate limit at its boundaries: `requests` checks a window, the next
+/// refused until the window ends (one second before: still refused, with
+/// `reset` 1), allowed again from the next window; a refused check is no
+/// use; edit removes the limit.
+#[tokio::test]
+async fn a_rate_limit_holds_to_the_second() {
+    use tessera_core::check::Quota;
+    use tessera_core::policy::RateLimitRequest;
+    let w = world().await;
+    assert_eq!(T0 % 10, 0, "T0 starts a window of 10 s");
+    let limited = TokenRequest {
+        rate_limit: Some(RateLimitRequest::Set {
+            requests: Some(2),
+            per_seconds: Some(10),
+        }),
+        ..req(2)
+    };
+    let t = w.svc.create_token(&w.alice, None, &limited).await.unwrap();
+    let at = || w.svc.checker().check(t.access.expose(), "GET", "/x", LOCAL);
+    let quota = |r: Result<tessera_core::check::Allowed, CheckError>| r.unwrap().quota();
+    assert_eq!(
+        quota(at().await),
+        Some(Quota {
+            limit: 2,
+            remaining: 1,
+            reset: 10
+        })
+    );
+    w.clock.set(T0 + 3);
+    assert_eq!(
+        quota(at().await),
+        Some(Quota {
+            limit: 2,
+            remaining: 0,
+            reset: 7
+        })
+    );
+    assert_eq!(
+        at().await.unwrap_err(),
+        CheckError::Refused(Refusal::RateLimited { limit: 2, reset: 7 })
+    );
+    w.clock.set(T0 + 9);
+    assert_eq!(
+        at().await.unwrap_err(),
+        CheckError::Refused(Refusal::RateLimited { limit: 2, reset: 1 })
+    );
+    w.clock.set(T0 + 10);
+    assert_eq!(
+        quota(at().await),
+        Some(Quota {
+            limit: 2,
+            remaining: 1,
+            reset: 10
+        })
+    );
+    // Other tokens, other counts; an unlimited token has no quota.
+    let free = w.svc.create_token(&w.alice, None, &req(2)).await.unwrap();
+    let r = w
+        .svc
+        .checker()
+        .check(free.access.expose(), "GET", "/x", LOCAL)
+        .await;
+    assert_eq!(r.unwrap().quota(), None);
+    // Bad figures are 400s naming the figure, never clamped.
+    for (requests, per, field) in [
+        (Some(0), Some(10), "rateLimit.requests"),
+        (Some(1_000_001), Some(10), "rateLimit.requests"),
+        (Some(5), Some(0), "rateLimit.perSeconds"),
+        (Some(5), Some(86_401), "rateLimit.perSeconds"),
+        (None, Some(10), "rateLimit.requests"),
+        (Some(5), None, "rateLimit.perSeconds"),
+        (Some(-1), Some(10), "rateLimit.requests"),
+    ] {
+        let bad = TokenRequest {
+            rate_limit: Some(RateLimitRequest::Set {
+                requests,
+                per_seconds: per,
+            }),
+            ..req(2)
+        };
+        match w.svc.create_token(&w.alice, None, &bad).await {
+            Err(Error::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{requests:?}/{per:?}: {other:?}"),
+        }
+    }
+    // An edit without rateLimit keeps it; `null` removes it.
+    let kept = w
+        .svc
+        .edit_token(&w.alice, t.token.id, &TokenRequest::named("renamed"))
+        .await
+        .unwrap();
+    assert!(kept.rate_limit.is_some());
+    let removed = TokenRequest {
+        rate_limit: Some(RateLimitRequest::Remove),
+        ..TokenRequest::default()
+    };
+    let edited = w
+        .svc
+        .edit_token(&w.alice, t.token.id, &removed)
+        .await
+        .unwrap();
+    assert_eq!(edited.rate_limit, None);
+}

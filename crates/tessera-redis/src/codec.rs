@@ -14,9 +14,9 @@ use tessera_core::StoreError;
 
 /// Fields of a token record, in the order the scripts and `HMGET` return them.
 /// The Lua scripts are generated with this same list, so the two cannot drift.
-pub(crate) const TOKEN_FIELDS: [&str; 17] = [
+pub(crate) const TOKEN_FIELDS: [&str; 19] = [
     "id", "user", "uname", "name", "type", "eps", "ips", "created", "exp", "ren", "ends", "ad",
-    "rd", "legacy", "rev", "used", "uip",
+    "rd", "legacy", "rev", "used", "uip", "rl", "rp",
 ];
 
 /// Fields of a user record, in `HMGET` order.
@@ -120,6 +120,8 @@ pub(crate) fn token_fields(t: &TokenRecord) -> Result<Vec<(&'static str, String)
         ("rev", t.revoked_at.map(|v| v.to_string())),
         ("used", t.last_used_at.map(|v| v.to_string())),
         ("uip", t.last_used_ip),
+        ("rl", t.rate_requests.map(|v| v.to_string())),
+        ("rp", t.rate_per.map(|v| v.to_string())),
     ];
     f.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
     Ok(f)
@@ -162,6 +164,8 @@ pub(crate) fn decode_token(values: Vec<Option<String>>) -> Result<Option<TokenRe
         revoked_at: opt_int(next(), "token revoked at")?,
         last_used_at: opt_int(next(), "token last used")?,
         last_used_ip: next(),
+        rate_requests: opt_int(next(), "token rate limit")?,
+        rate_per: opt_int(next(), "token rate window")?,
     };
     stored.into_record().map(Some)
 }

@@ -20,6 +20,7 @@
 //! | `P{t<id>}:rec` | hash | a token record (fields below) | `min(ends_at, revoked_at) + retention` |
 //! | `P{t<id>}:spent` | hash | rotated-out refresh digest → `rotated_at` | with the record |
 //! | `P{t<id>}:addrs` | set | the client addresses token `<id>` was allowed from | with the record, as of the last new address |
+//! | `P{t<id>}:rate:<window>` | string | allowed checks of a rate-limited token in one window (`INCR`) | a window's length after the window's end |
 //! | `P{t<id>}:ptr` | string | a legacy token's access digest (id → record) | with the legacy record |
 //! | `P{l<hex>}:rec` | hash | a legacy token record, found by its access digest | as a token record |
 //! | `P{s<hex>}:session` | hash | a session: `user`, `created`, `seen` | `last_seen_at + retention` |
@@ -624,6 +625,10 @@ impl Keys {
     /// The legacy horizon.
     fn horizon(&self) -> String {
         format!("{}legacy-horizon", self.prefix)
+    }
+    /// A token's rate-limit count for one window (in the token id's slot).
+    fn rate(&self, id: TokenId, window: i64) -> String {
+        format!("{}{{t{}}}:rate:{window}", self.prefix, id.0)
     }
     /// The addresses a token was used from (in the token id's slot).
     fn addresses(&self, id: TokenId) -> String {

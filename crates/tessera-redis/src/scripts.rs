@@ -162,7 +162,8 @@ return {'revoked', at, f[3] or '0', f[4] or ''}
 "#;
 
 /// KEYS: rec, ptr, spent. ARGV: retention, name, type, endpoints, ips,
-/// access expiry, renewable until (or ''), ends_at.
+/// access expiry, renewable until (or ''), ends_at, rate-limit requests
+/// (or '': none) and window.
 /// Reply: `{'moved', hex}`, `{'none'}`, `{'revoked'}` or `{'updated', expire_at, legacy, id}`.
 const UPDATE: &str = r#"
 local f = redis.call('HMGET', KEYS[1], 'rev', 'legacy', 'id')
@@ -173,6 +174,11 @@ if ARGV[7] == '' then
   redis.call('HDEL', KEYS[1], 'ren')
 else
   redis.call('HSET', KEYS[1], 'ren', ARGV[7])
+end
+if ARGV[9] == '' then
+  redis.call('HDEL', KEYS[1], 'rl', 'rp')
+else
+  redis.call('HSET', KEYS[1], 'rl', ARGV[9], 'rp', ARGV[10])
 end
 local at = set_token_expiry(KEYS[1], KEYS[3], tonumber(ARGV[1]))
 announce_record(KEYS[1])
@@ -417,6 +423,20 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 "#;
 
+/// KEYS: a token's counter for one window (`{t<id>}:rate:<window>`).
+/// ARGV: the window's end (the core's clock), a slack in seconds. Reply:
+/// the count. The key expires the slack after the later of the window's end
+/// and the server's now, so a clock disagreement never resets a count early.
+const COUNT_USE: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then
+  local now = tonumber(redis.call('TIME')[1])
+  local at = math.max(tonumber(ARGV[1]), now) + tonumber(ARGV[2])
+  redis.call('EXPIREAT', KEYS[1], string.format('%.0f', at))
+end
+return n
+"#;
+
 /// KEYS: the user. ARGV: the new password hash. Reply: 1, or 0 when there
 /// is no such user (nothing written).
 const SET_PASSWORD: &str = r#"
@@ -487,6 +507,8 @@ pub(crate) struct Scripts {
     pub commit_import: Script,
     /// See [`FINISH_IMPORT`].
     pub finish_import: Script,
+    /// See [`COUNT_USE`].
+    pub count_use: Script,
     /// See [`NOTE_ADDRESS`].
     pub note_address: Script,
     /// See [`SET_PASSWORD`].
@@ -546,6 +568,7 @@ impl Scripts {
             finish_import: Script::new(FINISH_IMPORT),
             set_password: Script::new(SET_PASSWORD),
             note_address: Script::new(NOTE_ADDRESS),
+            count_use: Script::new(COUNT_USE),
             record_event: Script::new(RECORD_EVENT),
             sweep_events: Script::new(SWEEP_EVENTS),
             beat_cluster: format!("{head}{BEAT_CLUSTER}"),

@@ -723,6 +723,12 @@ impl TokenStore for RedisStore {
             c.access_expires_at.to_string(),
             c.renewable_until.map(|r| r.to_string()).unwrap_or_default(),
             c.ends_at.to_string(),
+            c.rate_limit
+                .map(|r| r.requests.to_string())
+                .unwrap_or_default(),
+            c.rate_limit
+                .map(|r| r.per_seconds.to_string())
+                .unwrap_or_default(),
         ];
         let r = self.by_id(&self.scripts.update, c.id, &args).await?;
         if r.tag != "updated" {
@@ -910,6 +916,16 @@ impl TokenStore for RedisStore {
             self.last_used_chunk(chunk).await?;
         }
         Ok(())
+    }
+
+    async fn count_use(&self, id: TokenId, window: i64, until: Timestamp) -> StoreResult<u64> {
+        let mut inv = self.scripts.count_use.prepare_invoke();
+        // A minute past the later of the window's end and the server's now.
+        inv.key(self.keys.rate(id, window)).arg(until).arg(60);
+        match self.script(&inv).await? {
+            Value::Int(n) => u64::try_from(n).map_err(|_| corrupt("a negative count")),
+            _ => Err(corrupt("unexpected reply to count_use")),
+        }
     }
 
     async fn note_addresses(&self, uses: &[Use]) -> StoreResult<Vec<NewAddress>> {

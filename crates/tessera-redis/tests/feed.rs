@@ -88,6 +88,7 @@ async fn inserts_edits_rotations_and_revocations_are_announced() {
         access_expires_at: t.access_expires_at,
         renewable_until: t.renewable_until,
         ends_at: t.ends_at,
+        rate_limit: None,
     };
     assert!(w.update_token(&edit).await.unwrap());
     assert_eq!(next(&mut stream).await, tokens(&[t.id]), "edit");
@@ -166,6 +167,7 @@ fn legacy(id: u64, owner: &User) -> TokenRecord {
         revoked_at: None,
         last_used_at: None,
         last_used_ip: None,
+        rate_limit: None,
     }
 }
 

@@ -78,6 +78,7 @@ fn legacy_record(
         revoked_at: None,
         last_used_at: None,
         last_used_ip: None,
+        rate_limit: None,
     }
 }
 
@@ -103,6 +104,7 @@ async fn keys_expire_after_the_retention_never_sooner() {
             access_expires_at: ends,
             renewable_until: None,
             ends_at: ends,
+            rate_limit: None,
         };
         assert!(dyn_store.update_token(&change).await.unwrap());
         let key = format!("{prefix}{{t{}}}:rec", t.id.0);
@@ -172,6 +174,7 @@ async fn legacy_tokens_are_reached_by_id_and_by_digest() {
             access_expires_at: T0 + 9000,
             renewable_until: None,
             ends_at: T0 + 9000,
+            rate_limit: None,
         };
         assert!(dyn_store.update_token(&change).await.unwrap());
         assert_eq!(dyn_store.legacy_horizon().await.unwrap(), Some(T0 + 9000));

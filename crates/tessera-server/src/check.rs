@@ -106,6 +106,9 @@ pub async fn forward_auth(app: &App, req: Asked<'_>) -> Response {
             if let Some(until) = allowed.renewable_until() {
                 headers.insert("x-tessera-renewable-until", HeaderValue::from(until));
             }
+            if let Some(q) = allowed.quota() {
+                crate::error::rate_limit_headers(headers, q.limit, q.remaining, q.reset);
+            }
             r
         }
         Err(e) => {

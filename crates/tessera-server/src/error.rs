@@ -5,7 +5,7 @@
 //! large, an unknown route, a locked login). [`ApiError::into_response`] is
 //! the single mapping; check refusals map in [`check_reply`].
 
-use tessera_core::check::CheckError;
+use tessera_core::check::{CheckError, Refusal};
 use tessera_core::lockout::Refused;
 use tessera_core::Error as CoreError;
 use warp::http::{header, HeaderValue, StatusCode};
@@ -52,6 +52,16 @@ pub enum ApiError {
     /// being verified right now.
     #[error("too many login attempts at once for this user or address; try again shortly")]
     LoginsPending,
+    /// An access token's rate limit is spent for this window.
+    #[error(
+        "the token's rate limit ({limit} requests a window) is reached; retry in {reset} seconds"
+    )]
+    RateLimited {
+        /// Allowed checks per window.
+        limit: u32,
+        /// Seconds until the window ends.
+        reset: u32,
+    },
 }
 
 impl ApiError {
@@ -82,7 +92,9 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
-            ApiError::Locked(_) | ApiError::LoginsPending => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Locked(_) | ApiError::LoginsPending | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
         }
     }
 
@@ -132,6 +144,10 @@ impl ApiError {
                 };
                 let code = status.as_u16();
                 let retry = matches!(other, ApiError::Core(CoreError::Busy(_)));
+                let limited = match other {
+                    ApiError::RateLimited { limit, reset } => Some((limit, reset)),
+                    _ => None,
+                };
                 let allow = match other {
                     ApiError::MethodNotAllowed(allow) => Some(allow),
                     _ => None,
@@ -153,6 +169,10 @@ impl ApiError {
                 if retry {
                     r = with_retry_after(r, 1);
                 }
+                if let Some((limit, reset)) = limited {
+                    rate_limit_headers(r.headers_mut(), limit, 0, reset);
+                    r = with_retry_after(r, u64::from(reset));
+                }
                 r
             }
         }
@@ -166,6 +186,14 @@ impl From<Refused> for ApiError {
             Refused::Pending => ApiError::LoginsPending,
         }
     }
+}
+
+/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds),
+/// as the IETF draft and GitHub name them.
+pub fn rate_limit_headers(h: &mut warp::http::HeaderMap, limit: u32, remaining: u32, reset: u32) {
+    h.insert("ratelimit-limit", HeaderValue::from(limit));
+    h.insert("ratelimit-remaining", HeaderValue::from(remaining));
+    h.insert("ratelimit-reset", HeaderValue::from(reset));
 }
 
 fn with_retry_after(mut r: Response, secs: u64) -> Response {
@@ -197,6 +225,12 @@ pub fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
 /// 401 with `Bearer error="invalid_token"`, 403 with
 /// `error="insufficient_scope"`, 503 when the store cannot be asked. Never 200.
 pub fn check_reply(e: &CheckError) -> Response {
+    if let CheckError::Refused(Refusal::RateLimited { limit, reset }) = e {
+        let mut r = Response::new(Default::default());
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        rate_limit_headers(r.headers_mut(), *limit, 0, *reset);
+        return with_retry_after(r, u64::from(*reset));
+    }
     let (status, challenge) = match e {
         CheckError::Refused(r) if r.insufficient_scope() => (
             StatusCode::FORBIDDEN,

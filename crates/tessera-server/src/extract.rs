@@ -202,6 +202,9 @@ pub fn decode_password(b64: &str) -> Option<String> {
 /// error: 403 for a valid token that does not cover the call, else 401.
 pub fn check_error(e: CheckError) -> ApiError {
     match e {
+        CheckError::Refused(tessera_core::check::Refusal::RateLimited { limit, reset }) => {
+            ApiError::RateLimited { limit, reset }
+        }
         CheckError::Refused(r) if r.insufficient_scope() => {
             ApiError::Core(CoreError::Forbidden(r.to_string()))
         }

@@ -32,6 +32,8 @@ pub enum CheckOutcome {
     Scope,
     /// The client address is not in the token's list.
     Address,
+    /// The token's rate limit is spent (429).
+    RateLimited,
     /// The store could not be asked (503).
     Unavailable,
     /// The request to check could not be read (forward-auth headers, client address): 400.
@@ -40,7 +42,7 @@ pub enum CheckOutcome {
 
 impl CheckOutcome {
     /// Every outcome, in the order of [`Metrics::checks`] and of the exposition.
-    pub const ALL: [CheckOutcome; 10] = [
+    pub const ALL: [CheckOutcome; 11] = [
         CheckOutcome::Allowed,
         CheckOutcome::Malformed,
         CheckOutcome::Unknown,
@@ -49,6 +51,7 @@ impl CheckOutcome {
         CheckOutcome::Path,
         CheckOutcome::Scope,
         CheckOutcome::Address,
+        CheckOutcome::RateLimited,
         CheckOutcome::Unavailable,
         CheckOutcome::Unreadable,
     ];
@@ -64,6 +67,7 @@ impl CheckOutcome {
             CheckOutcome::Path => "path",
             CheckOutcome::Scope => "scope",
             CheckOutcome::Address => "address",
+            CheckOutcome::RateLimited => "rate_limited",
             CheckOutcome::Unavailable => "unavailable",
             CheckOutcome::Unreadable => "unreadable",
         }
@@ -82,6 +86,7 @@ impl CheckOutcome {
                 Refusal::Path(_) => CheckOutcome::Path,
                 Refusal::Scope => CheckOutcome::Scope,
                 Refusal::Address => CheckOutcome::Address,
+                Refusal::RateLimited { .. } => CheckOutcome::RateLimited,
             },
         }
     }

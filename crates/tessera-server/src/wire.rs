@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use tessera_core::model::{Actor, LoggedEvent, TokenRecord, User};
-use tessera_core::policy::{PolicyConfig, TokenRequest};
+use tessera_core::policy::{PolicyConfig, RateLimitRequest, TokenRequest};
 use tessera_core::scope::TokenType;
 use utoipa::ToSchema;
 
@@ -189,6 +189,70 @@ pub struct TokenBody {
     /// `userId`: the owner (create only).
     #[serde(deserialize_with = "lenient_i64")]
     pub user_id: Option<i64>,
+    /// `rateLimit`: `{"requests": N, "perSeconds": S}`, or `null` for none
+    /// (an edit without it keeps the token's).
+    #[serde(default, deserialize_with = "rate_limit")]
+    #[schema(value_type = Option<RateLimitInfo>)]
+    pub rate_limit: Option<RateLimitField>,
+}
+
+/// `rateLimit` as a request sent it (the policy checks the figures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RateLimitField {
+    /// `null`.
+    Remove,
+    /// An object, with the figures it held.
+    Set {
+        /// `requests`.
+        requests: Option<i64>,
+        /// `perSeconds`.
+        per_seconds: Option<i64>,
+    },
+}
+
+impl From<RateLimitField> for RateLimitRequest {
+    fn from(f: RateLimitField) -> Self {
+        match f {
+            RateLimitField::Remove => RateLimitRequest::Remove,
+            RateLimitField::Set {
+                requests,
+                per_seconds,
+            } => RateLimitRequest::Set {
+                requests,
+                per_seconds,
+            },
+        }
+    }
+}
+
+/// `rateLimit` in a request: absent (the field's default), `null`, or an
+/// object whose figures are numbers (or numeric strings, as elsewhere).
+fn rate_limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RateLimitField>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Figures {
+        #[serde(default, deserialize_with = "lenient_i64")]
+        requests: Option<i64>,
+        #[serde(default, deserialize_with = "lenient_i64")]
+        per_seconds: Option<i64>,
+    }
+    Ok(Some(match Option::<Figures>::deserialize(d)? {
+        None => RateLimitField::Remove,
+        Some(f) => RateLimitField::Set {
+            requests: f.requests,
+            per_seconds: f.per_seconds,
+        },
+    }))
+}
+
+/// A token's rate limit on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitInfo {
+    /// Allowed checks per window (1 to 1,000,000).
+    pub requests: u32,
+    /// The window, in seconds (1 to 86,400).
+    pub per_seconds: u32,
 }
 
 impl TokenBody {
@@ -201,6 +265,7 @@ impl TokenBody {
             token_expiry: self.token_expiry_timestamp,
             api_endpoints: self.api_endpoints.clone(),
             allowed_ips: self.allowed_ips.clone(),
+            rate_limit: self.rate_limit.map(RateLimitRequest::from),
         }
     }
 }
@@ -238,6 +303,9 @@ pub struct TokenInfo {
     pub last_used_timestamp: i64,
     /// The client address of that check (`""`: never used, or not known).
     pub last_used_ip: String,
+    /// The token's rate limit, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitInfo>,
     /// The access token, in the create answer only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_token: Option<String>,
@@ -263,6 +331,10 @@ impl TokenInfo {
             is_legacy: t.legacy,
             last_used_timestamp: t.last_used_at.unwrap_or(0),
             last_used_ip: t.last_used_ip.map(|a| a.to_string()).unwrap_or_default(),
+            rate_limit: t.rate_limit.map(|r| RateLimitInfo {
+                requests: r.requests,
+                per_seconds: r.per_seconds,
+            }),
             access_token: None,
             refresh_token: None,
         }

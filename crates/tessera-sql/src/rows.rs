@@ -45,6 +45,8 @@ where
         revoked_at: row.try_get("revoked_at").map_err(corrupt)?,
         last_used_at: row.try_get("last_used_at").map_err(corrupt)?,
         last_used_ip: row.try_get("last_used_ip").map_err(corrupt)?,
+        rate_requests: row.try_get("rate_requests").map_err(corrupt)?,
+        rate_per: row.try_get("rate_per").map_err(corrupt)?,
     }
     .into_record()
 }

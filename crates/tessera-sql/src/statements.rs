@@ -19,7 +19,8 @@ macro_rules! token_columns {
         "id, user_id, user_name, name, token_type, api_endpoints, allowed_ips, created_at, access_expires_at, \
          renewable_until, ends_at, access_digest, refresh_digest, legacy, revoked_at, \
          COALESCE((SELECT at FROM token_usage WHERE token_id = tokens.id), last_used_at) AS last_used_at, \
-         (SELECT address FROM token_usage WHERE token_id = tokens.id) AS last_used_ip"
+         (SELECT address FROM token_usage WHERE token_id = tokens.id) AS last_used_ip, \
+         rate_requests, rate_per"
     };
 }
 
@@ -110,8 +111,9 @@ statements! {
     delete_session = "DELETE FROM sessions WHERE digest = ?";
     /// A token, every column (the 16 of `StoredToken`, in its order).
     insert_token = "INSERT INTO tokens (id, user_id, user_name, name, token_type, api_endpoints, allowed_ips, created_at, \
-                    access_expires_at, renewable_until, ends_at, access_digest, refresh_digest, legacy, revoked_at, last_used_at) \
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                    access_expires_at, renewable_until, ends_at, access_digest, refresh_digest, legacy, revoked_at, last_used_at, \
+                    rate_requests, rate_per) \
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     /// See [`TOKEN_BY_ID`].
     token = TOKEN_BY_ID;
     /// The highest id of a stored token, in column `value` (NULL: none).
@@ -126,7 +128,8 @@ statements! {
     );
     /// A live token's changeable columns.
     update_token = "UPDATE tokens SET name = ?, token_type = ?, api_endpoints = ?, allowed_ips = ?, \
-                    access_expires_at = ?, renewable_until = ?, ends_at = ? WHERE id = ? AND revoked_at IS NULL";
+                    access_expires_at = ?, renewable_until = ?, ends_at = ?, rate_requests = ?, rate_per = ? \
+                    WHERE id = ? AND revoked_at IS NULL";
     /// A token by its current refresh digest.
     token_by_refresh = concat!("SELECT ", token_columns!(), " FROM tokens WHERE refresh_digest = ?");
     /// A spent refresh digest, of any token.
@@ -172,6 +175,13 @@ statements! {
     /// first statement: its write).
     sweep_tokens =
         "DELETE FROM tokens WHERE (revoked_at IS NOT NULL AND revoked_at < ?) OR ends_at < ?";
+    /// One more allowed check of token param 1 in window param 2 (ending
+    /// at param 3): the count after it (column `count`).
+    count_use = "INSERT INTO token_rate (token_id, win, count, until) VALUES (?, ?, 1, ?) \
+                 ON CONFLICT (token_id, win) DO UPDATE SET count = token_rate.count + 1 \
+                 RETURNING count";
+    /// Rate-limit windows that ended before param 1.
+    sweep_rate = "DELETE FROM token_rate WHERE until < ?";
     /// Sessions last seen before param 1.
     sweep_sessions = "DELETE FROM sessions WHERE last_seen_at < ?";
     /// The store's liveness probe: one cheap read of a real table.
@@ -233,7 +243,7 @@ mod tests {
             n.revoke_token,
             "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"
         );
-        assert!(n.insert_token.ends_with("$15, $16)"));
+        assert!(n.insert_token.ends_with("$17, $18)"));
         assert!(Statements::get(Placeholders::QuestionMarks)
             .insert_token
             .ends_with("?, ?)"));

@@ -17,7 +17,7 @@ use tessera_core::stored::{id_from_i64, id_in_range, join_list, StoredEvent, Sto
 use crate::rows::{column, event_row, spent_row, token_row};
 use crate::{Dialect, SqlQuery, SqlStore};
 
-/// Binds every column of `t` to the shared `INSERT INTO tokens` (its 16
+/// Binds every column of `t` to the shared `INSERT INTO tokens` (its 18
 /// parameters, in `StoredToken` order) and runs it on `executor`.
 async fn insert_token_row<'e, D, DB, E>(executor: E, t: &StoredToken) -> Result<(), sqlx::Error>
 where
@@ -49,6 +49,8 @@ where
         .bind(t.legacy)
         .bind(t.revoked_at)
         .bind(t.last_used_at)
+        .bind(t.rate_requests)
+        .bind(t.rate_per)
         .execute(executor)
         .await
         .map(|_| ())
@@ -159,6 +161,8 @@ where
                     .bind(c.access_expires_at)
                     .bind(c.renewable_until)
                     .bind(c.ends_at)
+                    .bind(c.rate_limit.map(|r| i64::from(r.requests)))
+                    .bind(c.rate_limit.map(|r| i64::from(r.per_seconds)))
                     .bind(tid)
                     .execute(&self.pool),
             )
@@ -240,6 +244,23 @@ where
             tx.commit().await
         })
         .await
+    }
+
+    async fn count_use(&self, id: TokenId, window: i64, until: Timestamp) -> StoreResult<u64> {
+        let Some(id) = id_in_range(id.0) else {
+            return Ok(u64::MAX);
+        };
+        let row = self
+            .bounded(
+                sqlx::query(Self::sql().count_use)
+                    .bind(id)
+                    .bind(window)
+                    .bind(until)
+                    .fetch_one(&self.pool),
+            )
+            .await?;
+        let n: i64 = column(&row, "count")?;
+        id_from_i64(n)
     }
 
     async fn note_addresses(&self, uses: &[Use]) -> StoreResult<Vec<NewAddress>> {
@@ -348,6 +369,11 @@ where
                 .execute(&mut *tx)
                 .await?;
             let sessions = sqlx::query(sql.sweep_sessions)
+                .bind(sessions_before)
+                .execute(&mut *tx)
+                .await?;
+            // Rate windows are short-lived: they go with the short cut-off.
+            sqlx::query(sql.sweep_rate)
                 .bind(sessions_before)
                 .execute(&mut *tx)
                 .await?;

@@ -154,6 +154,8 @@ fn stored_token(row: &rusqlite::Row<'_>) -> Result<StoredToken, rusqlite::Error>
         revoked_at: row.get(14)?,
         last_used_at: row.get(15)?,
         last_used_ip: row.get(16)?,
+        rate_requests: row.get(17)?,
+        rate_per: row.get(18)?,
     })
 }
 

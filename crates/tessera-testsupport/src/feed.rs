@@ -115,6 +115,7 @@ pub async fn every_token_write_is_heard(
         access_expires_at: t.access_expires_at,
         renewable_until: t.renewable_until,
         ends_at: t.ends_at,
+        rate_limit: None,
     };
     assert!(writer.update_token(&edit).await.unwrap());
     assert_heard("edit", &until_beat(&*listener, s).await, &[t.id], style);

@@ -29,7 +29,9 @@ fn whoami(id: &'static str) -> Doc {
         body: None,
         responses: [
             vec![(200, json("The caller.", "WhoAmIReply"))],
-            errors(&[401, 403, 405, 500, 503]),
+            errors(&[401, 403, 405]),
+            vec![error_because(429, "An access token whose rate limit is spent for this window (`Retry-After`, `RateLimit-*`).")],
+            errors(&[500, 503]),
         ]
         .concat(),
     }
@@ -451,6 +453,9 @@ pub fn forward_auth() -> Doc {
                     .header("X-Tessera-Token-Id", HeaderBuilder::new().schema(integer_id()).description(Some("The token's id.")).build())
                     .header("X-Tessera-Token-Expires", HeaderBuilder::new().schema(integer_id()).description(Some("When the access token expires (Unix seconds), for the proxy to pass on.")).build())
                     .header("X-Tessera-Renewable-Until", HeaderBuilder::new().schema(integer_id()).description(Some("Refreshable scopes only: until when the pair may be renewed (Unix seconds).")).build())
+                    .header("RateLimit-Limit", HeaderBuilder::new().schema(integer_id()).description(Some("Rate-limited tokens only: allowed checks per window.")).build())
+                    .header("RateLimit-Remaining", HeaderBuilder::new().schema(integer_id()).description(Some("Rate-limited tokens only: those left in this window.")).build())
+                    .header("RateLimit-Reset", HeaderBuilder::new().schema(integer_id()).description(Some("Rate-limited tokens only: seconds until the window ends.")).build())
                     .build(),
             ),
             error_because(400, "The original request cannot be read: its header missing, empty, repeated or unreadable, contradicted by another, or the client address unreadable."),
@@ -466,6 +471,16 @@ pub fn forward_auth() -> Doc {
                 ResponseBuilder::new()
                     .description("A valid token whose scope or address list does not cover the original request, or a path refused by normalisation. Empty body.")
                     .header("WWW-Authenticate", string_header("`Bearer error=\"insufficient_scope\"`"))
+                    .build(),
+            ),
+            (
+                429,
+                ResponseBuilder::new()
+                    .description("The token's rate limit is spent for this window. Empty body.")
+                    .header("Retry-After", HeaderBuilder::new().schema(integer_id()).description(Some("Seconds until the window ends.")).build())
+                    .header("RateLimit-Limit", HeaderBuilder::new().schema(integer_id()).description(Some("Allowed checks per window.")).build())
+                    .header("RateLimit-Remaining", HeaderBuilder::new().schema(integer_id()).description(Some("0.")).build())
+                    .header("RateLimit-Reset", HeaderBuilder::new().schema(integer_id()).description(Some("Seconds until the window ends.")).build())
                     .build(),
             ),
             (503, empty("The token store is unavailable. Empty body.")),

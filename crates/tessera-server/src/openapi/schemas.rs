@@ -30,6 +30,7 @@ pub(super) fn components() -> utoipa::openapi::Components {
         .schema_from::<TokenInfo>()
         .schema_from::<TokenReply>()
         .schema_from::<TokenList>()
+        .schema_from::<RateLimitInfo>()
         .schema_from::<EventInfo>()
         .schema_from::<EventList>()
         .schema_from::<TokenPolicy>()
@@ -118,6 +119,28 @@ pub(super) fn components() -> utoipa::openapi::Components {
                         .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
                         .pattern(Some(name_pattern()))
                         .description(description)
+                        .into(),
+                ),
+                "rateLimit" => Some(
+                    OneOfBuilder::new()
+                        .item(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Object)
+                                .property(
+                                    "requests",
+                                    lenient_number(int64(), &any_i64_text(), None),
+                                )
+                                .property(
+                                    "perSeconds",
+                                    lenient_number(int64(), &any_i64_text(), None),
+                                ),
+                        )
+                        .item(ObjectBuilder::new().schema_type(Type::Null))
+                        .description(Some(
+                            "`{\"requests\": N, \"perSeconds\": S}`: at most N allowed checks in each \
+                             window of S seconds (N 1 to 1,000,000; S 1 to 86,400; else 400); `null`: \
+                             none (an edit without the field keeps the token's).",
+                        ))
                         .into(),
                 ),
                 "apiEndpoints" | "allowedIPs" => Some(
