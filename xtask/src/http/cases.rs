@@ -120,6 +120,28 @@ pub fn measure(
         });
     }
 
+    // What a rate limit costs the check: the same requests' shape with
+    // tokens that each carry a limit far above what the run sends, so that
+    // every check is allowed and counted in the store (one more call).
+    let server = serve(setup, backend, &[])?;
+    let result = rt
+        .block_on(limited_tokens(&server, &pre.admin, setup.dir))
+        .and_then(|file| {
+            let check = check_case("check-limited", &server.base, setup.scripts, &file);
+            sizes
+                .warmup_s
+                .map_or(Ok(String::new()), |w| check.wrk("warmup", w))
+                .and_then(|_| check.wrk("measured", sizes.duration_s))
+                .and_then(|text| wrk::parse(&text).map_err(|e| format!("check-limited: {e}")))
+        });
+    let result = with_log(result, &server);
+    server.stop();
+    rows.push(Row {
+        backend: backend.name,
+        case: "check-limited",
+        figures: result?,
+    });
+
     // Three nodes over the store: revoke on one, time until each other refuses.
     let mut nodes = Vec::with_capacity(propagation::NODES);
     for _ in 0..propagation::NODES {
@@ -190,6 +212,37 @@ pub fn measure(
 
 /// A check case reading the lines of `file` (in the warm-up, every line in
 /// turn: the measured run meets a warm cache).
+/// Tokens for the check-limited case: [`LIMITED_TOKENS`] All tokens, each
+/// limited to a million checks a day (no run comes near it), created through
+/// the API; the check lines file, as the check case reads it.
+async fn limited_tokens(
+    server: &Server,
+    admin: &(String, String),
+    dir: &Path,
+) -> Result<PathBuf, String> {
+    let session = sanity::login(server, admin).await?;
+    let mut lines = String::new();
+    for i in 0..LIMITED_TOKENS {
+        let body = serde_json::json!({
+            "tokenName": format!("bench-limited-{i}"),
+            "tokenType": 2,
+            "rateLimit": {"requests": 1_000_000, "perSeconds": 86_400},
+        });
+        let a = server.create_token(&session, body).await;
+        let token = match (a.status, a.json["tokenInfo"]["accessToken"].as_str()) {
+            (200, Some(t)) => t.to_string(),
+            _ => return Err(format!("creating a limited token answered {}", a.status)),
+        };
+        lines.push_str(&format!("{token}\tGET\t/Client/5\n"));
+    }
+    let file = dir.join("check-limited.txt");
+    std::fs::write(&file, lines).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok(file)
+}
+
+/// How many rate-limited tokens the check-limited case spreads its checks over.
+const LIMITED_TOKENS: usize = 200;
+
 fn check_case(name: &'static str, base: &str, scripts: &Path, file: &Path) -> Case {
     let file = file.display().to_string();
     Case {
