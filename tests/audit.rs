@@ -565,3 +565,65 @@ async fn a_token_used_from_a_new_address_is_one_event_and_its_last_address_is_li
         assert_eq!(f["lastUsedIp"], "", "{name}: {f}");
     }
 }
+
+/// The trail's address comes from the one place the check reads it: behind
+/// a trusted proxy, an unreadable forwarded address (garbage, an empty
+/// hop, a second line that does not parse, two `X-Real-IP` where that
+/// header is chosen) refuses the call with a 400 and records nothing; no
+/// fallback to the peer's address (CONTRACT §6.6: only an absent header
+/// means the peer itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_forwarded_address_refuses_the_call_and_records_nothing() {
+    for (header_flag, cases) in [
+        (
+            "x-forwarded-for",
+            vec![
+                vec![("X-Forwarded-For", "not-an-address")],
+                vec![("X-Forwarded-For", "203.0.113.1,,")],
+                vec![
+                    ("X-Forwarded-For", "203.0.113.1"),
+                    ("X-Forwarded-For", "bogus"),
+                ],
+            ],
+        ),
+        (
+            "x-real-ip",
+            vec![
+                vec![("X-Real-IP", "nope")],
+                vec![("X-Real-IP", "203.0.113.1"), ("X-Real-IP", "203.0.113.2")],
+            ],
+        ),
+    ] {
+        let store = common::sqlite();
+        let s = launch(&store)
+            .args([
+                "--trusted-proxies",
+                "127.0.0.1",
+                "--client-ip-header",
+                header_flag,
+            ])
+            .start()
+            .unwrap();
+        let admin = s.admin().await;
+        let before = s.all_events(&admin, "").await.len();
+        for extra in cases {
+            let mut headers = vec![("Authtoken", admin.as_str())];
+            headers.extend(extra.iter().copied());
+            let body = json!({"tokenName": "via a broken proxy"});
+            let a = s
+                .call("POST", "/V4/AccessToken", &headers, Some(body))
+                .await;
+            assert_eq!(a.status, 400, "{header_flag}: {extra:?}: {}", a.json);
+            let login = json!({"username": "admin", "password": base64(ADMIN_PASSWORD)});
+            let a = s.call("POST", "/Login", &extra, Some(login)).await;
+            assert_eq!(a.status, 400, "{header_flag}: login {extra:?}: {}", a.json);
+        }
+        let after = s.all_events(&admin, "").await;
+        assert_eq!(
+            after.len(),
+            before,
+            "{header_flag}: nothing recorded: {after:#?}"
+        );
+        assert!(s.tokens(&admin, None).await.is_empty(), "nothing created");
+    }
+}

@@ -865,9 +865,7 @@ impl Tessera {
         let event = Event::new(EventKind::ReuseDetected, now, Actor::Token(id))
             .token(id, owner)
             .from(address);
-        let stored = self.store.record_event(&event).await;
-        self.sink.recorded(&event, stored.as_ref().map(|_| ()));
-        if let Err(e) = stored {
+        if let Err(e) = self.keep(event).await {
             return e.into();
         }
         RenewError::Reused
@@ -876,8 +874,15 @@ impl Tessera {
     /// Records an audit event and tells the sink; a failure here must not
     /// undo what was done (the sink hears of it).
     async fn record(&self, event: Event) {
+        let _ = self.keep(event).await;
+    }
+
+    /// [`Tessera::record`], answering whether the store kept the event (a
+    /// reuse detection answers a store failure rather than "reused").
+    async fn keep(&self, event: Event) -> std::result::Result<(), StoreError> {
         let stored = self.store.record_event(&event).await;
         self.sink.recorded(&event, stored.as_ref().map(|_| ()));
+        stored
     }
 
     /// `GET /V4/AccessToken/Events`: the audit trail, newest first. A user

@@ -8,7 +8,6 @@ use super::ok_envelope;
 use crate::api::App;
 use crate::auth::{presented, Presented};
 use crate::error::{json, ApiError};
-use crate::extract::client;
 use crate::extract::{caller, decode_password, json_body, path_id, Body, Request};
 use crate::wire::{PasswordBody, UserBody, UserCreated, UserInfo, UserList};
 use tessera_core::service::PasswordError;
@@ -82,7 +81,10 @@ pub async fn change_password(app: &App, req: &Request, body: Body) -> Result<Res
     let body: PasswordBody = json_body(app, req, body).await?;
     let old = password_field(body.old_password.as_deref(), "oldPassword")?;
     let new = password_field(body.new_password.as_deref(), "newPassword")?;
-    let ip = client(app, req)?;
+    // The address the caller was resolved from (the same one the trail records).
+    let ip = c
+        .address
+        .ok_or_else(|| ApiError::bad(None, "no client address"))?;
     let now = app.svc.now();
     let attempt = app.throttle.begin(&c.user.name, ip, now)?;
     let session = match presented(&req.headers) {
