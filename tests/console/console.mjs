@@ -48,6 +48,17 @@ function step(text) {
   console.log(`console: ${text}`);
 }
 
+/** The RateLimit-Limit a check of `token` answers with (null without one):
+ *  the limit the server holds for it. */
+async function checkedLimit(token) {
+  const r = await fetch(new URL('/auth/check', BASE), {
+    headers: { Authorization: `Bearer ${token}`, 'X-Original-Method': 'GET', 'X-Original-URI': '/Client' },
+  });
+  assert.equal(r.status, 200, 'the check of a rate-limited token');
+  const v = r.headers.get('ratelimit-limit');
+  return v === null ? null : Number(v);
+}
+
 /** forward auth, as nginx would ask it */
 async function check(token, method, uri) {
   const r = await fetch(new URL('/auth/check', BASE), {
@@ -90,6 +101,13 @@ async function scenario(browser, size) {
   page.on('console', (m) => {
     if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) {
       problems.push(`[${size.tag}] ${m.text()}`);
+    }
+  });
+  // The token bodies the page sends (create and edit), to see what an edit leaves out.
+  const sent = [];
+  page.on('request', (r) => {
+    if (/\/V4\/AccessToken(\/\d+)?$/.test(new URL(r.url()).pathname) && ['POST', 'PUT'].includes(r.method())) {
+      sent.push({ method: r.method(), body: JSON.parse(r.postData() || '{}') });
     }
   });
   let n = 0;
@@ -201,6 +219,8 @@ async function scenario(browser, size) {
     await dialog.waitFor({ state: 'detached' });
     await row(`ci ${tag} edited`).waitFor();
     assert.equal(await check(access, 'GET', '/MediaAgent'), 200);
+    // Only what changed was sent: no rateLimit (the token has none, the fields stayed empty).
+    assert.deepEqual(Object.keys(sent.at(-1).body).sort(), ['apiEndpoints', 'tokenName'], 'the edit body');
 
     // ---- its activity: created, edited ---------------------------------------------
     step(`[${tag}] the token's activity`);
@@ -212,6 +232,85 @@ async function scenario(browser, size) {
     await shot('token-activity');
     await page.getByRole('button', { name: 'Back to tokens' }).click();
     await heading('Access tokens').waitFor();
+
+    // ---- a rate limit: add, show, edit, refuse, remove ------------------------------
+    step(`[${tag}] a token with a rate limit`);
+    const limited = `limited ${tag}`;
+    await page.getByRole('button', { name: 'Add token' }).click();
+    dialog = page.getByRole('dialog');
+    await dialog.getByRole('group', { name: 'Rate limit' }).waitFor();
+    assert.equal(await dialog.getByLabel('Requests', { exact: true }).inputValue(), '', 'no limit by default');
+    assert.equal(await dialog.getByLabel('Per seconds', { exact: true }).inputValue(), '');
+    await dialog.getByLabel('Token name').fill(limited);
+    await dialog.getByLabel('Requests', { exact: true }).fill('100');
+    // Past the server's window (a day): refused beside the field, nothing created.
+    await dialog.getByLabel('Per seconds', { exact: true }).fill('100000');
+    await dialog.getByRole('button', { name: 'Submit' }).click();
+    await dialog.locator('#rate-seconds-error').filter({ hasText: 'rateLimit.perSeconds' }).waitFor();
+    assert.equal(await dialog.getByLabel('Per seconds', { exact: true }).getAttribute('aria-invalid'), 'true');
+    assert.equal(await dialog.locator('#rate-requests-error').textContent(), '', 'the other figure is not blamed');
+    await shot('add-rate-limit-error');
+    await dialog.getByLabel('Per seconds', { exact: true }).fill('60');
+    await dialog.getByRole('button', { name: 'Submit' }).click();
+    await dialog.getByText('cannot be shown again').waitFor();
+    const limitedAccess = await dialog.getByLabel('Access token').inputValue();
+    assert.deepEqual(sent.at(-1).body.rateLimit, { requests: 100, perSeconds: 60 }, 'the create body');
+    await dialog.getByRole('button', { name: 'Done' }).click();
+    await row(limited).waitFor();
+    assert.match(await row(limited).innerText(), /Rate limit 100 \/ 60 s/);
+    assert.equal(await row(`ci ${tag} edited`).getByText(/Rate limit/).count(), 0, 'no limit shown for a token without one');
+    assert.equal(await checkedLimit(limitedAccess), 100);
+    await row(limited).scrollIntoViewIfNeeded();
+    await shot('rate-limit-listed');
+    // Edit it: the fields hold the limit; another one is saved.
+    await row(limited).getByRole('button', { name: 'Edit' }).click();
+    dialog = page.getByRole('dialog');
+    assert.equal(await dialog.getByLabel('Requests', { exact: true }).inputValue(), '100');
+    assert.equal(await dialog.getByLabel('Per seconds', { exact: true }).inputValue(), '60');
+    await dialog.getByLabel('Requests', { exact: true }).fill('250');
+    await dialog.getByLabel('Per seconds', { exact: true }).fill('3600');
+    await shot('edit-rate-limit');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await row(limited).getByText('Rate limit 250 / 3600 s').waitFor();
+    assert.deepEqual(sent.at(-1).body, { rateLimit: { requests: 250, perSeconds: 3600 } }, 'the edit body');
+    assert.equal(await checkedLimit(limitedAccess), 250);
+    // An invalid figure: the server's error beside it, and nothing changes
+    // (not the limit, not the name edited with it).
+    const edits = sent.length;
+    await row(limited).getByRole('button', { name: 'Edit' }).click();
+    dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Token name').fill(`${limited} renamed`);
+    await dialog.getByLabel('Requests', { exact: true }).fill('0');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.locator('#rate-requests-error').filter({ hasText: 'rateLimit.requests' }).waitFor();
+    assert.equal(await dialog.getByLabel('Requests', { exact: true }).getAttribute('aria-invalid'), 'true');
+    assert.equal(sent.length, edits + 1, 'one edit sent');
+    await shot('edit-rate-limit-error');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await page.getByRole('navigation').getByRole('button', { name: 'Access tokens' }).click();
+    await row(limited).getByText('Rate limit 250 / 3600 s').waitFor();
+    assert.equal(await row(`${limited} renamed`).count(), 0, 'the refused edit changed nothing');
+    assert.equal(await checkedLimit(limitedAccess), 250);
+    // Both fields emptied: the limit is removed (rateLimit null).
+    await row(limited).getByRole('button', { name: 'Edit' }).click();
+    dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Requests', { exact: true }).fill('');
+    await dialog.getByLabel('Per seconds', { exact: true }).fill('');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    assert.deepEqual(sent.at(-1).body, { rateLimit: null }, 'the removing edit');
+    await row(limited).waitFor();
+    await page.waitForFunction((name) => [...document.querySelectorAll('main tbody tr')]
+      .some((tr) => tr.querySelector('th').textContent === name && !/Rate limit/.test(tr.textContent)), limited);
+    assert.equal(await checkedLimit(limitedAccess), null, 'no limit left');
+    await shot('rate-limit-removed');
+    await row(limited).getByRole('button', { name: 'Edit' }).click();
+    dialog = page.getByRole('dialog');
+    assert.equal(await dialog.getByLabel('Requests', { exact: true }).inputValue(), '');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
 
     // ---- a legacy token cannot be edited -------------------------------------------
     step(`[${tag}] open the legacy token`);

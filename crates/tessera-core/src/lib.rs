@@ -29,6 +29,7 @@ pub mod feed;
 pub mod lockout;
 pub mod memory;
 pub mod model;
+pub mod notify;
 pub mod path;
 pub mod policy;
 pub mod scope;

@@ -20,14 +20,28 @@ use crate::model::{
     Event, EventId, EventQuery, LoggedEvent, NewAddress, NewUser, RefreshLookup, RotateOutcome,
     Rotation, SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, Use, User, UserId,
 };
+use crate::notify::{Backlog, Claimed, Delivery, DeliveryId, Settle};
 use crate::secret::password::PasswordHash;
 use crate::secret::{Digest, DigestBuildHasher, SecretKey};
-use crate::store::{SessionStore, Store, StoreResult, TokenStore, UserStore};
+use crate::store::{Outbox, SessionStore, Store, StoreResult, TokenStore, UserStore};
 
 /// The in-memory store.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+}
+
+/// A delivery in the outbox.
+#[derive(Debug)]
+struct Waiting {
+    delivery: Delivery,
+    attempts: u32,
+    /// When it is next due (a claim moves it to the lease's end).
+    due_at: Timestamp,
+    /// The nonce of the claim holding it, if any.
+    claim: Option<u64>,
+    /// Sent or given up.
+    settled: bool,
 }
 
 /// Messages a subscriber may fall behind by before its stream is cut.
@@ -60,6 +74,12 @@ struct Inner {
     events: Vec<LoggedEvent>,
     /// The last event id handed out.
     last_event: u64,
+    /// The webhook outbox, by delivery id.
+    outbox: BTreeMap<DeliveryId, Waiting>,
+    /// Its (receiver, key) pairs.
+    outbox_keys: std::collections::HashSet<(String, String)>,
+    /// The last delivery id handed out.
+    last_delivery: u64,
     /// The change stream.
     changes: broadcast::Sender<Change>,
 }
@@ -80,6 +100,9 @@ impl Default for Inner {
             rate_counts: HashMap::new(),
             events: Vec::new(),
             last_event: 0,
+            outbox: BTreeMap::new(),
+            outbox_keys: std::collections::HashSet::new(),
+            last_delivery: 0,
             changes: broadcast::channel(FEED_BACKLOG).0,
         }
     }
@@ -530,6 +553,111 @@ impl ChangeFeed for MemoryStore {
     async fn beat(&self, text: &str) -> StoreResult<()> {
         let _ = self.write().changes.send(Change::Beat(text.to_owned()));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryStore {
+    async fn enqueue(&self, deliveries: &[Delivery]) -> StoreResult<u64> {
+        let mut g = self.write();
+        let mut added = 0;
+        for d in deliveries {
+            if !g.outbox_keys.insert((d.receiver.clone(), d.key.clone())) {
+                continue;
+            }
+            g.last_delivery += 1;
+            let id = DeliveryId(g.last_delivery);
+            let due_at = d.event.at;
+            g.outbox.insert(
+                id,
+                Waiting {
+                    delivery: d.clone(),
+                    attempts: 0,
+                    due_at,
+                    claim: None,
+                    settled: false,
+                },
+            );
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    async fn claim(
+        &self,
+        receivers: &[String],
+        now: Timestamp,
+        lease_until: Timestamp,
+        claim: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Claimed>> {
+        let mut g = self.write();
+        let mut out = Vec::new();
+        for (id, w) in g.outbox.iter_mut() {
+            if out.len() == limit {
+                break;
+            }
+            if w.settled || w.due_at > now || !receivers.contains(&w.delivery.receiver) {
+                continue;
+            }
+            w.due_at = lease_until;
+            w.claim = Some(claim);
+            out.push(Claimed {
+                id: *id,
+                delivery: w.delivery.clone(),
+                attempts: w.attempts,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn settle(&self, delivery: &Claimed, claim: u64, outcome: &Settle) -> StoreResult<bool> {
+        let mut g = self.write();
+        let Some(w) = g.outbox.get_mut(&delivery.id) else {
+            return Ok(false);
+        };
+        if w.settled || w.claim != Some(claim) {
+            return Ok(false);
+        }
+        w.claim = None;
+        w.attempts += 1;
+        match outcome {
+            Settle::Sent | Settle::GiveUp => w.settled = true,
+            Settle::Retry { at } => w.due_at = *at,
+        }
+        Ok(true)
+    }
+
+    async fn backlog(&self) -> StoreResult<Vec<Backlog>> {
+        let g = self.read();
+        let mut by: BTreeMap<&str, Backlog> = BTreeMap::new();
+        for w in g.outbox.values().filter(|w| !w.settled) {
+            let b = by.entry(&w.delivery.receiver).or_insert_with(|| Backlog {
+                receiver: w.delivery.receiver.clone(),
+                pending: 0,
+                oldest: None,
+            });
+            b.pending += 1;
+            let at = w.delivery.event.at;
+            b.oldest = Some(b.oldest.map_or(at, |o| o.min(at)));
+        }
+        Ok(by.into_values().collect())
+    }
+
+    async fn sweep_outbox(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut g = self.write();
+        let gone: Vec<DeliveryId> = g
+            .outbox
+            .iter()
+            .filter(|(_, w)| w.settled && w.delivery.keep_until < before)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            if let Some(w) = g.outbox.remove(id) {
+                g.outbox_keys.remove(&(w.delivery.receiver, w.delivery.key));
+            }
+        }
+        Ok(gone.len() as u64)
     }
 }
 

@@ -506,6 +506,9 @@ event_kinds! {
     ReuseDetected = "token.reuse_detected", Failure;
     /// A check allowed a token from an address it had not been used from.
     NewAddress = "token.new_address", Success;
+    /// A token's end of life is near (14, 7 or 1 day): a webhook notice
+    /// only ([`crate::notify`]); the trail does not record it.
+    TokenExpiring = "token.expiring", Success;
     /// A user was created.
     UserCreated = "user.created", Success;
     /// A user was deleted with all their tokens.

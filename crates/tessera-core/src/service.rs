@@ -13,11 +13,13 @@ use crate::model::{
     Actor, Event, EventKind, EventQuery, LoggedEvent, NewUser, RefreshLookup, Role, RotateOutcome,
     Rotation, SessionRecord, Timestamp, TokenId, TokenRecord, User, UserId, UserKind,
 };
+use crate::notify::{self, Backlog, Claimed, Delivery, Settle};
 use crate::policy::{Credential, Policy, TokenRequest};
 use crate::scope::{parse_endpoints, Scope, TokenType};
 use crate::secret::password::{self, Inline, PasswordHash, PasswordWork, WorkError};
 use crate::secret::{self, Digest, Secret, SecretKind};
 use crate::store::Store;
+use rand::{rngs::OsRng, RngCore};
 
 /// Why a renewal failed, with reuse detection told apart by its type, so
 /// that a server counts and logs it without reading a message.
@@ -156,6 +158,8 @@ pub struct Tessera {
     passwords: Arc<dyn PasswordWork>,
     /// Told of every recorded event (default: nobody).
     sink: Arc<dyn EventSink>,
+    /// The webhook receivers' ids that notices are enqueued for (default: none).
+    receivers: Arc<[String]>,
 }
 
 impl std::fmt::Debug for Tessera {
@@ -183,7 +187,16 @@ impl Tessera {
             checker,
             passwords: Arc::new(Inline),
             sink: Arc::new(Silent),
+            receivers: Arc::from(Vec::new()),
         }
+    }
+
+    /// Enqueues a webhook notice ([`crate::notify`]) for each of `receivers`
+    /// (their ids) whenever a notice's event is recorded, and lets
+    /// [`Tessera::warn_expiring`] and [`Tessera::claim_notices`] work for them.
+    pub fn with_webhook_receivers(mut self, receivers: Vec<String>) -> Self {
+        self.receivers = Arc::from(receivers);
+        self
     }
 
     /// Tells `sink` of every event recorded (the server's JSON log lines).
@@ -880,9 +893,126 @@ impl Tessera {
     /// [`Tessera::record`], answering whether the store kept the event (a
     /// reuse detection answers a store failure rather than "reused").
     async fn keep(&self, event: Event) -> std::result::Result<(), StoreError> {
-        let stored = self.store.record_event(&event).await;
+        let mut stored = self.store.record_event(&event).await;
+        if stored.is_ok() && notify::is_notice(event.kind) && !self.receivers.is_empty() {
+            // After the trail: a node that stops between the two loses the
+            // notice, never the record.
+            stored = self.enqueue_notice(&event).await;
+        }
         self.sink.recorded(&event, stored.as_ref().map(|_| ()));
         stored
+    }
+
+    /// Enqueues `event` for every receiver under one fresh random key.
+    async fn enqueue_notice(&self, event: &Event) -> std::result::Result<(), StoreError> {
+        let mut nonce = [0u8; 16];
+        OsRng
+            .try_fill_bytes(&mut nonce)
+            .map_err(|e| StoreError::Unavailable(format!("the OS random source failed: {e}")))?;
+        let key: String = std::iter::once("evt_".to_string())
+            .chain(nonce.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let deliveries: Vec<Delivery> = self
+            .receivers
+            .iter()
+            .map(|r| Delivery {
+                receiver: r.clone(),
+                key: key.clone(),
+                event: event.clone(),
+                deadline: None,
+                keep_until: event.at,
+            })
+            .collect();
+        self.store.enqueue(&deliveries).await.map(|_| ())
+    }
+
+    // ---- webhooks ---------------------------------------------------------
+
+    /// Enqueues `token.expiring` for every live token whose end of life
+    /// passed a warning threshold ([`notify::expiry_warning`]), once per
+    /// token, threshold and receiver however often it runs and on however
+    /// many nodes (the outbox keeps one delivery per key). The server runs
+    /// it periodically when webhooks are configured. Answers how many
+    /// deliveries were added.
+    pub async fn warn_expiring(&self) -> Result<u64> {
+        if self.receivers.is_empty() {
+            return Ok(0);
+        }
+        let now = self.now();
+        let mut added = 0;
+        for user in self.store.list_users().await? {
+            let mut due = Vec::new();
+            for t in self.store.tokens_of_user(user.id).await? {
+                let Some(days) = notify::expiry_warning(&t, now) else {
+                    continue;
+                };
+                let key = notify::expiry_key(&t, days);
+                let event = Event::new(EventKind::TokenExpiring, now, Actor::Nobody)
+                    .token(t.id, Some(t.user_id))
+                    .detail(&format!("ends within {days} days"));
+                due.extend(self.receivers.iter().map(|r| Delivery {
+                    receiver: r.clone(),
+                    key: key.clone(),
+                    event: event.clone(),
+                    deadline: Some(t.ends_at),
+                    keep_until: t.ends_at,
+                }));
+            }
+            if !due.is_empty() {
+                added += self.store.enqueue(&due).await?;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Claims at most `limit` due notices for this node's receivers, each
+    /// for `lease` seconds under the nonce `claim` ([`crate::store::Outbox::claim`]).
+    pub async fn claim_notices(
+        &self,
+        lease: i64,
+        claim: u64,
+        limit: usize,
+    ) -> std::result::Result<Vec<Claimed>, StoreError> {
+        if self.receivers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        self.store
+            .claim(
+                &self.receivers,
+                now,
+                now.saturating_add(lease),
+                claim,
+                limit,
+            )
+            .await
+    }
+
+    /// Settles a claimed notice: sent, or failed (due again after
+    /// [`notify::backoff`], at most `backoff_max` seconds, or given up once
+    /// `retry_for` seconds passed since it happened). Answers what was
+    /// decided, and whether the claim was still held.
+    pub async fn settle_notice(
+        &self,
+        claimed: &Claimed,
+        claim: u64,
+        sent: bool,
+        retry_for: i64,
+        backoff_max: i64,
+    ) -> std::result::Result<(Settle, bool), StoreError> {
+        let now = self.now();
+        let outcome = if sent {
+            Settle::Sent
+        } else {
+            notify::after_failure(claimed, now, retry_for, backoff_max)
+        };
+        let held = self.store.settle(claimed, claim, &outcome).await?;
+        Ok((outcome, held))
+    }
+
+    /// What waits in the outbox, per receiver (for `/metrics`).
+    pub async fn notice_backlog(&self) -> std::result::Result<Vec<Backlog>, StoreError> {
+        self.store.backlog().await
     }
 
     /// `GET /V4/AccessToken/Events`: the audit trail, newest first. A user
@@ -940,11 +1070,13 @@ impl Tessera {
         written
     }
 
-    /// Deletes audit events older than `retention` seconds (the server calls
-    /// it with the sweep).
+    /// Deletes audit events older than `retention` seconds, and settled
+    /// webhook deliveries kept that long past their `keep_until` (the
+    /// server calls it with the sweep).
     pub async fn sweep_events(&self, retention: i64) -> Result<u64> {
         let before = self.now().saturating_sub(retention);
-        Ok(self.store.sweep_events(before).await?)
+        let events = self.store.sweep_events(before).await?;
+        Ok(events + self.store.sweep_outbox(before).await?)
     }
 
     /// Deletes what can no longer be used: tokens revoked, or past their end

@@ -34,6 +34,7 @@ use crate::model::{
     Event, EventQuery, LoggedEvent, NewAddress, NewUser, RefreshLookup, RotateOutcome, Rotation,
     SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, Use, User, UserId,
 };
+use crate::notify::{Backlog, Claimed, Delivery, Settle};
 use crate::secret::password::PasswordHash;
 use crate::secret::{Digest, SecretKey};
 
@@ -196,10 +197,51 @@ pub trait TokenStore: Send + Sync {
     async fn sweep(&self, before: Timestamp, sessions_before: Timestamp) -> StoreResult<u64>;
 }
 
-/// Everything a Tessera server needs from one backend: the records, and
-/// the change stream that keeps every node's cache exact.
+/// The webhook outbox ([`crate::notify`]): notices wait here, in the same
+/// store as the tokens, until a node delivers them, so that none is lost
+/// while a receiver is down or a node restarts, and each is sent by one
+/// node at a time.
 #[async_trait]
-pub trait Store: UserStore + SessionStore + TokenStore + ChangeFeed {
+pub trait Outbox: Send + Sync {
+    /// Adds `deliveries`, skipping any whose (receiver, key) the outbox
+    /// holds already (pending or settled, until swept): of any number of
+    /// nodes enqueuing one notice, one adds it. Answers how many were added.
+    async fn enqueue(&self, deliveries: &[Delivery]) -> StoreResult<u64>;
+
+    /// Claims at most `limit` deliveries to `receivers` that are due at
+    /// `now` (not settled, next attempt at or before `now`), oldest first,
+    /// and makes each due again only at `lease_until` (so that a node that
+    /// dies holding one lets another send it then), under the nonce
+    /// `claim`. Atomic across every node: two claims never both answer a
+    /// delivery while its lease runs.
+    async fn claim(
+        &self,
+        receivers: &[String],
+        now: Timestamp,
+        lease_until: Timestamp,
+        claim: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Claimed>>;
+
+    /// Settles `delivery`, claimed under `claim`: sent or given up (kept,
+    /// settled, until [`Outbox::sweep_outbox`] passes its `keep_until`), or
+    /// due again at a time with one more attempt counted. False, changing
+    /// nothing, when the claim is no longer held (its lease ran out and
+    /// another node claimed it) or the delivery is gone.
+    async fn settle(&self, delivery: &Claimed, claim: u64, outcome: &Settle) -> StoreResult<bool>;
+
+    /// What waits, per receiver that has anything waiting.
+    async fn backlog(&self) -> StoreResult<Vec<Backlog>>;
+
+    /// Deletes settled deliveries whose `keep_until` is before `before`.
+    /// Returns how many left.
+    async fn sweep_outbox(&self, before: Timestamp) -> StoreResult<u64>;
+}
+
+/// Everything a Tessera server needs from one backend: the records, the
+/// webhook outbox, and the change stream that keeps every node's cache exact.
+#[async_trait]
+pub trait Store: UserStore + SessionStore + TokenStore + Outbox + ChangeFeed {
     /// Whether the backend answers now (`/health/ready`, with the check's
     /// own look-up beside it): a read of a stored table by the connections
     /// the management calls use, not a bare round trip (`SELECT 1` reads no

@@ -136,6 +136,9 @@ macro_rules! conformance_suite {
             set_password_ends_other_sessions,
             addresses_are_noted_once,
             rate_counts_are_atomic,
+            outbox_enqueues_once_claims_settles_and_sweeps,
+            outbox_claims_are_exclusive,
+            expiry_warnings_are_enqueued_once_per_threshold,
             deleting_a_user_stops_their_tokens,
             concurrent_renewals_have_one_winner,
             concurrent_creations_are_distinct,
@@ -1194,6 +1197,271 @@ pub mod cases {
         assert!(newest[0].id > all[0].id);
     }
 
+    /// The webhook outbox: one delivery per (receiver, key), every field
+    /// back as written, claimed only when due and only for the receivers
+    /// asked, hidden while its lease runs and due again after it, settled
+    /// only by the claim that holds it, counted in the backlog while
+    /// unsettled, swept once settled and past its `keep_until`.
+    pub async fn outbox_enqueues_once_claims_settles_and_sweeps(store: Arc<dyn Store>) {
+        use crate::notify::{Delivery, Settle};
+        let ip: std::net::IpAddr = "2001:db8::9".parse().unwrap();
+        let event = Event::new(EventKind::NewAddress, T0, Actor::Token(TokenId(5)))
+            .token(TokenId(5), Some(UserId(2)))
+            .from(Some(ip))
+            .detail("x");
+        let d = |receiver: &str, key: &str, at: Timestamp| Delivery {
+            receiver: receiver.into(),
+            key: key.into(),
+            event: Event {
+                at,
+                ..event.clone()
+            },
+            deadline: (key == "k2").then_some(T0 + 86_400),
+            keep_until: at + 10,
+        };
+        let batch = [d("r1", "k1", T0), d("r2", "k1", T0), d("r1", "k2", T0 + 5)];
+        assert_eq!(store.enqueue(&batch).await.unwrap(), 3);
+        assert_eq!(
+            store
+                .enqueue(&[d("r1", "k1", T0), d("r1", "k3", T0 + 5)])
+                .await
+                .unwrap(),
+            1,
+            "a (receiver, key) pair is taken once"
+        );
+        let r1 = ["r1".to_string()];
+        // Only what is due, for the receivers named, oldest first.
+        let got = store.claim(&r1, T0, T0 + 60, 7, 10).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].delivery, batch[0], "every field as written");
+        assert_eq!(got[0].attempts, 0);
+        let got2 = store.claim(&r1, T0 + 5, T0 + 65, 8, 1).await.unwrap();
+        assert_eq!(got2.len(), 1, "the limit holds");
+        assert_eq!(got2[0].delivery, batch[2]);
+        assert!(got2[0].id > got[0].id);
+        // The lease hides what is claimed until it ends.
+        let more = store.claim(&r1, T0 + 59, T0 + 120, 9, 10).await.unwrap();
+        assert_eq!(
+            more.iter()
+                .map(|c| c.delivery.key.as_str())
+                .collect::<Vec<_>>(),
+            ["k3"]
+        );
+        let again = store.claim(&r1, T0 + 60, T0 + 120, 10, 10).await.unwrap();
+        assert_eq!(again.len(), 1, "a lease that ran out is due again");
+        assert_eq!(again[0].id, got[0].id);
+        // Only the claim that holds it settles it.
+        assert!(
+            !store.settle(&got[0], 7, &Settle::Sent).await.unwrap(),
+            "an old claim"
+        );
+        assert!(store
+            .settle(&got[0], 10, &Settle::Retry { at: T0 + 200 })
+            .await
+            .unwrap());
+        assert!(
+            !store.settle(&got[0], 10, &Settle::Sent).await.unwrap(),
+            "settled once"
+        );
+        assert!(store.settle(&got2[0], 8, &Settle::GiveUp).await.unwrap());
+        let keys = |c: &[crate::notify::Claimed]| {
+            c.iter().map(|c| c.delivery.key.clone()).collect::<Vec<_>>()
+        };
+        let early = store.claim(&r1, T0 + 199, T0 + 300, 11, 10).await.unwrap();
+        assert_eq!(keys(&early), ["k3"], "not before its retry time");
+        let retried = store.claim(&r1, T0 + 200, T0 + 300, 13, 10).await.unwrap();
+        assert_eq!(keys(&retried), ["k1"], "due at its retry time");
+        assert_eq!(retried[0].attempts, 1, "the failed attempt counted");
+        let backlog = store.backlog().await.unwrap();
+        let of = |b: &[crate::notify::Backlog], r: &str| {
+            b.iter()
+                .find(|b| b.receiver == r)
+                .map(|b| (b.pending, b.oldest))
+        };
+        assert_eq!(of(&backlog, "r1"), Some((2, Some(T0))), "k1 and k3");
+        assert_eq!(of(&backlog, "r2"), Some((1, Some(T0))));
+        assert!(store.settle(&got[0], 13, &Settle::Sent).await.unwrap());
+        assert!(
+            !store
+                .settle(&got2[0], 8, &Settle::Retry { at: T0 })
+                .await
+                .unwrap(),
+            "given up is settled"
+        );
+        let backlog = store.backlog().await.unwrap();
+        assert_eq!(of(&backlog, "r1"), Some((1, Some(T0 + 5))));
+        // Settled ones never come back; the sweep takes them past keep_until.
+        let rest = store
+            .claim(&r1, T0 + 10_000, T0 + 10_060, 14, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            rest.iter()
+                .map(|c| c.delivery.key.as_str())
+                .collect::<Vec<_>>(),
+            ["k3"]
+        );
+        assert_eq!(
+            store.sweep_outbox(T0 + 10).await.unwrap(),
+            0,
+            "keep_until T0+10 is not before T0+10"
+        );
+        assert_eq!(store.sweep_outbox(T0 + 11).await.unwrap(), 1);
+        assert_eq!(
+            store.sweep_outbox(T0 + 16).await.unwrap(),
+            1,
+            "the given-up one, unsent ones stay"
+        );
+        assert_eq!(
+            store.enqueue(&[d("r1", "k1", T0)]).await.unwrap(),
+            1,
+            "a swept key may come again"
+        );
+        let r2 = ["r2".to_string()];
+        assert_eq!(
+            store.claim(&r2, T0, T0 + 60, 15, 10).await.unwrap().len(),
+            1
+        );
+    }
+
+    /// Of many concurrent claims of one outbox, each delivery goes to one.
+    pub async fn outbox_claims_are_exclusive(store: Arc<dyn Store>) {
+        use crate::notify::Delivery;
+        let deliveries: Vec<Delivery> = (0..40)
+            .map(|i| Delivery {
+                receiver: "r".into(),
+                key: format!("k{i}"),
+                event: Event::new(EventKind::LoginLocked, T0, Actor::Nobody),
+                deadline: None,
+                keep_until: T0,
+            })
+            .collect();
+        assert_eq!(store.enqueue(&deliveries).await.unwrap(), 40);
+        let mut tasks = Vec::new();
+        for claim in 0..8u64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..100 {
+                    let page = store
+                        .claim(&["r".to_string()], T0, T0 + 600, claim, 3)
+                        .await
+                        .unwrap();
+                    if page.is_empty() {
+                        break;
+                    }
+                    got.extend(page.into_iter().map(|c| c.delivery.key));
+                }
+                got
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort();
+        let n = all.len();
+        all.dedup();
+        assert_eq!(n, all.len(), "a delivery was claimed twice");
+        assert_eq!(n, 40, "every delivery was claimed");
+    }
+
+    /// `token.expiring`: each threshold is enqueued once per receiver from
+    /// its second on, however often and on however many nodes the scan
+    /// runs; a notice is enqueued for each receiver when its event is
+    /// recorded; a revoked token hears nothing more.
+    pub async fn expiry_warnings_are_enqueued_once_per_threshold(store: Arc<dyn Store>) {
+        const DAY: i64 = 86_400;
+        let receivers = vec!["r1".to_string(), "r2".to_string()];
+        let (svc, clock, caller) = service(&store).await;
+        let svc = svc.with_webhook_receivers(receivers.clone());
+        let node2 = Tessera::new(
+            store.clone(),
+            Policy::new(PolicyConfig::default()).unwrap(),
+            clock.clone() as Arc<dyn Clock>,
+        )
+        .with_webhook_receivers(receivers.clone());
+        let req = TokenRequest {
+            name: Some("soon".into()),
+            token_type: Some(0),
+            renewable_until: Some(T0 + 20 * DAY),
+            ..TokenRequest::default()
+        };
+        let t = svc.create_token(&caller, None, &req).await.unwrap().token;
+        let end = t.ends_at;
+        assert!(
+            end > T0 + 14 * DAY,
+            "the token outlives the first threshold"
+        );
+        assert_eq!(svc.warn_expiring().await.unwrap(), 0);
+        clock.set(end - 14 * DAY - 1);
+        assert_eq!(svc.warn_expiring().await.unwrap(), 0, "a second early");
+        clock.set(end - 14 * DAY);
+        assert_eq!(svc.warn_expiring().await.unwrap(), 2, "one per receiver");
+        assert_eq!(svc.warn_expiring().await.unwrap(), 0, "once");
+        assert_eq!(node2.warn_expiring().await.unwrap(), 0, "once across nodes");
+        clock.set(end - 7 * DAY);
+        assert_eq!(node2.warn_expiring().await.unwrap(), 2);
+        assert_eq!(svc.warn_expiring().await.unwrap(), 0);
+        clock.set(end - DAY);
+        assert_eq!(svc.warn_expiring().await.unwrap(), 2);
+        let claimed = svc.claim_notices(60, 1, 100).await.unwrap();
+        assert_eq!(claimed.len(), 6);
+        for c in &claimed {
+            let e = &c.delivery.event;
+            assert_eq!(e.kind, EventKind::TokenExpiring);
+            assert_eq!(e.token_id, Some(t.id));
+            assert_eq!(e.user_id, Some(caller.user.id));
+            assert_eq!(c.delivery.deadline, Some(end));
+            assert_eq!(c.delivery.keep_until, end, "kept until the token ends");
+        }
+        let keys: std::collections::BTreeSet<_> =
+            claimed.iter().map(|c| c.delivery.key.clone()).collect();
+        assert_eq!(
+            keys.len(),
+            3,
+            "one key per threshold, shared by the receivers"
+        );
+        // Sent: still taken once (the key is kept until the token ends).
+        for c in &claimed {
+            let (outcome, held) = svc.settle_notice(c, 1, true, 3600, 60).await.unwrap();
+            assert_eq!(outcome, crate::notify::Settle::Sent);
+            assert!(held);
+        }
+        assert_eq!(svc.warn_expiring().await.unwrap(), 0);
+        // A notice's event goes to every receiver; another event does not.
+        svc.revoke_token(&caller, t.id).await.unwrap();
+        clock.set(end - 1);
+        assert_eq!(svc.warn_expiring().await.unwrap(), 0, "revoked");
+        let claimed = svc.claim_notices(60, 2, 100).await.unwrap();
+        assert!(
+            claimed.is_empty(),
+            "token.revoked is no notice: {claimed:?}"
+        );
+        svc.login_locked("ghost", Some("192.0.2.1".parse().unwrap()))
+            .await;
+        let claimed = svc.claim_notices(60, 3, 100).await.unwrap();
+        let mut to: Vec<_> = claimed
+            .iter()
+            .map(|c| c.delivery.receiver.clone())
+            .collect();
+        to.sort();
+        assert_eq!(to, receivers);
+        assert!(claimed
+            .iter()
+            .all(|c| c.delivery.event.kind == EventKind::LoginLocked
+                && c.delivery.key == claimed[0].delivery.key));
+        // Failed: due again after the backoff, then given up past the retry time.
+        let c = &claimed[0];
+        let (outcome, _) = svc.settle_notice(c, 3, false, 10, 60).await.unwrap();
+        assert_eq!(outcome, crate::notify::Settle::Retry { at: end - 1 + 1 });
+        clock.advance(20);
+        let again = svc.claim_notices(60, 4, 100).await.unwrap();
+        let c = again.iter().find(|x| x.id == c.id).expect("due again");
+        let (outcome, _) = svc.settle_notice(c, 4, false, 10, 60).await.unwrap();
+        assert_eq!(outcome, crate::notify::Settle::GiveUp);
+    }
+
     /// Last-used times, audit events, and the sweep of dead records.
     pub async fn last_used_events_and_sweep(store: Arc<dyn Store>) {
         let u = user(&store, "alice", Role::User).await;
@@ -1777,6 +2045,37 @@ mod down {
             down()
         }
         async fn beat(&self, _: &str) -> StoreResult<()> {
+            down()
+        }
+    }
+
+    #[async_trait]
+    impl crate::store::Outbox for DownStore {
+        async fn enqueue(&self, _: &[crate::notify::Delivery]) -> StoreResult<u64> {
+            down()
+        }
+        async fn claim(
+            &self,
+            _: &[String],
+            _: Timestamp,
+            _: Timestamp,
+            _: u64,
+            _: usize,
+        ) -> StoreResult<Vec<crate::notify::Claimed>> {
+            down()
+        }
+        async fn settle(
+            &self,
+            _: &crate::notify::Claimed,
+            _: u64,
+            _: &crate::notify::Settle,
+        ) -> StoreResult<bool> {
+            down()
+        }
+        async fn backlog(&self) -> StoreResult<Vec<crate::notify::Backlog>> {
+            down()
+        }
+        async fn sweep_outbox(&self, _: Timestamp) -> StoreResult<u64> {
             down()
         }
     }

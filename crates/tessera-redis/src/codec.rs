@@ -8,6 +8,7 @@
 
 use redis::Value;
 use tessera_core::model::{Event, SessionRecord, TokenRecord, User, UserId};
+use tessera_core::notify::Delivery;
 use tessera_core::secret::Digest;
 use tessera_core::stored::{StoredEvent, StoredToken, StoredUser};
 use tessera_core::StoreError;
@@ -259,6 +260,49 @@ pub(crate) fn encode_event(e: &Event) -> Result<String, StoreError> {
         address,
         e.detail
     ))
+}
+
+/// A webhook delivery as the outbox holds it: receiver, key, deadline
+/// (`-`: none) and keep-until on a line each, then the event
+/// ([`encode_event`]). Receiver and key hold no line break or space (the
+/// outbox's index joins them with one): a delivery that would is refused.
+pub(crate) fn encode_delivery(d: &Delivery) -> Result<String, StoreError> {
+    if [&d.receiver, &d.key]
+        .iter()
+        .any(|s| s.is_empty() || s.contains(['\n', ' ']))
+    {
+        return Err(StoreError::Corrupt(
+            "a webhook receiver or key holds a space or a line break".into(),
+        ));
+    }
+    let deadline = d
+        .deadline
+        .map_or_else(|| "-".to_string(), |t| t.to_string());
+    Ok(format!(
+        "{}\n{}\n{deadline}\n{}\n{}",
+        d.receiver,
+        d.key,
+        d.keep_until,
+        encode_event(&d.event)?
+    ))
+}
+
+/// Reads a delivery written by [`encode_delivery`].
+pub(crate) fn decode_delivery(s: &str) -> Result<Delivery, StoreError> {
+    let parts: Vec<&str> = s.splitn(5, '\n').collect();
+    let [receiver, key, deadline, keep_until, event] = parts.as_slice() else {
+        return Err(corrupt("a webhook delivery is malformed"));
+    };
+    Ok(Delivery {
+        receiver: (*receiver).to_string(),
+        key: (*key).to_string(),
+        deadline: match *deadline {
+            "-" => None,
+            d => Some(int(d, "a delivery's deadline")?),
+        },
+        keep_until: int(keep_until, "a delivery's keep-until")?,
+        event: decode_event(event)?,
+    })
 }
 
 /// Reads an event written by [`encode_event`].

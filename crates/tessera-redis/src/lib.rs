@@ -39,6 +39,14 @@
 //! | `P{events}:at` | sorted set | event ids, score = the event's time (the retention sweep) | never (swept) |
 //! | `P{events}:u:<uid>` | sorted set | ids of the events that concern user `<uid>` or that they did | never (swept) |
 //! | `P{events}:t:<id>` | sorted set | ids of the events that concern token `<id>` | never (swept) |
+//! | `P{outbox}:next` | string | last webhook delivery id handed out (`INCR`) | never |
+//! | `P{outbox}:d` | hash | delivery id → `<receiver>\n<key>\n<deadline>\n<keep until>\n<event>` | never (swept) |
+//! | `P{outbox}:att`, `P{outbox}:claim` | hash | delivery id → attempts made; → nonce of the claim holding it | never (swept) |
+//! | `P{outbox}:keys` | hash | `<receiver> <key>` → delivery id (one per pair) | never (swept) |
+//! | `P{outbox}:rcv` | set | receivers that had deliveries | never |
+//! | `P{outbox}:due:<r>` | sorted set | receiver `<r>`'s unsettled deliveries, score = next due (a claim: its lease's end) | never (settled) |
+//! | `P{outbox}:pend:<r>` | sorted set | the same, score = the event's time (the backlog) | never (settled) |
+//! | `P{outbox}:done` | sorted set | settled deliveries, score = keep until (the sweep) | never (swept) |
 //! | `Pchanges` | pub/sub channel (not a key) | the change stream: `t:<id>,<id>…`, `all`, `b:<beat>` | — |
 //!
 //! Token record fields: `id`, `user`, `uname`, `name`, `type` (the wire
@@ -102,6 +110,9 @@
 //!   nothing); a read walks the narrowest index a page of ids at a time and
 //!   filters what it holds beyond the query; `sweep_events` reads the oldest
 //!   ids by time and removes them from every index their events name.
+//! * The webhook outbox lives in one slot, `{outbox}`: enqueueing, a
+//!   claim (one receiver at a time), settling and the sweep are one script
+//!   each, so a delivery is claimed by one node while its lease runs.
 //! * `tokens_of_user`, `list_users` and `sweep` read across slots (allowed
 //!   by CONTRACT §8); `legacy_horizon` reads one key.
 //!
@@ -633,6 +644,42 @@ impl Keys {
     /// The addresses a token was used from (in the token id's slot).
     fn addresses(&self, id: TokenId) -> String {
         format!("{}{{t{}}}:addrs", self.prefix, id.0)
+    }
+    /// The outbox's delivery id counter.
+    fn outbox_counter(&self) -> String {
+        format!("{}{{outbox}}:next", self.prefix)
+    }
+    /// The outbox's deliveries: id → `codec::encode_delivery`.
+    fn outbox_bodies(&self) -> String {
+        format!("{}{{outbox}}:d", self.prefix)
+    }
+    /// Attempts made per delivery id.
+    fn outbox_attempts(&self) -> String {
+        format!("{}{{outbox}}:att", self.prefix)
+    }
+    /// The nonce of the claim holding each claimed delivery.
+    fn outbox_claims(&self) -> String {
+        format!("{}{{outbox}}:claim", self.prefix)
+    }
+    /// `<receiver> <key>` → delivery id: one delivery per pair.
+    fn outbox_keys(&self) -> String {
+        format!("{}{{outbox}}:keys", self.prefix)
+    }
+    /// The receivers that have ever had a delivery.
+    fn outbox_receivers(&self) -> String {
+        format!("{}{{outbox}}:rcv", self.prefix)
+    }
+    /// A receiver's unsettled deliveries, scored by when each is next due.
+    fn outbox_due(&self, receiver: &str) -> String {
+        format!("{}{{outbox}}:due:{receiver}", self.prefix)
+    }
+    /// A receiver's unsettled deliveries, scored by their event's time.
+    fn outbox_pending(&self, receiver: &str) -> String {
+        format!("{}{{outbox}}:pend:{receiver}", self.prefix)
+    }
+    /// Settled deliveries, scored by `keep_until` (the sweep).
+    fn outbox_settled(&self) -> String {
+        format!("{}{{outbox}}:done", self.prefix)
     }
     /// The audit trail's id counter.
     fn event_counter(&self) -> String {

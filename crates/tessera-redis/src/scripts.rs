@@ -517,6 +517,14 @@ pub(crate) struct Scripts {
     pub record_event: Script,
     /// See [`SWEEP_EVENTS`].
     pub sweep_events: Script,
+    /// See [`ENQUEUE`].
+    pub enqueue: Script,
+    /// See [`CLAIM`].
+    pub claim: Script,
+    /// See [`SETTLE`].
+    pub settle: Script,
+    /// See [`SWEEP_OUTBOX`].
+    pub sweep_outbox: Script,
     /// The source of [`BEAT_CLUSTER`] with the prelude: sent with `EVAL` to
     /// every master (a master that lost its script cache still runs it).
     pub beat_cluster: String,
@@ -571,6 +579,10 @@ impl Scripts {
             count_use: Script::new(COUNT_USE),
             record_event: Script::new(RECORD_EVENT),
             sweep_events: Script::new(SWEEP_EVENTS),
+            enqueue: Script::new(ENQUEUE),
+            claim: Script::new(CLAIM),
+            settle: Script::new(SETTLE),
+            sweep_outbox: Script::new(SWEEP_OUTBOX),
             beat_cluster: format!("{head}{BEAT_CLUSTER}"),
         }
     }
@@ -597,6 +609,84 @@ const SWEEP_EVENTS: &str = r#"
 local gone = redis.call('HDEL', KEYS[1], unpack(ARGV))
 for i = 2, #KEYS do redis.call('ZREM', KEYS[i], unpack(ARGV)) end
 return gone
+"#;
+
+/// Adds webhook deliveries, every key in the `{outbox}` slot. KEYS: the id
+/// counter, the bodies, the attempts, the (receiver, key) index, the
+/// receivers, then for each delivery its receiver's due and pending sets.
+/// ARGV: for each delivery its receiver, key, encoded body and event time.
+/// A pair the index holds is skipped. Returns how many were added.
+const ENQUEUE: &str = r#"
+local added = 0
+for i = 0, #ARGV / 4 - 1 do
+  local r, k, body, at = ARGV[4*i+1], ARGV[4*i+2], ARGV[4*i+3], ARGV[4*i+4]
+  local pair = r .. ' ' .. k
+  if redis.call('HEXISTS', KEYS[4], pair) == 0 then
+    local id = redis.call('INCR', KEYS[1])
+    redis.call('HSET', KEYS[4], pair, id)
+    redis.call('HSET', KEYS[2], id, body)
+    redis.call('HSET', KEYS[3], id, 0)
+    redis.call('SADD', KEYS[5], r)
+    redis.call('ZADD', KEYS[6 + 2*i], at, id)
+    redis.call('ZADD', KEYS[7 + 2*i], at, id)
+    added = added + 1
+  end
+end
+return added
+"#;
+
+/// Claims a receiver's due deliveries. KEYS: its due set, the claims, the
+/// bodies, the attempts. ARGV: now, the lease's end, the nonce, the limit.
+/// Each claimed one is due again at the lease's end. Returns
+/// `id, body, attempts` for each, oldest due first.
+const CLAIM: &str = r#"
+local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[4])
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], ARGV[2], id)
+  redis.call('HSET', KEYS[2], id, ARGV[3])
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[3], id) or ''
+  out[#out + 1] = redis.call('HGET', KEYS[4], id) or '0'
+end
+return out
+"#;
+
+/// Settles a claimed delivery. KEYS: the claims, the attempts, its
+/// receiver's due and pending sets, the settled set. ARGV: the id, the
+/// nonce, `done` or `retry`, the time (a retry's due time; keep until for
+/// a settled one). Returns 1, or 0 when the claim is not held.
+const SETTLE: &str = r#"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+if ARGV[3] == 'retry' then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+else
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+end
+return 1
+"#;
+
+/// Deletes settled deliveries kept until before a time. KEYS: the settled
+/// set, the bodies, the attempts, the claims, the (receiver, key) index.
+/// ARGV: the time, a page size. Returns how many left.
+const SWEEP_OUTBOX: &str = r#"
+local ids = redis.call('ZRANGE', KEYS[1], '-inf', '(' .. ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(ids) do
+  local body = redis.call('HGET', KEYS[2], id)
+  if body then
+    local r, k = string.match(body, '^([^\n]*)\n([^\n]*)\n')
+    if r then redis.call('HDEL', KEYS[5], r .. ' ' .. k) end
+  end
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+  redis.call('ZREM', KEYS[1], id)
+end
+return #ids
 "#;
 
 /// `text` as a Lua string literal: every byte as a decimal escape, so that

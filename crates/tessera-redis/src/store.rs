@@ -10,9 +10,10 @@ use tessera_core::model::{
     Event, EventId, EventQuery, LoggedEvent, NewAddress, NewUser, RefreshLookup, RotateOutcome,
     Rotation, SessionRecord, Timestamp, TokenChanges, TokenId, TokenRecord, Use, User, UserId,
 };
+use tessera_core::notify::{Backlog, Claimed, Delivery, DeliveryId, Settle};
 use tessera_core::secret::password::PasswordHash;
 use tessera_core::secret::{Digest, SecretKey};
-use tessera_core::store::{SessionStore, Store, StoreResult, TokenStore, UserStore};
+use tessera_core::store::{Outbox, SessionStore, Store, StoreResult, TokenStore, UserStore};
 use tessera_core::StoreError;
 
 use crate::codec::{
@@ -1126,5 +1127,157 @@ impl ChangeFeed for RedisStore {
 impl Store for RedisStore {
     async fn ping(&self) -> StoreResult<()> {
         self.ping_all().await
+    }
+}
+
+/// Deliveries the outbox sweep removes per script.
+const OUTBOX_SWEEP_PAGE: usize = 500;
+
+#[async_trait]
+impl Outbox for RedisStore {
+    async fn enqueue(&self, deliveries: &[Delivery]) -> StoreResult<u64> {
+        if deliveries.is_empty() {
+            return Ok(0);
+        }
+        let mut inv = self.scripts.enqueue.prepare_invoke();
+        inv.key(self.keys.outbox_counter())
+            .key(self.keys.outbox_bodies())
+            .key(self.keys.outbox_attempts())
+            .key(self.keys.outbox_keys())
+            .key(self.keys.outbox_receivers());
+        for d in deliveries {
+            inv.key(self.keys.outbox_due(&d.receiver))
+                .key(self.keys.outbox_pending(&d.receiver));
+        }
+        for d in deliveries {
+            inv.arg(&d.receiver)
+                .arg(&d.key)
+                .arg(codec::encode_delivery(d)?)
+                .arg(d.event.at);
+        }
+        let v = self.script(&inv).await?;
+        int(&required(v, "deliveries added")?, "deliveries added")
+    }
+
+    async fn claim(
+        &self,
+        receivers: &[String],
+        now: Timestamp,
+        lease_until: Timestamp,
+        claim: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Claimed>> {
+        let mut out = Vec::new();
+        for r in receivers {
+            let left = limit.saturating_sub(out.len());
+            if left == 0 {
+                break;
+            }
+            let mut inv = self.scripts.claim.prepare_invoke();
+            inv.key(self.keys.outbox_due(r))
+                .key(self.keys.outbox_claims())
+                .key(self.keys.outbox_bodies())
+                .key(self.keys.outbox_attempts())
+                .arg(now)
+                .arg(lease_until)
+                .arg(claim)
+                .arg(left);
+            let flat = array(self.script(&inv).await?)?;
+            for chunk in flat.chunks(3) {
+                let [id, body, attempts] = chunk else {
+                    return Err(StoreError::Corrupt("a claim's answer is malformed".into()));
+                };
+                let id: u64 = int(&required(id.clone(), "delivery id")?, "delivery id")?;
+                let body = required(body.clone(), "delivery")?;
+                // A body swept under a live entry cannot be sent: skip it.
+                if body.is_empty() {
+                    continue;
+                }
+                out.push(Claimed {
+                    id: DeliveryId(id),
+                    delivery: codec::decode_delivery(&body)?,
+                    attempts: int(&required(attempts.clone(), "attempts")?, "attempts")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn settle(&self, delivery: &Claimed, claim: u64, outcome: &Settle) -> StoreResult<bool> {
+        let r = &delivery.delivery.receiver;
+        let mut inv = self.scripts.settle.prepare_invoke();
+        inv.key(self.keys.outbox_claims())
+            .key(self.keys.outbox_attempts())
+            .key(self.keys.outbox_due(r))
+            .key(self.keys.outbox_pending(r))
+            .key(self.keys.outbox_settled())
+            .arg(delivery.id.0)
+            .arg(claim);
+        match outcome {
+            Settle::Retry { at } => inv.arg("retry").arg(*at),
+            Settle::Sent | Settle::GiveUp => inv.arg("done").arg(delivery.delivery.keep_until),
+        };
+        let v = self.script(&inv).await?;
+        Ok(int::<i64>(&required(v, "settled")?, "settled")? == 1)
+    }
+
+    async fn backlog(&self) -> StoreResult<Vec<Backlog>> {
+        let v = self
+            .cmd(redis::cmd("SMEMBERS").arg(self.keys.outbox_receivers()))
+            .await?;
+        let mut receivers: Vec<String> = array(v)?
+            .into_iter()
+            .map(|v| required(v, "receiver"))
+            .collect::<StoreResult<_>>()?;
+        receivers.sort();
+        let mut out = Vec::new();
+        for r in receivers {
+            let key = self.keys.outbox_pending(&r);
+            let n = self.cmd(redis::cmd("ZCARD").arg(&key)).await?;
+            let pending: u64 = int(&required(n, "backlog")?, "backlog")?;
+            if pending == 0 {
+                continue;
+            }
+            let first = array(
+                self.cmd(
+                    redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(0)
+                        .arg("WITHSCORES"),
+                )
+                .await?,
+            )?;
+            let oldest = match first.get(1) {
+                Some(s) => Some(int::<f64>(&required(s.clone(), "oldest")?, "oldest")? as i64),
+                None => None,
+            };
+            out.push(Backlog {
+                receiver: r,
+                pending,
+                oldest,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn sweep_outbox(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut removed = 0;
+        loop {
+            let mut inv = self.scripts.sweep_outbox.prepare_invoke();
+            inv.key(self.keys.outbox_settled())
+                .key(self.keys.outbox_bodies())
+                .key(self.keys.outbox_attempts())
+                .key(self.keys.outbox_claims())
+                .key(self.keys.outbox_keys())
+                .arg(before)
+                .arg(OUTBOX_SWEEP_PAGE);
+            let v = self.script(&inv).await?;
+            let n: u64 = int(&required(v, "swept")?, "swept")?;
+            removed += n;
+            if n < OUTBOX_SWEEP_PAGE as u64 {
+                return Ok(removed);
+            }
+        }
     }
 }

@@ -29,6 +29,9 @@ const FIELD_IDS = {
   renewableUntilTimestamp: 'renewable-until',
   tokenExpiryTimestamp: 'expiry-date',
   allowedIPs: 'ip-allowlist',
+  rateLimit: 'rate-requests',
+  'rateLimit.requests': 'rate-requests',
+  'rateLimit.perSeconds': 'rate-seconds',
   username: 'signin-user-name',
   userName: 'user-name',
   password: 'password',
@@ -63,6 +66,8 @@ class ApiError extends Error {
     super(message);
     this.status = status;
     this.field = body && typeof body.field === 'string' ? body.field.replace(/[[.].*$/, '') : null;
+    /** The field as the server named it, with any inner part (rateLimit.requests). */
+    this.path = body && typeof body.field === 'string' ? body.field : null;
   }
 }
 
@@ -201,7 +206,7 @@ function readable(message) {
 /** Shows an API error beside the field it names, or at the top of `form`. */
 function showError(form, err) {
   clearErrors(form);
-  const id = err.field && FIELD_IDS[err.field];
+  const id = (err.path && FIELD_IDS[err.path]) || (err.field && FIELD_IDS[err.field]);
   const control = id && form.querySelector(`#${id}`);
   if (control && !control.closest('[hidden]')) {
     control.setAttribute('aria-invalid', 'true');
@@ -407,13 +412,19 @@ function tokenRow(t, reload) {
     h('td', { 'data-label': 'Scope' }, scope),
     h('td', { 'data-label': 'Created' }, when(t.createdTimestamp)),
     h('td', { 'data-label': 'Valid until' }, expiry),
-    h('td', { 'data-label': 'Last used' }, when(t.lastUsedTimestamp),
-      t.lastUsedIp ? h('span', { class: 'address' }, ' from ', t.lastUsedIp) : null),
+    // One wrapper: the narrow layout makes each child of a cell a grid item.
+    h('td', { 'data-label': 'Last used' }, h('div', {},
+      when(t.lastUsedTimestamp),
+      t.lastUsedIp ? h('span', { class: 'address' }, ' from ', t.lastUsedIp) : null,
+      t.rateLimit ? h('span', { class: 'limit' }, 'Rate limit ', h('span', { class: 'figures' }, rateText(t.rateLimit))) : null)),
     h('td', { class: 'row-actions', 'data-label': 'Actions' },
       h('button', { type: 'button', onclick: () => tokenDialog(t, null, reload) }, 'Edit'),
       h('button', { type: 'button', onclick: () => renderActivity(t) }, 'Activity'),
       h('button', { type: 'button', class: 'danger', onclick: () => revokeDialog(t, reload) }, 'Revoke')));
 }
+
+/** A rate limit as the list shows it: "100 / 60 s". */
+function rateText(r) { return `${r.requests} / ${r.perSeconds} s`; }
 
 /** How an event's kind reads in the Activity view. */
 const EVENT_LABELS = {
@@ -586,13 +597,22 @@ function tokenControls({ token, adding }) {
     renewable: h('input', { type: 'date' }),
     expiry: h('input', { type: 'date' }),
     ips: h('textarea', { rows: 3, spellcheck: 'false' }),
+    // Text, not type=number: what was typed reaches the server as typed
+    // (a number input would turn "abc" into an empty field, i.e. no limit).
+    rateRequests: h('input', { type: 'text', inputmode: 'numeric', autocomplete: 'off', spellcheck: 'false' }),
+    rateSeconds: h('input', { type: 'text', inputmode: 'numeric', autocomplete: 'off', spellcheck: 'false' }),
     renewableNote: h('span', {}),
     expiryNote: h('span', {}),
-    initial: { renewable: '', expiry: '' },
+    initial: { renewable: '', expiry: '', rate: '' },
   };
   c.scope.value = adding ? String(creatableScopes()[0].tokenType) : String(kindOf(token.tokenType));
   c.endpoints.value = adding ? '' : (token.apiEndpoints || []).join('\n');
   c.ips.value = adding ? '' : (token.allowedIPs || []).join('\n');
+  const limit = !adding && token.rateLimit;
+  c.rateRequests.value = limit ? String(limit.requests) : '';
+  c.rateSeconds.value = limit ? String(limit.perSeconds) : '';
+  // As shown, so that an edit sends rateLimit only when it changed.
+  c.initial.rate = rateValue(c);
   c.fEndpoints = field('endpoints', 'Endpoints', c.endpoints, 'One per line; a line may start with a method, as GET /Job.');
   c.fRenewable = field('renewable-until', 'Renewable until', c.renewable, c.renewableNote);
   c.fExpiry = field('expiry-date', 'Expiry date', c.expiry, c.expiryNote);
@@ -648,7 +668,8 @@ function fillDates(ctx, c) {
     if (token.renewableUntilTimestamp) c.renewable.value = dateOf(token.renewableUntilTimestamp);
     if (legacy || !refreshable(token.tokenType)) c.expiry.value = dateOf(token.tokenExpiryTimestamp);
   }
-  c.initial = { renewable: c.renewable.value, expiry: c.expiry.value };
+  c.initial.renewable = c.renewable.value;
+  c.initial.expiry = c.expiry.value;
   c.scope.addEventListener('change', () => syncScope(ctx, c, adding || !c.renewable.value));
 }
 
@@ -661,6 +682,10 @@ function tokenForm({ adding, legacy }, c, dialog) {
     field('scope', 'Scope', c.scope),
     c.fEndpoints, c.fRenewable, c.fExpiry,
     field('ip-allowlist', 'IP allowlist', c.ips, 'One address, CIDR or range (a-b) per line; empty allows any address.'),
+    h('fieldset', { class: 'rate-limit' },
+      h('legend', {}, 'Rate limit'),
+      field('rate-requests', 'Requests', c.rateRequests, 'Checks allowed per window. Leave both empty for no limit.'),
+      field('rate-seconds', 'Per seconds', c.rateSeconds, 'The window, in seconds.')),
     h('div', { class: 'actions' },
       legacy ? null : h('button', { type: 'submit', class: 'primary' }, adding ? 'Submit' : 'Save'),
       h('button', { type: 'button', onclick: () => dialog.close() }, legacy ? 'Close' : 'Cancel')));
@@ -683,6 +708,27 @@ function putDate({ base }, c, type, body) {
   if (body[name] === null) throw dateError(name);
 }
 
+/** The rate limit fields as typed (trimmed): "requests/perSeconds", or ""
+ *  when both are empty (no limit). */
+function rateValue(c) {
+  const [r, s] = [c.rateRequests.value.trim(), c.rateSeconds.value.trim()];
+  return r === '' && s === '' ? '' : `${r}/${s}`;
+}
+
+/** The body's `rateLimit`: null when both fields are empty, else the
+ *  figures given (a whole number as a number; anything else as typed, for
+ *  the server to refuse naming the figure; an empty one left out, which the
+ *  server refuses as missing). */
+function rateLimitOf(c) {
+  if (rateValue(c) === '') return null;
+  const figure = (v) => (/^\d{1,15}$/.test(v) ? Number(v) : v);
+  const limit = {};
+  const [r, s] = [c.rateRequests.value.trim(), c.rateSeconds.value.trim()];
+  if (r !== '') limit.requests = figure(r);
+  if (s !== '') limit.perSeconds = figure(s);
+  return limit;
+}
+
 /** The create body: every field the form holds. */
 function createBody(ctx, c) {
   const type = Number(c.scope.value);
@@ -690,6 +736,8 @@ function createBody(ctx, c) {
   if (takesEndpoints(type)) body.apiEndpoints = lines(c.endpoints.value);
   const list = lines(c.ips.value);
   if (list.length) body.allowedIPs = list;
+  const limit = rateLimitOf(c);
+  if (limit) body.rateLimit = limit;
   putDate(ctx, c, type, body);
   if (ctx.owner) body.userId = ctx.owner.userId;
   return body;
@@ -708,6 +756,8 @@ function editBody(ctx, c) {
     body.apiEndpoints = endpoints;
   }
   if (lines(c.ips.value).join('\n') !== (token.allowedIPs || []).join('\n')) body.allowedIPs = lines(c.ips.value);
+  // null removes the limit; left out, it stays as it is.
+  if (rateValue(c) !== c.initial.rate) body.rateLimit = rateLimitOf(c);
   putDate(ctx, c, type, body);
   return body;
 }

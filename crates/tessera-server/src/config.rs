@@ -164,6 +164,32 @@ pub struct ServeArgs {
     /// older ones are swept with the dead records.
     #[arg(long, env = "TESSERA_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
     pub audit_retention: Duration,
+    /// A webhook receiver: `token.reuse_detected`, `token.expiring`,
+    /// `token.new_address` and `login.locked` are posted to it as signed
+    /// JSON (repeatable; in the environment, space-separated). Its own
+    /// secret may follow as `#secret=SECRET` (never sent: a fragment).
+    #[arg(
+        long = "webhook",
+        value_name = "URL",
+        env = "TESSERA_WEBHOOKS",
+        value_delimiter = ' '
+    )]
+    pub webhooks: Vec<String>,
+    /// The webhook signing secret of receivers without their own (at least
+    /// 16 bytes; `whsec_<base64>` as Standard Webhooks' libraries take it).
+    #[arg(long, env = "TESSERA_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// How long a failing webhook delivery is retried, from its event,
+    /// before it is given up (and counted in `/metrics`).
+    #[arg(long, env = "TESSERA_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = parse_duration)]
+    pub webhook_retry_for: Duration,
+    /// The longest wait between attempts (waits double from one second).
+    #[arg(long, env = "TESSERA_WEBHOOK_BACKOFF_MAX", default_value = "10m", value_parser = parse_duration)]
+    pub webhook_backoff_max: Duration,
+    /// How often tokens are looked at for `token.expiring` (14, 7 and 1
+    /// day before their end, once each).
+    #[arg(long, env = "TESSERA_WEBHOOK_EXPIRY_SCAN", default_value = "1h", value_parser = parse_duration)]
+    pub webhook_expiry_scan: Duration,
     /// How often dead records are swept.
     #[arg(long, env = "TESSERA_SWEEP_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub sweep_interval: Duration,

@@ -19,6 +19,7 @@
 //! * [`stores`] — opening a store by URL;
 //! * [`filter`] — a warp filter other Rust services embed;
 //! * [`console`] — the web console at `/console/` (embedded, a client of the API);
+//! * [`webhook`] — outbound webhooks: receivers, signature, the sender;
 //! * [`legacy`] — the legacy import file; [`config`] — the command line.
 //!
 //! [`run`] serves on a bound listener until `shutdown` resolves, so tests run
@@ -49,6 +50,7 @@ mod routes;
 pub mod serve;
 pub mod stores;
 pub mod throttle;
+pub mod webhook;
 pub mod wire;
 
 use std::future::Future;

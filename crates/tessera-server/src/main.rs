@@ -189,6 +189,24 @@ async fn serve(args: ServeArgs, log: &Log) -> Result<(), Failure> {
             args.cache_staleness,
         )));
     }
+    let hooks = if args.webhooks.is_empty() {
+        None
+    } else {
+        let receivers = tessera_server::webhook::parse_receivers(
+            &args.webhooks,
+            args.webhook_secret.as_deref(),
+        )
+        .map_err(|e| Failure::Argument(e.to_string()))?;
+        let hooks = tessera_server::webhook::Webhooks::new(
+            receivers,
+            args.webhook_retry_for,
+            args.webhook_backoff_max,
+            args.webhook_expiry_scan,
+        )
+        .map_err(|e| Failure::Argument(format!("the webhook client: {e}")))?;
+        svc = svc.with_webhook_receivers(hooks.ids());
+        Some(Arc::new(hooks))
+    };
     let svc = Arc::new(svc);
     first_start(&svc, log).await?;
     if let Err(e) = svc.checker().refresh_legacy_horizon().await {
@@ -238,6 +256,13 @@ async fn serve(args: ServeArgs, log: &Log) -> Result<(), Failure> {
         usage_every,
     );
     tessera_server::spawn_follower(svc.clone());
+    if let Some(hooks) = hooks {
+        let _ = app.metrics.webhooks.set(hooks.status.clone());
+        for r in &hooks.receivers {
+            tracing::info!(receiver = %r.label, "webhook receiver");
+        }
+        tessera_server::webhook::spawn(svc.clone(), hooks);
+    }
     tracing::info!(%addr, store = %stores::redact_url(&args.store.store), "listening");
     log.say(&format!("tessera listening on http://{addr}"));
     tracing::info!(

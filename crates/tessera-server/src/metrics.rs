@@ -179,6 +179,8 @@ pub struct Metrics {
     pub connections_open: AtomicU64,
     /// Connections refused because every open one was busy at the bound.
     pub connections_refused: AtomicU64,
+    /// The webhook sender's figures, when webhooks are configured.
+    pub webhooks: std::sync::OnceLock<std::sync::Arc<crate::webhook::WebhookStatus>>,
 }
 
 impl Metrics {

@@ -421,6 +421,69 @@ impl EventInfo {
     }
 }
 
+/// A webhook notice, the body of one `POST` to a receiver: the event's
+/// fields as the trail shows them ([`EventInfo`]), with its key and type.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Notice {
+    /// The notice's key, the same for every attempt and every receiver
+    /// (also the `webhook-id` header): a receiver drops one it has seen.
+    pub id: String,
+    /// `token.reuse_detected`, `token.expiring`, `token.new_address` or `login.locked`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// When it happened (Unix seconds).
+    pub timestamp: i64,
+    /// `success`, or `failure` for what was refused.
+    pub outcome: &'static str,
+    /// The user who did it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_user_id: Option<u64>,
+    /// The token that did it (a check, a renewal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_token_id: Option<u64>,
+    /// The user concerned (a token's owner; the user a lock is about).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<u64>,
+    /// The token concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<u64>,
+    /// The client's address (trusted proxies applied), if there was a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// A word of detail: the name a locked login tried; how near an end is.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// For `token.expiring`: when the token ends (its renewable-until, or
+    /// its fixed expiry), Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl Notice {
+    /// The body of a claimed delivery.
+    pub fn of(c: &tessera_core::notify::Claimed) -> Self {
+        let d = &c.delivery;
+        let info = EventInfo::of(&LoggedEvent {
+            id: tessera_core::model::EventId(0),
+            event: d.event.clone(),
+        });
+        Notice {
+            id: d.key.clone(),
+            kind: info.event,
+            timestamp: info.timestamp,
+            outcome: info.outcome,
+            actor_user_id: info.actor_user_id,
+            actor_token_id: info.actor_token_id,
+            user_id: info.user_id,
+            token_id: info.token_id,
+            address: info.address,
+            detail: info.detail,
+            expires_at: d.deadline,
+        }
+    }
+}
+
 /// `GET /V4/AccessToken/Events`: a page of the audit trail, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -18,7 +18,7 @@
 //!   the token columns ([`token_columns!`]);
 //! * `dialect` — [`Dialect`];
 //! * `rows` — each table's row decoded once, for any driver ([`token_row`]);
-//! * `users`, `sessions`, `tokens` — the store traits' implementations;
+//! * `users`, `sessions`, `tokens`, `outbox` — the store traits' implementations;
 //! * here — [`SqlStore`], the bound on every call, [`store_err`].
 //!
 //! * Every call is bounded by the dialect's command timeout; past it, and
@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 mod dialect;
+mod outbox;
 mod rows;
 mod sessions;
 mod statements;

@@ -6,6 +6,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use tessera_core::model::{
     EventId, LoggedEvent, SessionRecord, Timestamp, TokenId, TokenRecord, User, UserId,
 };
+use tessera_core::notify::{Claimed, Delivery, DeliveryId};
 use tessera_core::store::StoreResult;
 use tessera_core::stored::{digest_from_slice, id_from_i64, StoredEvent, StoredToken, StoredUser};
 use tessera_core::StoreError;
@@ -88,15 +89,15 @@ where
     })
 }
 
-/// A row of `events` (the columns of `event_select!`).
-pub(crate) fn event_row<R>(row: &R) -> StoreResult<LoggedEvent>
+/// An event's columns, as `events` and `webhook_outbox` both hold them.
+fn stored_event<R>(row: &R) -> StoreResult<StoredEvent>
 where
     R: Row,
     &'static str: ColumnIndex<R>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let event = StoredEvent {
+    Ok(StoredEvent {
         at: row.try_get("at").map_err(corrupt)?,
         kind: row.try_get("kind").map_err(corrupt)?,
         token_id: row.try_get("token_id").map_err(corrupt)?,
@@ -105,11 +106,45 @@ where
         actor_token_id: row.try_get("actor_token_id").map_err(corrupt)?,
         address: row.try_get("address").map_err(corrupt)?,
         detail: row.try_get("detail").map_err(corrupt)?,
-    }
-    .into_event()?;
+    })
+}
+
+/// A row of `events` (the columns of `event_select!`).
+pub(crate) fn event_row<R>(row: &R) -> StoreResult<LoggedEvent>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let event = stored_event(row)?.into_event()?;
     Ok(LoggedEvent {
         id: EventId(id_from_i64(row.try_get("id").map_err(corrupt)?)?),
         event,
+    })
+}
+
+/// A claimed row of `webhook_outbox` (the columns of `outbox_columns!`).
+pub(crate) fn delivery_row<R>(row: &R) -> StoreResult<Claimed>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let event = stored_event(row)?.into_event()?;
+    let attempts: i64 = row.try_get("attempts").map_err(corrupt)?;
+    Ok(Claimed {
+        id: DeliveryId(id_from_i64(row.try_get("id").map_err(corrupt)?)?),
+        delivery: Delivery {
+            receiver: row.try_get("receiver").map_err(corrupt)?,
+            key: row.try_get("dedupe").map_err(corrupt)?,
+            event,
+            deadline: row.try_get("deadline").map_err(corrupt)?,
+            keep_until: row.try_get("keep_until").map_err(corrupt)?,
+        },
+        attempts: u32::try_from(attempts)
+            .map_err(|_| StoreError::Corrupt("a delivery's attempts".into()))?,
     })
 }
 

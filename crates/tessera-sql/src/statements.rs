@@ -45,6 +45,14 @@ macro_rules! event_select {
     };
 }
 
+/// The outbox columns every claim answers.
+macro_rules! outbox_columns {
+    () => {
+        "id, receiver, dedupe, at, kind, token_id, user_id, actor_user_id, actor_token_id, \
+         address, detail, deadline, keep_until, attempts"
+    };
+}
+
 /// How a dialect writes a statement's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placeholders {
@@ -169,6 +177,34 @@ statements! {
     insert_token_address = "INSERT INTO token_addresses (token_id, address, first_seen) \
                             SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM tokens WHERE id = ?) \
                             ON CONFLICT (token_id, address) DO NOTHING";
+    /// A webhook delivery (the columns of `Delivery`), unless its
+    /// (receiver, key) is held: due at once (`due_at` = its event's time).
+    enqueue = "INSERT INTO webhook_outbox (receiver, dedupe, at, kind, token_id, user_id, \
+               actor_user_id, actor_token_id, address, detail, deadline, keep_until, due_at) \
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+               ON CONFLICT (receiver, dedupe) DO NOTHING";
+    /// Claims for param 2 (the nonce) until param 1 (the lease's end) at
+    /// most param 5 deliveries to receiver param 3 due at param 4 (and 6:
+    /// the same). The outer test of `due_at` is what makes two concurrent
+    /// claims exclusive on PostgreSQL: the one that waited for the other's
+    /// row lock re-tests the row as the other left it, leased, and skips it.
+    claim = concat!(
+        "UPDATE webhook_outbox SET due_at = ?, claim = ? WHERE id IN (SELECT id FROM webhook_outbox \
+         WHERE receiver = ? AND settled = 0 AND due_at <= ? ORDER BY id LIMIT ?) \
+         AND settled = 0 AND due_at <= ? RETURNING ",
+        outbox_columns!()
+    );
+    /// Settles delivery param 1 held by claim param 2 as done (sent or given up).
+    settle_done = "UPDATE webhook_outbox SET settled = 1, claim = NULL, attempts = attempts + 1 \
+                   WHERE id = ? AND claim = ? AND settled = 0";
+    /// Makes delivery param 2 held by claim param 3 due again at param 1.
+    settle_retry = "UPDATE webhook_outbox SET due_at = ?, claim = NULL, attempts = attempts + 1 \
+                    WHERE id = ? AND claim = ? AND settled = 0";
+    /// What waits, per receiver (columns `receiver`, `n`, `oldest`).
+    backlog = "SELECT receiver, COUNT(*) AS n, MIN(at) AS oldest FROM webhook_outbox \
+               WHERE settled = 0 GROUP BY receiver";
+    /// Settled deliveries kept until before param 1.
+    sweep_outbox = "DELETE FROM webhook_outbox WHERE settled = 1 AND keep_until < ?";
     /// Events before param 1 (the audit retention).
     sweep_events = "DELETE FROM events WHERE at < ?";
     /// Tokens revoked before param 1, or ended before param 2 (the sweep's

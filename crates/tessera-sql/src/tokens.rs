@@ -405,6 +405,7 @@ where
     Self: TokenStore
         + tessera_core::store::UserStore
         + tessera_core::store::SessionStore
+        + tessera_core::store::Outbox
         + ChangeFeed,
 {
     async fn ping(&self) -> StoreResult<()> {

@@ -58,6 +58,9 @@ pub fn metrics(app: &App) -> Response {
     text.push_str(&crate::metrics::cache(
         app.svc.checker().cache().map(|c| c.status()),
     ));
+    if let Some(w) = app.metrics.webhooks.get() {
+        text.push_str(&w.render());
+    }
     text_reply(text, "text/plain; version=0.0.4; charset=utf-8")
 }
 

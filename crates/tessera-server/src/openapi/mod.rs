@@ -55,7 +55,7 @@ pub fn served() -> &'static str {
 
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn document() -> serde_json::Value {
-    serde_json::to_value(spec()).unwrap_or_else(|e| {
+    let mut doc = serde_json::to_value(spec()).unwrap_or_else(|e| {
         // Serialising utoipa's model cannot fail; answer a minimal valid
         // document rather than panic if it ever did.
         tracing::error!(error = %e, "cannot serialise the OpenAPI document");
@@ -64,7 +64,31 @@ pub fn document() -> serde_json::Value {
             "info": {"title": "Tessera", "version": env!("CARGO_PKG_VERSION")},
             "paths": {}
         })
-    })
+    });
+    // OpenAPI 3.1's webhooks (utoipa has no model of them): what Tessera
+    // posts to each `--webhook` receiver (CONTRACT §6.13).
+    doc["webhooks"] = serde_json::json!({
+        "notice": {"post": {
+            "summary": "A webhook notice",
+            "description": "token.reuse_detected, token.expiring, token.new_address or login.locked, \
+                posted to every --webhook receiver, at least once (drop an id already handled). \
+                Signed as Standard Webhooks v1: webhook-signature is v1,<base64 of \
+                HMAC-SHA256(secret, \"<webhook-id>.<webhook-timestamp>.<raw body>\")>.",
+            "parameters": [
+                {"name": "webhook-id", "in": "header", "required": true, "schema": {"type": "string"},
+                 "description": "The notice's key (its `id`), the same for every attempt."},
+                {"name": "webhook-timestamp", "in": "header", "required": true, "schema": {"type": "integer"},
+                 "description": "Unix seconds of this attempt."},
+                {"name": "webhook-signature", "in": "header", "required": true, "schema": {"type": "string"},
+                 "description": "v1,<base64 HMAC-SHA256>."}
+            ],
+            "requestBody": {"required": true, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Notice"}}}},
+            "responses": {"2XX": {"description": "Taken: the notice is not sent again."},
+                          "default": {"description": "Not taken: retried with a doubling wait."}}
+        }}
+    });
+    doc
 }
 
 /// The OpenAPI document as utoipa's model: one operation for each route

@@ -33,6 +33,7 @@ pub(super) fn components() -> utoipa::openapi::Components {
         .schema_from::<RateLimitInfo>()
         .schema_from::<EventInfo>()
         .schema_from::<EventList>()
+        .schema_from::<Notice>()
         .schema_from::<TokenPolicy>()
         .schema_from::<ScopeInfo>()
         .schema_from::<ValidityWindow>()
