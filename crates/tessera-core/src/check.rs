@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use crate::cache::{Cache, Lookup};
 use crate::clock::Clock;
 use crate::error::StoreError;
-use crate::model::{TokenId, TokenRecord, Use, UserId};
+use crate::model::{RateLimit, TokenId, TokenRecord, Use, UserId};
 use crate::path::PathError;
 use crate::policy::Policy;
 use crate::scope::TokenType;
@@ -168,6 +168,28 @@ const USAGE_SHARDS: usize = 16;
 /// the store, which knows them, reports nothing new).
 const KNOWN_PER_SHARD: usize = 8192;
 
+/// Rate-limit shares one map shard keeps before it drops those of ended
+/// windows.
+const SHARES_PER_SHARD: usize = 4096;
+
+/// What this node took of a rate-limited token's window and has not used.
+#[derive(Debug, Clone, Copy)]
+struct Share {
+    /// The window's index.
+    window: i64,
+    /// The limit it was taken under (an edit starts afresh).
+    limit: RateLimit,
+    /// Checks taken and not used yet.
+    left: u32,
+    /// The window's count in the store after this node's last take.
+    counted: u64,
+    /// The store's count reached the limit: the window refuses from
+    /// memory to its end (a count never falls within a window).
+    spent: bool,
+    /// The window's end, for the shard's clean-up.
+    until: i64,
+}
+
 /// The check, over one store, policy and clock.
 pub struct Checker {
     store: Arc<dyn TokenStore>,
@@ -185,6 +207,9 @@ pub struct Checker {
     /// The (token, client address) pairs this node has allowed and sent
     /// (or queued) for the store's `note_addresses`, sharded by token.
     known_addresses: [Mutex<HashSet<(TokenId, IpAddr)>>; USAGE_SHARDS],
+    /// Rate-limited tokens' shares of their windows ([`RateLimit::share`]),
+    /// sharded by token.
+    shares: [Mutex<HashMap<TokenId, Share>>; USAGE_SHARDS],
     /// Pairs allowed for the first time on this node, with the token's
     /// owner, not yet sent: taken by [`Checker::take_addresses`].
     pending_addresses: Mutex<Vec<(Use, UserId)>>,
@@ -217,6 +242,7 @@ impl Checker {
             legacy_horizon: AtomicI64::new(i64::MIN),
             pending_usage: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             known_addresses: std::array::from_fn(|_| Mutex::new(HashSet::new())),
+            shares: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             pending_addresses: Mutex::new(Vec::new()),
             track_usage: AtomicBool::new(true),
             flushing: AtomicUsize::new(0),
@@ -422,9 +448,11 @@ impl Checker {
     }
 
     /// A rate-limited token's check counted in its window, across the
-    /// fleet (one atomic call to the store: the only one a check makes
-    /// beyond the record's look-up); refused past the limit. A store that
-    /// cannot count refuses (503), never allows.
+    /// fleet: from this node's share of the window when it has one left
+    /// (no store call), otherwise by taking a new share from the store's
+    /// count (one atomic call, the only one a check makes beyond the
+    /// record's look-up); refused once the store's count has reached the
+    /// limit. A store that cannot count refuses (503), never allows.
     async fn within_rate(
         &self,
         token: &TokenRecord,
@@ -437,19 +465,66 @@ impl Checker {
         let window = now.div_euclid(per);
         let until = (window + 1) * per;
         let reset = u32::try_from(until - now).unwrap_or(limit.per_seconds);
-        let count = self.store.count_use(token.id, window, until).await?;
-        if count > u64::from(limit.requests) {
+        let quota = |counted: u64, left: u32| Quota {
+            limit: limit.requests,
+            // What the store has not given out, and what this node holds.
+            remaining: (u64::from(limit.requests).saturating_sub(counted) + u64::from(left))
+                .min(u64::from(limit.requests)) as u32,
+            reset,
+        };
+        let shard = &self.shares[(token.id.0 % USAGE_SHARDS as u64) as usize];
+        {
+            let mut shares = shard.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = shares.get_mut(&token.id) {
+                if s.window == window && s.limit == limit {
+                    if s.left > 0 {
+                        s.left -= 1;
+                        return Ok(Some(quota(s.counted, s.left)));
+                    }
+                    if s.spent {
+                        return Err(Refusal::RateLimited {
+                            limit: limit.requests,
+                            reset,
+                        }
+                        .into());
+                    }
+                }
+            }
+        }
+        let take = limit.share();
+        let counted = self.store.count_use(token.id, window, until, take).await?;
+        let before = counted.saturating_sub(u64::from(take));
+        let granted = u64::from(limit.requests)
+            .saturating_sub(before)
+            .min(u64::from(take)) as u32;
+        let mut shares = shard.lock().unwrap_or_else(|e| e.into_inner());
+        if shares.len() >= SHARES_PER_SHARD {
+            shares.retain(|_, s| s.until > now);
+        }
+        let fresh = Share {
+            window,
+            limit,
+            left: 0,
+            counted,
+            spent: false,
+            until,
+        };
+        let s = shares.entry(token.id).or_insert(fresh);
+        if s.window != window || s.limit != limit {
+            *s = fresh;
+        }
+        s.counted = s.counted.max(counted);
+        if granted == 0 {
+            s.spent = true;
             return Err(Refusal::RateLimited {
                 limit: limit.requests,
                 reset,
             }
             .into());
         }
-        Ok(Some(Quota {
-            limit: limit.requests,
-            remaining: limit.requests - count as u32,
-            reset,
-        }))
+        // Two checks that both found the share used up both took one: keep both.
+        s.left += granted - 1;
+        Ok(Some(quota(s.counted, s.left)))
     }
 
     /// RFC 7662 introspection: the token's record when it is valid now (a

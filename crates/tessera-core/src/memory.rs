@@ -459,10 +459,16 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
-    async fn count_use(&self, id: TokenId, window: i64, until: Timestamp) -> StoreResult<u64> {
+    async fn count_use(
+        &self,
+        id: TokenId,
+        window: i64,
+        until: Timestamp,
+        n: u32,
+    ) -> StoreResult<u64> {
         let mut g = self.write();
         let c = g.rate_counts.entry((id, window)).or_insert((0, until));
-        c.0 += 1;
+        c.0 += u64::from(n);
         Ok(c.0)
     }
 

@@ -199,6 +199,17 @@ impl RateLimit {
     pub const MAX_REQUESTS: u32 = 1_000_000;
     /// The longest window: a day.
     pub const MAX_SECONDS: u32 = 86_400;
+
+    /// How many checks of one window a node takes from the store's count
+    /// at once (its share): a hundredth of the limit, between 1 and 100. A
+    /// limit under 200 is counted check by check, exactly; a larger one
+    /// costs the store one write per share instead of one per check. A
+    /// fleet never allows more than the limit, and refuses early by at most
+    /// what its nodes took and had not used when the window ended: under
+    /// `nodes × (share − 1)` checks, at most `nodes` percent of the limit.
+    pub fn share(&self) -> u32 {
+        (self.requests / 100).clamp(1, 100)
+    }
 }
 
 /// A token used from an address the store had not seen it used from.

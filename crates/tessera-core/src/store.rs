@@ -13,7 +13,8 @@
 //! * The token check makes at most one call: [`TokenStore::token_by_access`]
 //!   (cache off) or [`TokenStore::token_for_check`] (on a cache miss), one
 //!   round trip to the backend; a token with a rate limit adds one more,
-//!   [`TokenStore::count_use`], so that the limit holds across the fleet.
+//!   [`TokenStore::count_use`], when its node's share of the window is used
+//!   up, so that the limit holds across the fleet.
 //! * Every write that changes a token record announces it on the change
 //!   stream ([`crate::feed`]), atomically with the write.
 //! * Any failure to reach the backend is [`StoreError::Unavailable`], each
@@ -162,13 +163,20 @@ pub trait TokenStore: Send + Sync {
     /// skipped.
     async fn record_last_used(&self, uses: &[Use]) -> StoreResult<()>;
 
-    /// Counts one allowed check of a rate-limited token in its window
-    /// `window` (the window's index, `now / perSeconds`), atomically across
-    /// every node of the store, and answers the window's count so far (this
-    /// one included). The count may be forgotten once `until` (the window's
+    /// Counts `n` checks of a rate-limited token in its window `window`
+    /// (the window's index, `now / perSeconds`), atomically across every
+    /// node of the store, and answers the window's count so far (these
+    /// included). The count may be forgotten once `until` (the window's
     /// end, Unix seconds) has passed. The only call a check of a
-    /// rate-limited token makes beyond the record's look-up.
-    async fn count_use(&self, id: TokenId, window: i64, until: Timestamp) -> StoreResult<u64>;
+    /// rate-limited token makes beyond the record's look-up, and only when
+    /// its node's share of the window is spent ([`crate::model::RateLimit::share`]).
+    async fn count_use(
+        &self,
+        id: TokenId,
+        window: i64,
+        until: Timestamp,
+        n: u32,
+    ) -> StoreResult<u64>;
 
     /// Remembers that each token was used from its address, once per pair:
     /// the answer names the pairs the store had not seen, each with

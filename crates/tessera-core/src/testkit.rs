@@ -997,27 +997,27 @@ pub mod cases {
         assert!(store.session(&b1).await.unwrap().is_some());
     }
 
-    /// Rate-limit counts: per token and window, each call one more, the
+    /// Rate-limit counts: per token and window, each call `n` more, the
     /// count answered; concurrent calls each get their own count.
     pub async fn rate_counts_are_atomic(store: Arc<dyn Store>) {
         let (a, b) = (TokenId(31), TokenId(32));
         for expected in 1..=3u64 {
-            assert_eq!(store.count_use(a, 7, T0 + 60).await.unwrap(), expected);
+            assert_eq!(store.count_use(a, 7, T0 + 60, 1).await.unwrap(), expected);
         }
         assert_eq!(
-            store.count_use(a, 8, T0 + 120).await.unwrap(),
+            store.count_use(a, 8, T0 + 120, 1).await.unwrap(),
             1,
             "a new window"
         );
         assert_eq!(
-            store.count_use(b, 7, T0 + 60).await.unwrap(),
+            store.count_use(b, 7, T0 + 60, 1).await.unwrap(),
             1,
             "another token"
         );
         let tasks: Vec<_> = (0..40)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.count_use(b, 9, T0 + 180).await.unwrap() })
+                tokio::spawn(async move { store.count_use(b, 9, T0 + 180, 1).await.unwrap() })
             })
             .collect();
         let mut seen = Vec::new();
@@ -1026,6 +1026,24 @@ pub mod cases {
         }
         seen.sort_unstable();
         assert_eq!(seen, (1..=40).collect::<Vec<u64>>(), "one count each");
+        // A share of several at once, atomically too.
+        assert_eq!(store.count_use(a, 7, T0 + 60, 25).await.unwrap(), 28);
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.count_use(b, 10, T0 + 240, 7).await.unwrap() })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            (1..=10).map(|i| i * 7).collect::<Vec<u64>>(),
+            "one share each"
+        );
     }
 
     /// The address book of where tokens were used: each pair new once,
@@ -2022,7 +2040,7 @@ mod down {
         ) -> StoreResult<Vec<crate::model::NewAddress>> {
             down()
         }
-        async fn count_use(&self, _: TokenId, _: i64, _: Timestamp) -> StoreResult<u64> {
+        async fn count_use(&self, _: TokenId, _: i64, _: Timestamp, _: u32) -> StoreResult<u64> {
             down()
         }
         async fn record_event(&self, _: &Event) -> StoreResult<()> {

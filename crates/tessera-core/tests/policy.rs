@@ -1049,3 +1049,123 @@ async fn a_rate_limit_holds_to_the_second() {
         .unwrap();
     assert_eq!(edited.rate_limit, None);
 }
+
+/// A large limit is taken from the store a share at a time (a hundredth,
+/// at most 100): two nodes over one store never allow more than the limit,
+/// refuse early by less than their unused shares, and write the count once
+/// per share, not once per check (nor once per refused check: a node that
+/// saw the count reach the limit refuses from memory until the window
+/// ends). A limit under 200 stays exact; an edit of the limit starts the
+/// node's share afresh.
+#[tokio::test]
+async fn a_large_rate_limit_is_counted_a_share_at_a_time_and_never_exceeded() {
+    use tessera_core::model::RateLimit;
+    use tessera_core::policy::RateLimitRequest;
+    assert_eq!(
+        RateLimit {
+            requests: 199,
+            per_seconds: 1
+        }
+        .share(),
+        1
+    );
+    assert_eq!(
+        RateLimit {
+            requests: 200,
+            per_seconds: 1
+        }
+        .share(),
+        2
+    );
+    assert_eq!(
+        RateLimit {
+            requests: 1_000,
+            per_seconds: 1
+        }
+        .share(),
+        10
+    );
+    assert_eq!(
+        RateLimit {
+            requests: 1_000_000,
+            per_seconds: 1
+        }
+        .share(),
+        100
+    );
+    let w = world().await;
+    let limited = TokenRequest {
+        rate_limit: Some(RateLimitRequest::Set {
+            requests: Some(1_000),
+            per_seconds: Some(86_400),
+        }),
+        ..req(2)
+    };
+    let t = w.svc.create_token(&w.alice, None, &limited).await.unwrap();
+    let other = Tessera::new(
+        w.svc.store().clone(),
+        Policy::new(PolicyConfig::default()).unwrap(),
+        w.clock.clone() as Arc<dyn Clock>,
+    );
+    let window = T0.div_euclid(86_400);
+    let count = || {
+        w.svc
+            .store()
+            .count_use(t.token.id, window, (window + 1) * 86_400, 0)
+    };
+    w.svc
+        .checker()
+        .check(t.access.expose(), "GET", "/x", LOCAL)
+        .await
+        .unwrap();
+    assert_eq!(
+        count().await.unwrap(),
+        10,
+        "the first check took a share of 10"
+    );
+    // Alternate nodes, so that each holds a share the other cannot use.
+    let alternate = |checks: usize| {
+        let (a, b, secret) = (&w.svc, &other, t.access.expose());
+        async move {
+            let mut allowed = 0;
+            for i in 0..checks {
+                let node = if i % 2 == 0 { a } else { b };
+                allowed += usize::from(
+                    node.checker()
+                        .check(secret, "GET", "/x", LOCAL)
+                        .await
+                        .is_ok(),
+                );
+            }
+            allowed
+        }
+    };
+    let allowed = 1 + alternate(1_100).await;
+    assert!(allowed <= 1_000, "never more than the limit: {allowed}");
+    assert!(
+        allowed > 1_000 - 2 * 9,
+        "early by less than two unused shares: {allowed}"
+    );
+    // Shares of 10, and past the limit each node refuses from memory: the
+    // store counted the limit and one share more per node, not each check.
+    let counted = count().await.unwrap();
+    assert!((1_000..=1_000 + 2 * 10).contains(&counted), "{counted}");
+    // An edit to a small limit: exact from the next check on.
+    let small = TokenRequest {
+        rate_limit: Some(RateLimitRequest::Set {
+            requests: Some(3),
+            per_seconds: Some(60),
+        }),
+        ..TokenRequest::default()
+    };
+    w.svc
+        .edit_token(&w.alice, t.token.id, &small)
+        .await
+        .unwrap();
+    w.clock.set(T0 + 120);
+    assert_eq!(
+        alternate(10).await,
+        3,
+        "a small limit is exact across nodes"
+    );
+}

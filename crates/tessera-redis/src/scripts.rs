@@ -424,12 +424,13 @@ return 1
 "#;
 
 /// KEYS: a token's counter for one window (`{t<id>}:rate:<window>`).
-/// ARGV: the window's end (the core's clock), a slack in seconds. Reply:
-/// the count. The key expires the slack after the later of the window's end
-/// and the server's now, so a clock disagreement never resets a count early.
+/// ARGV: the window's end (the core's clock), a slack in seconds, how many
+/// checks to count. Reply: the count. The key expires the slack after the
+/// later of the window's end and the server's now, so a clock disagreement
+/// never resets a count early.
 const COUNT_USE: &str = r#"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then
+local n = redis.call('INCRBY', KEYS[1], ARGV[3])
+if n == tonumber(ARGV[3]) then
   local now = tonumber(redis.call('TIME')[1])
   local at = math.max(tonumber(ARGV[1]), now) + tonumber(ARGV[2])
   redis.call('EXPIREAT', KEYS[1], string.format('%.0f', at))

@@ -919,10 +919,19 @@ impl TokenStore for RedisStore {
         Ok(())
     }
 
-    async fn count_use(&self, id: TokenId, window: i64, until: Timestamp) -> StoreResult<u64> {
+    async fn count_use(
+        &self,
+        id: TokenId,
+        window: i64,
+        until: Timestamp,
+        n: u32,
+    ) -> StoreResult<u64> {
         let mut inv = self.scripts.count_use.prepare_invoke();
         // A minute past the later of the window's end and the server's now.
-        inv.key(self.keys.rate(id, window)).arg(until).arg(60);
+        inv.key(self.keys.rate(id, window))
+            .arg(until)
+            .arg(60)
+            .arg(n);
         match self.script(&inv).await? {
             Value::Int(n) => u64::try_from(n).map_err(|_| corrupt("a negative count")),
             _ => Err(corrupt("unexpected reply to count_use")),

@@ -211,10 +211,10 @@ statements! {
     /// first statement: its write).
     sweep_tokens =
         "DELETE FROM tokens WHERE (revoked_at IS NOT NULL AND revoked_at < ?) OR ends_at < ?";
-    /// One more allowed check of token param 1 in window param 2 (ending
-    /// at param 3): the count after it (column `count`).
-    count_use = "INSERT INTO token_rate (token_id, win, count, until) VALUES (?, ?, 1, ?) \
-                 ON CONFLICT (token_id, win) DO UPDATE SET count = token_rate.count + 1 \
+    /// Param 3 more checks of token param 1 in window param 2 (ending at
+    /// param 4): the count after them (column `count`).
+    count_use = "INSERT INTO token_rate (token_id, win, count, until) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (token_id, win) DO UPDATE SET count = token_rate.count + excluded.count \
                  RETURNING count";
     /// Rate-limit windows that ended before param 1.
     sweep_rate = "DELETE FROM token_rate WHERE until < ?";

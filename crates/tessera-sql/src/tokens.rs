@@ -246,7 +246,13 @@ where
         .await
     }
 
-    async fn count_use(&self, id: TokenId, window: i64, until: Timestamp) -> StoreResult<u64> {
+    async fn count_use(
+        &self,
+        id: TokenId,
+        window: i64,
+        until: Timestamp,
+        n: u32,
+    ) -> StoreResult<u64> {
         let Some(id) = id_in_range(id.0) else {
             return Ok(u64::MAX);
         };
@@ -255,6 +261,7 @@ where
                 sqlx::query(Self::sql().count_use)
                     .bind(id)
                     .bind(window)
+                    .bind(i64::from(n))
                     .bind(until)
                     .fetch_one(&self.pool),
             )
