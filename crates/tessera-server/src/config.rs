@@ -166,13 +166,15 @@ pub struct ServeArgs {
     pub audit_retention: Duration,
     /// A webhook receiver: `token.reuse_detected`, `token.expiring`,
     /// `token.new_address` and `login.locked` are posted to it as signed
-    /// JSON (repeatable; in the environment, space-separated). Its own
+    /// JSON (repeatable; in the environment, space-separated, empty for
+    /// none). Its own
     /// secret may follow as `#secret=SECRET` (never sent: a fragment).
     #[arg(
         long = "webhook",
         value_name = "URL",
         env = "TESSERA_WEBHOOKS",
-        value_delimiter = ' '
+        value_delimiter = ' ',
+        hide_env_values = true
     )]
     pub webhooks: Vec<String>,
     /// The webhook signing secret of receivers without their own (at least

@@ -189,14 +189,12 @@ async fn serve(args: ServeArgs, log: &Log) -> Result<(), Failure> {
             args.cache_staleness,
         )));
     }
-    let hooks = if args.webhooks.is_empty() {
+    let receivers =
+        tessera_server::webhook::parse_receivers(&args.webhooks, args.webhook_secret.as_deref())
+            .map_err(|e| Failure::Argument(e.to_string()))?;
+    let hooks = if receivers.is_empty() {
         None
     } else {
-        let receivers = tessera_server::webhook::parse_receivers(
-            &args.webhooks,
-            args.webhook_secret.as_deref(),
-        )
-        .map_err(|e| Failure::Argument(e.to_string()))?;
         let hooks = tessera_server::webhook::Webhooks::new(
             receivers,
             args.webhook_retry_for,

@@ -105,7 +105,8 @@ pub fn parse_receivers(
     shared: Option<&str>,
 ) -> Result<Vec<Receiver>, WebhookError> {
     let mut out: Vec<Receiver> = Vec::new();
-    for raw in urls {
+    // An empty entry (an environment file's `TESSERA_WEBHOOKS=`) is none.
+    for raw in urls.iter().filter(|u| !u.trim().is_empty()) {
         let mut url = reqwest::Url::parse(raw).map_err(|_| WebhookError::Url(redact(raw)))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(WebhookError::Url(redact(raw)));
@@ -465,6 +466,10 @@ mod tests {
         assert_ne!(r[0].id, r[1].id);
         assert_eq!(r[0].id.len(), 32);
         assert!(r[0].label.starts_with("hooks.example#"));
+        assert!(
+            parse_receivers(&urls(&["", " "]), None).unwrap().is_empty(),
+            "empty: none"
+        );
         let err = |u: &str, s: Option<&str>| parse_receivers(&urls(&[u]), s).unwrap_err();
         assert!(matches!(
             err("https://h/x", None),
