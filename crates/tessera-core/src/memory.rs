@@ -655,7 +655,13 @@ impl Outbox for MemoryStore {
         let gone: Vec<DeliveryId> = g
             .outbox
             .iter()
-            .filter(|(_, w)| w.settled && w.delivery.keep_until < before)
+            .filter(|(_, w)| {
+                if w.settled {
+                    w.delivery.keep_until < before
+                } else {
+                    w.delivery.event.at < before
+                }
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in &gone {

@@ -241,8 +241,9 @@ pub trait Outbox: Send + Sync {
     /// What waits, per receiver that has anything waiting.
     async fn backlog(&self) -> StoreResult<Vec<Backlog>>;
 
-    /// Deletes settled deliveries whose `keep_until` is before `before`.
-    /// Returns how many left.
+    /// Deletes settled deliveries whose `keep_until` is before `before`,
+    /// and unsettled ones whose event happened before it (a receiver no
+    /// node names any more leaves its backlog behind). Returns how many left.
     async fn sweep_outbox(&self, before: Timestamp) -> StoreResult<u64>;
 }
 

@@ -1319,20 +1319,47 @@ pub mod cases {
                 .collect::<Vec<_>>(),
             ["k3"]
         );
+        // Unsettled ones go once their event is before the sweep's time
+        // (a receiver no node names any more); settled ones once their
+        // keep_until is.
+        assert_eq!(store.sweep_outbox(T0).await.unwrap(), 0);
+        assert_eq!(
+            store.sweep_outbox(T0 + 1).await.unwrap(),
+            1,
+            "r2's k1, unsettled, at T0"
+        );
+        assert_eq!(
+            store.sweep_outbox(T0 + 6).await.unwrap(),
+            1,
+            "r1's k3, unsettled, at T0+5"
+        );
         assert_eq!(
             store.sweep_outbox(T0 + 10).await.unwrap(),
             0,
             "keep_until T0+10 is not before T0+10"
         );
-        assert_eq!(store.sweep_outbox(T0 + 11).await.unwrap(), 1);
+        assert_eq!(
+            store.sweep_outbox(T0 + 11).await.unwrap(),
+            1,
+            "the sent one"
+        );
         assert_eq!(
             store.sweep_outbox(T0 + 16).await.unwrap(),
             1,
-            "the given-up one, unsent ones stay"
+            "the given-up one"
         );
+        assert!(store
+            .backlog()
+            .await
+            .unwrap()
+            .iter()
+            .all(|b| b.pending == 0));
         assert_eq!(
-            store.enqueue(&[d("r1", "k1", T0)]).await.unwrap(),
-            1,
+            store
+                .enqueue(&[d("r1", "k1", T0), d("r2", "k1", T0)])
+                .await
+                .unwrap(),
+            2,
             "a swept key may come again"
         );
         let r2 = ["r2".to_string()];

@@ -526,6 +526,8 @@ pub(crate) struct Scripts {
     pub settle: Script,
     /// See [`SWEEP_OUTBOX`].
     pub sweep_outbox: Script,
+    /// See [`DROP_PENDING`].
+    pub drop_pending: Script,
     /// The source of [`BEAT_CLUSTER`] with the prelude: sent with `EVAL` to
     /// every master (a master that lost its script cache still runs it).
     pub beat_cluster: String,
@@ -584,6 +586,7 @@ impl Scripts {
             claim: Script::new(CLAIM),
             settle: Script::new(SETTLE),
             sweep_outbox: Script::new(SWEEP_OUTBOX),
+            drop_pending: Script::new(DROP_PENDING),
             beat_cluster: format!("{head}{BEAT_CLUSTER}"),
         }
     }
@@ -688,6 +691,25 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
 end
 return #ids
+"#;
+
+/// Deletes unsettled deliveries of one receiver. KEYS: its due and pending
+/// sets, the bodies, the attempts, the claims, the (receiver, key) index.
+/// ARGV: the ids. Returns how many left.
+const DROP_PENDING: &str = r#"
+for _, id in ipairs(ARGV) do
+  local body = redis.call('HGET', KEYS[3], id)
+  if body then
+    local r, k = string.match(body, '^([^\n]*)\n([^\n]*)\n')
+    if r then redis.call('HDEL', KEYS[6], r .. ' ' .. k) end
+  end
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+  redis.call('HDEL', KEYS[5], id)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+return #ARGV
 "#;
 
 /// `text` as a Lua string literal: every byte as a decimal escape, so that

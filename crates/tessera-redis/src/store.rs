@@ -1285,8 +1285,49 @@ impl Outbox for RedisStore {
             let n: u64 = int(&required(v, "swept")?, "swept")?;
             removed += n;
             if n < OUTBOX_SWEEP_PAGE as u64 {
-                return Ok(removed);
+                break;
             }
         }
+        // Unsettled deliveries whose event is older than `before`, per receiver.
+        let v = self
+            .cmd(redis::cmd("SMEMBERS").arg(self.keys.outbox_receivers()))
+            .await?;
+        for r in array(v)? {
+            let r = required(r, "receiver")?;
+            loop {
+                let v = self
+                    .cmd(
+                        redis::cmd("ZRANGE")
+                            .arg(self.keys.outbox_pending(&r))
+                            .arg("-inf")
+                            .arg(format!("({before}"))
+                            .arg("BYSCORE")
+                            .arg("LIMIT")
+                            .arg(0)
+                            .arg(OUTBOX_SWEEP_PAGE),
+                    )
+                    .await?;
+                let ids = array(v)?
+                    .into_iter()
+                    .map(|v| required(v, "delivery id"))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                if ids.is_empty() {
+                    break;
+                }
+                let mut inv = self.scripts.drop_pending.prepare_invoke();
+                inv.key(self.keys.outbox_due(&r))
+                    .key(self.keys.outbox_pending(&r))
+                    .key(self.keys.outbox_bodies())
+                    .key(self.keys.outbox_attempts())
+                    .key(self.keys.outbox_claims())
+                    .key(self.keys.outbox_keys());
+                for id in &ids {
+                    inv.arg(id);
+                }
+                let v = self.script(&inv).await?;
+                removed += int::<u64>(&required(v, "dropped")?, "dropped")?;
+            }
+        }
+        Ok(removed)
     }
 }

@@ -252,6 +252,9 @@ pub struct Webhooks {
     /// What `/metrics` shows.
     pub status: Arc<WebhookStatus>,
     client: reqwest::Client,
+    /// Rounds in a row that could not read the outbox (the first of a run
+    /// is logged, then every 60th: a second's poll would flood the log).
+    claim_failures: AtomicU64,
 }
 
 impl Webhooks {
@@ -282,6 +285,7 @@ impl Webhooks {
             expiry_scan,
             status,
             client,
+            claim_failures: AtomicU64::new(0),
         })
     }
 
@@ -329,9 +333,16 @@ impl Webhooks {
     async fn round(&self, svc: &Tessera) {
         let nonce = rand::RngCore::next_u64(&mut rand::rngs::OsRng);
         let claimed = match svc.claim_notices(LEASE_SECONDS, nonce, CLAIM_BATCH).await {
-            Ok(c) => c,
+            Ok(c) => {
+                self.claim_failures.store(0, Ordering::Relaxed);
+                c
+            }
             Err(e) => {
-                tracing::warn!(target: "tessera::webhook", error = %e, "cannot read the webhook outbox");
+                let n = self.claim_failures.fetch_add(1, Ordering::Relaxed);
+                if n.is_multiple_of(60) {
+                    tracing::warn!(target: "tessera::webhook", error = %e, failures = n + 1,
+                        "cannot read the webhook outbox: notices wait in the store");
+                }
                 return;
             }
         };

@@ -141,6 +141,7 @@ where
             .bounded(
                 sqlx::query(Self::sql().sweep_outbox)
                     .bind(before)
+                    .bind(before)
                     .execute(&self.pool),
             )
             .await?;

@@ -203,8 +203,10 @@ statements! {
     /// What waits, per receiver (columns `receiver`, `n`, `oldest`).
     backlog = "SELECT receiver, COUNT(*) AS n, MIN(at) AS oldest FROM webhook_outbox \
                WHERE settled = 0 GROUP BY receiver";
-    /// Settled deliveries kept until before param 1.
-    sweep_outbox = "DELETE FROM webhook_outbox WHERE settled = 1 AND keep_until < ?";
+    /// Settled deliveries kept until before param 1, and unsettled ones
+    /// whose event happened before param 2.
+    sweep_outbox = "DELETE FROM webhook_outbox WHERE (settled = 1 AND keep_until < ?) \
+                    OR (settled = 0 AND at < ?)";
     /// Events before param 1 (the audit retention).
     sweep_events = "DELETE FROM events WHERE at < ?";
     /// Tokens revoked before param 1, or ended before param 2 (the sweep's
