@@ -44,6 +44,10 @@ const EVENT_CLOCK_SLACK: i64 = 3600;
 /// Uses written by one pipeline of [`TokenStore::record_last_used`].
 const LAST_USED_PIPELINE: usize = 500;
 
+/// Records the sweep visits, or a listing reads, per batch (one user's
+/// tokens or sessions, a page at a time).
+const SWEEP_PIPELINE: usize = 500;
+
 impl RedisStore {
     /// A batch that ends the sessions of `user` named by `digests` (hex),
     /// one script each (each checks the owner), in order, so that the
@@ -257,8 +261,11 @@ impl RedisStore {
     ) -> StoreResult<u64> {
         let mut removed = 0;
         let tokens_key = self.keys.user_tokens(uid);
-        let members = self.index_members(tokens_key.clone()).await?;
-        if !members.is_empty() {
+        let all_members = self.index_members(tokens_key.clone()).await?;
+        // A page at a time: one user's tens of thousands of tokens in one
+        // batch held the connection past the command timeout, so the sweep
+        // failed and every call sharing the connection waited behind it.
+        for members in all_members.chunks(SWEEP_PIPELINE) {
             let mut p = Self::pipe_with(Order::Any, &[&self.scripts.sweep_token]);
             let locs: Vec<Option<Loc>> = members.iter().map(|m| Loc::from_member(m)).collect();
             for loc in locs.iter().flatten() {
@@ -299,8 +306,8 @@ impl RedisStore {
             }
         }
         let sessions_key = self.keys.user_sessions(uid);
-        let digests = self.set_members(sessions_key.clone()).await?;
-        if !digests.is_empty() {
+        let all_digests = self.set_members(sessions_key.clone()).await?;
+        for digests in all_digests.chunks(SWEEP_PIPELINE) {
             let mut p = Self::pipe_with(Order::Any, &[&self.scripts.sweep_session]);
             let parsed: Vec<Option<Digest>> = digests.iter().map(|h| Digest::from_hex(h)).collect();
             for d in parsed.iter().flatten() {
@@ -695,18 +702,21 @@ impl TokenStore for RedisStore {
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let mut p = Batch::new(Order::Any);
-        for m in &members {
-            let loc =
-                Loc::from_member(m).ok_or_else(|| corrupt("a token index entry is malformed"))?;
-            p.add(self.hmget_token(&loc));
-        }
         let mut out = Vec::with_capacity(members.len());
-        for v in self.pipe(&p).await? {
-            // Expired records and entries naming someone else's token are skipped.
-            if let Some(t) = decode_token(texts(v)?)? {
-                if t.user_id == user && t.revoked_at.is_none() {
-                    out.push(t);
+        // A page at a time, each within the command timeout (as the sweep).
+        for page in members.chunks(SWEEP_PIPELINE) {
+            let mut p = Batch::new(Order::Any);
+            for m in page {
+                let loc = Loc::from_member(m)
+                    .ok_or_else(|| corrupt("a token index entry is malformed"))?;
+                p.add(self.hmget_token(&loc));
+            }
+            for v in self.pipe(&p).await? {
+                // Expired records and entries naming someone else's token are skipped.
+                if let Some(t) = decode_token(texts(v)?)? {
+                    if t.user_id == user && t.revoked_at.is_none() {
+                        out.push(t);
+                    }
                 }
             }
         }
