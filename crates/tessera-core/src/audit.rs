@@ -9,7 +9,8 @@ use crate::model::Event;
 /// asked to keep it (`stored` says whether it did). Called on the request's
 /// task: an implementation must not block.
 pub trait EventSink: Send + Sync {
-    /// `event` happened; `stored` is the store's answer to keeping it.
+    /// `event` happened; `stored` is the store's answer to keeping it (its
+    /// trail record, then, for a webhook notice's kind, the notice).
     fn recorded(&self, event: &Event, stored: Result<(), &StoreError>);
 }
 

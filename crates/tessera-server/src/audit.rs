@@ -1,6 +1,7 @@
 //! The audit trail's log lines: every event the service records is one
 //! line at `info` on the `tessera::audit` target (one JSON object with
-//! `--log-format json`), and a warning when the store could not keep it.
+//! `--log-format json`), and a warning when the store could not keep it
+//! (the trail's record, or the webhook notice enqueued after it).
 
 use tessera_core::audit::EventSink;
 use tessera_core::model::{Actor, Event};
@@ -37,7 +38,7 @@ impl EventSink for AuditLog {
                 target: "tessera::audit",
                 event = e.kind.as_str(),
                 %error,
-                "the audit trail could not keep this event"
+                "the store could not keep this event (its trail record, or its webhook notice)"
             );
         }
     }
