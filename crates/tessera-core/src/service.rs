@@ -912,18 +912,28 @@ impl Tessera {
         let key: String = std::iter::once("evt_".to_string())
             .chain(nonce.iter().map(|b| format!("{b:02x}")))
             .collect();
-        let deliveries: Vec<Delivery> = self
-            .receivers
+        let deliveries = self.deliveries(&key, event, None, event.at);
+        self.store.enqueue(&deliveries).await.map(|_| ())
+    }
+
+    /// One delivery of `event` under `key` for each receiver.
+    fn deliveries(
+        &self,
+        key: &str,
+        event: &Event,
+        deadline: Option<Timestamp>,
+        keep_until: Timestamp,
+    ) -> Vec<Delivery> {
+        self.receivers
             .iter()
             .map(|r| Delivery {
                 receiver: r.clone(),
-                key: key.clone(),
+                key: key.to_string(),
                 event: event.clone(),
-                deadline: None,
-                keep_until: event.at,
+                deadline,
+                keep_until,
             })
-            .collect();
-        self.store.enqueue(&deliveries).await.map(|_| ())
+            .collect()
     }
 
     // ---- webhooks ---------------------------------------------------------
@@ -950,13 +960,7 @@ impl Tessera {
                 let event = Event::new(EventKind::TokenExpiring, now, Actor::Nobody)
                     .token(t.id, Some(t.user_id))
                     .detail(&format!("ends within {days} days"));
-                due.extend(self.receivers.iter().map(|r| Delivery {
-                    receiver: r.clone(),
-                    key: key.clone(),
-                    event: event.clone(),
-                    deadline: Some(t.ends_at),
-                    keep_until: t.ends_at,
-                }));
+                due.extend(self.deliveries(&key, &event, Some(t.ends_at), t.ends_at));
             }
             if !due.is_empty() {
                 added += self.store.enqueue(&due).await?;

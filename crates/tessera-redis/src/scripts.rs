@@ -524,10 +524,8 @@ pub(crate) struct Scripts {
     pub claim: Script,
     /// See [`SETTLE`].
     pub settle: Script,
-    /// See [`SWEEP_OUTBOX`].
-    pub sweep_outbox: Script,
-    /// See [`DROP_PENDING`].
-    pub drop_pending: Script,
+    /// See [`DROP_DELIVERIES`].
+    pub drop_deliveries: Script,
     /// The source of [`BEAT_CLUSTER`] with the prelude: sent with `EVAL` to
     /// every master (a master that lost its script cache still runs it).
     pub beat_cluster: String,
@@ -585,8 +583,7 @@ impl Scripts {
             enqueue: Script::new(ENQUEUE),
             claim: Script::new(CLAIM),
             settle: Script::new(SETTLE),
-            sweep_outbox: Script::new(SWEEP_OUTBOX),
-            drop_pending: Script::new(DROP_PENDING),
+            drop_deliveries: Script::new(DROP_DELIVERIES),
             beat_cluster: format!("{head}{BEAT_CLUSTER}"),
         }
     }
@@ -674,40 +671,21 @@ end
 return 1
 "#;
 
-/// Deletes settled deliveries kept until before a time. KEYS: the settled
-/// set, the bodies, the attempts, the claims, the (receiver, key) index.
-/// ARGV: the time, a page size. Returns how many left.
-const SWEEP_OUTBOX: &str = r#"
-local ids = redis.call('ZRANGE', KEYS[1], '-inf', '(' .. ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
-for _, id in ipairs(ids) do
-  local body = redis.call('HGET', KEYS[2], id)
+/// Deletes deliveries: the settled ones the sweep found past their keep
+/// time, or a receiver's unsettled ones past the retention. KEYS: the
+/// bodies, the attempts, the claims, the (receiver, key) index, then every
+/// set the ids are in. ARGV: the ids. Returns how many left.
+const DROP_DELIVERIES: &str = r#"
+for _, id in ipairs(ARGV) do
+  local body = redis.call('HGET', KEYS[1], id)
   if body then
     local r, k = string.match(body, '^([^\n]*)\n([^\n]*)\n')
-    if r then redis.call('HDEL', KEYS[5], r .. ' ' .. k) end
+    if r then redis.call('HDEL', KEYS[4], r .. ' ' .. k) end
   end
+  redis.call('HDEL', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
   redis.call('HDEL', KEYS[3], id)
-  redis.call('HDEL', KEYS[4], id)
-  redis.call('ZREM', KEYS[1], id)
-end
-return #ids
-"#;
-
-/// Deletes unsettled deliveries of one receiver. KEYS: its due and pending
-/// sets, the bodies, the attempts, the claims, the (receiver, key) index.
-/// ARGV: the ids. Returns how many left.
-const DROP_PENDING: &str = r#"
-for _, id in ipairs(ARGV) do
-  local body = redis.call('HGET', KEYS[3], id)
-  if body then
-    local r, k = string.match(body, '^([^\n]*)\n([^\n]*)\n')
-    if r then redis.call('HDEL', KEYS[6], r .. ' ' .. k) end
-  end
-  redis.call('HDEL', KEYS[3], id)
-  redis.call('HDEL', KEYS[4], id)
-  redis.call('HDEL', KEYS[5], id)
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
+  for i = 5, #KEYS do redis.call('ZREM', KEYS[i], id) end
 end
 return #ARGV
 "#;

@@ -1281,63 +1281,69 @@ impl Outbox for RedisStore {
     }
 
     async fn sweep_outbox(&self, before: Timestamp) -> StoreResult<u64> {
-        let mut removed = 0;
-        loop {
-            let mut inv = self.scripts.sweep_outbox.prepare_invoke();
-            inv.key(self.keys.outbox_settled())
-                .key(self.keys.outbox_bodies())
-                .key(self.keys.outbox_attempts())
-                .key(self.keys.outbox_claims())
-                .key(self.keys.outbox_keys())
-                .arg(before)
-                .arg(OUTBOX_SWEEP_PAGE);
-            let v = self.script(&inv).await?;
-            let n: u64 = int(&required(v, "swept")?, "swept")?;
-            removed += n;
-            if n < OUTBOX_SWEEP_PAGE as u64 {
-                break;
-            }
-        }
-        // Unsettled deliveries whose event is older than `before`, per receiver.
+        // Settled deliveries past their keep time, then each receiver's
+        // unsettled ones whose event is older than `before`.
+        let settled = self.keys.outbox_settled();
+        let mut removed = self
+            .drop_scored_below(&settled, &[&settled], before)
+            .await?;
         let v = self
             .cmd(redis::cmd("SMEMBERS").arg(self.keys.outbox_receivers()))
             .await?;
         for r in array(v)? {
             let r = required(r, "receiver")?;
-            loop {
-                let v = self
-                    .cmd(
-                        redis::cmd("ZRANGE")
-                            .arg(self.keys.outbox_pending(&r))
-                            .arg("-inf")
-                            .arg(format!("({before}"))
-                            .arg("BYSCORE")
-                            .arg("LIMIT")
-                            .arg(0)
-                            .arg(OUTBOX_SWEEP_PAGE),
-                    )
-                    .await?;
-                let ids = array(v)?
-                    .into_iter()
-                    .map(|v| required(v, "delivery id"))
-                    .collect::<StoreResult<Vec<_>>>()?;
-                if ids.is_empty() {
-                    break;
-                }
-                let mut inv = self.scripts.drop_pending.prepare_invoke();
-                inv.key(self.keys.outbox_due(&r))
-                    .key(self.keys.outbox_pending(&r))
-                    .key(self.keys.outbox_bodies())
-                    .key(self.keys.outbox_attempts())
-                    .key(self.keys.outbox_claims())
-                    .key(self.keys.outbox_keys());
-                for id in &ids {
-                    inv.arg(id);
-                }
-                let v = self.script(&inv).await?;
-                removed += int::<u64>(&required(v, "dropped")?, "dropped")?;
-            }
+            let (due, pending) = (self.keys.outbox_due(&r), self.keys.outbox_pending(&r));
+            removed += self
+                .drop_scored_below(&pending, &[&due, &pending], before)
+                .await?;
         }
         Ok(removed)
+    }
+}
+
+impl RedisStore {
+    /// Deletes the deliveries `by` scores below `before`, a page at a time,
+    /// from the outbox and from each of `sets`. Returns how many left.
+    async fn drop_scored_below(
+        &self,
+        by: &str,
+        sets: &[&str],
+        before: Timestamp,
+    ) -> StoreResult<u64> {
+        let mut removed = 0;
+        loop {
+            let v = self
+                .cmd(
+                    redis::cmd("ZRANGE")
+                        .arg(by)
+                        .arg("-inf")
+                        .arg(format!("({before}"))
+                        .arg("BYSCORE")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(OUTBOX_SWEEP_PAGE),
+                )
+                .await?;
+            let ids = array(v)?
+                .into_iter()
+                .map(|v| required(v, "delivery id"))
+                .collect::<StoreResult<Vec<_>>>()?;
+            if ids.is_empty() {
+                return Ok(removed);
+            }
+            let mut inv = self.scripts.drop_deliveries.prepare_invoke();
+            inv.key(self.keys.outbox_bodies())
+                .key(self.keys.outbox_attempts())
+                .key(self.keys.outbox_claims())
+                .key(self.keys.outbox_keys());
+            for set in sets {
+                inv.key(*set);
+            }
+            for id in &ids {
+                inv.arg(id);
+            }
+            let v = self.script(&inv).await?;
+            removed += int::<u64>(&required(v, "dropped")?, "dropped")?;
+        }
     }
 }
