@@ -123,12 +123,16 @@ async fn a_sqlite_file_shrunk_under_load_answers_503_and_the_process_lives() {
     let load = check_load(&s, toks.clone(), 4, stop.clone());
     // Checks flow; then the file shrinks under the readers.
     allowed_checks_reach(&s, 100, Duration::from_secs(10)).await;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(store.sqlite_file().unwrap())
-        .unwrap();
-    file.set_len(4096).unwrap();
-    drop(file);
+    // The database shrinks to its first page, and its write-ahead log (where
+    // the pages written since the last checkpoint live) to nothing.
+    let path = store.sqlite_file().unwrap();
+    for (file, len) in [
+        (path.clone(), 4096),
+        (PathBuf::from(format!("{}-wal", path.display())), 0),
+    ] {
+        let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+        f.set_len(len).unwrap();
+    }
     // Every check from here on reads pages that are gone: 503s, no crash.
     let took = ready_becomes(&s, 503, Duration::from_secs(5)).await;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -154,7 +158,25 @@ async fn a_sqlite_file_shrunk_under_load_answers_503_and_the_process_lives() {
         seen.keys().all(|k| *k == 200 || *k == 503),
         "only 200 (before) and 503: {seen:?}"
     );
-    assert_eq!(s.check(&toks[1], "GET", "/Job/1").await, 503);
+    // Once the load has stopped, every token again: 503, or 200 for a
+    // token the node's SQLite connections can still answer from memory
+    // (the file as last committed: SQLite drops what it holds when the
+    // write-ahead log's index moves, on any commit, which the change stream
+    // hears too). Seen here: in about one run of three, 54 to 89 of the 300
+    // tokens (those one load worker had checked) answered 200 with
+    // `tessera_cache_hits_total` at 0, so from SQLite, not from the node's
+    // cache. The earlier form of this line, one token that must answer
+    // 503, failed whenever that token was among them.
+    let mut after = HashMap::new();
+    for t in toks.iter() {
+        *after.entry(s.check(t, "GET", "/Job/1").await).or_insert(0) += 1;
+    }
+    println!("every token once more: {after:?}");
+    assert!(after.get(&503).is_some_and(|n| *n > 0), "{after:?}");
+    assert!(
+        after.keys().all(|k| *k == 200 || *k == 503),
+        "only 200 and 503: {after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
