@@ -1,7 +1,7 @@
 //! Operations against a real `tessera` process: the store going down and
 //! coming back (503, never 200; recovery without a restart), graceful
 //! shutdown with a request in flight, first start, `user add`, store URLs,
-//! JSON logs without secrets.
+//! JSON logs without secrets, `--help` without the environment's secrets.
 
 mod common;
 
@@ -379,5 +379,39 @@ async fn json_logs_have_one_line_per_request_and_no_secret() {
         common::ADMIN_PASSWORD,
     ] {
         assert!(!log.contains(secret), "a secret in the log");
+    }
+}
+
+#[test]
+fn help_never_shows_the_secrets_the_environment_holds() {
+    // A service's environment file sets these; `--help` run beside it (or
+    // pasted into an issue) must not print them.
+    let secrets = [
+        (
+            "TESSERA_STORE",
+            "postgres://tessera:hunter2-store@db/tessera",
+        ),
+        (
+            "TESSERA_WEBHOOKS",
+            "https://hooks.example/t#secret=hunter2-hook",
+        ),
+        ("TESSERA_WEBHOOK_SECRET", "hunter2-signing-secret"),
+    ];
+    for args in [
+        &["serve", "--help"][..],
+        &["user", "add", "--help"],
+        &["user", "passwd", "--help"],
+        &["import-legacy", "--help"],
+    ] {
+        let mut c = Command::new(common::binary());
+        c.args(args);
+        for (k, v) in secrets {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(text.contains("TESSERA_STORE"), "{args:?}: {text}");
+        assert!(!text.contains("hunter2"), "{args:?} shows a secret: {text}");
     }
 }

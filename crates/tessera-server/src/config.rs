@@ -36,6 +36,139 @@ pub enum Command {
     },
     /// Import legacy tokens from a JSON Lines file (all or nothing).
     ImportLegacy(ImportArgs),
+    /// Log in to a Tessera server; the session is kept for the `token` commands.
+    ///
+    /// The session is kept in $XDG_CONFIG_HOME/tessera/session.json (else
+    /// ~/.config/tessera/session.json), readable by you only; it is refused
+    /// when group or others may read it.
+    #[command(after_help = crate::client::EXIT_CODES)]
+    Login(LoginArgs),
+    /// End the session on the server and remove it here.
+    #[command(after_help = crate::client::EXIT_CODES)]
+    Logout,
+    /// Create, list, renew and revoke access tokens on the server logged in to.
+    #[command(after_help = crate::client::EXIT_CODES)]
+    Token {
+        /// The token command.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// `tessera login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The server's base URL, e.g. https://tessera.example.com.
+    #[arg(value_parser = crate::client::parse_server_url)]
+    pub url: String,
+    /// The user name (asked for when not given).
+    #[arg(long, short = 'u')]
+    pub username: Option<String>,
+    /// Read the password from one line of standard input instead of asking
+    /// for it on the terminal (for scripts; needs --username).
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+/// `tessera token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its access and refresh tokens are shown once.
+    #[command(after_help = crate::client::EXIT_CODES)]
+    Create(TokenCreateArgs),
+    /// List the tokens (yours, or another user's with --user).
+    #[command(after_help = crate::client::EXIT_CODES)]
+    List(TokenListArgs),
+    /// Revoke a token by id: it stops working at once.
+    #[command(after_help = crate::client::EXIT_CODES)]
+    Revoke(TokenRevokeArgs),
+    /// Renew a token: both secrets rotate.
+    ///
+    /// Reads the pair (JSON with accessToken and refreshToken, as `token
+    /// create --json` prints it) from --file or standard input, and writes
+    /// the new pair back to the file (atomically, mode 0600) or to standard
+    /// output. No session is needed. The old pair stops working at once;
+    /// presenting the old refresh token again revokes the whole token
+    /// (reuse detection), so keep only the new pair.
+    #[command(after_help = crate::client::EXIT_CODES)]
+    Renew(TokenRenewArgs),
+}
+
+/// A token's scope, as `token create --scope` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    /// Every path of the protected API (renewable).
+    All,
+    /// The SCIM paths (fixed expiry).
+    Scim,
+    /// The 1-Touch recovery paths (fixed expiry).
+    OneTouch,
+    /// The token's own --endpoint list (renewable).
+    Custom,
+    /// The Hyperscale paths (renewable).
+    Hyperscale,
+}
+
+/// `tessera token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// The token's name.
+    #[arg(long)]
+    pub name: String,
+    /// What the token may call.
+    #[arg(long, value_enum)]
+    pub scope: ScopeArg,
+    /// A Custom token's entry: `METHOD /path` or `/path` (any method); repeatable.
+    #[arg(long, value_name = "'METHOD /PATH'")]
+    pub endpoint: Vec<String>,
+    /// An address or CIDR the token may be used from; repeatable (default: anywhere).
+    #[arg(long, value_name = "IP|CIDR")]
+    pub allowed_ip: Vec<String>,
+    /// Until when a renewable token may be renewed: 2027-01-31 (midnight
+    /// UTC) or 2027-01-31T12:00:00Z.
+    #[arg(long, value_name = "DATE", value_parser = crate::client::parse_date)]
+    pub renewable_until: Option<i64>,
+    /// When a fixed-expiry token (scim, one-touch) expires: 2027-01-31 or
+    /// 2027-01-31T12:00:00Z (UTC).
+    #[arg(long, value_name = "DATE", value_parser = crate::client::parse_date)]
+    pub expires: Option<i64>,
+    /// Create it for another user, by name: a service account you own (the
+    /// name is looked up in the user list, which admins may read).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Print the new token as one JSON object (what `token renew` reads).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tessera token list`.
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Another user's tokens, by name (admins).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Print the server's list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tessera token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (`token list` shows it).
+    pub id: u64,
+}
+
+/// `tessera token renew`.
+#[derive(Debug, Args)]
+pub struct TokenRenewArgs {
+    /// The file holding the pair, rewritten with the new one; without it,
+    /// standard input in and standard output out.
+    #[arg(long, short = 'f')]
+    pub file: Option<std::path::PathBuf>,
+    /// The server to ask (default: the file's `server`, else the session's).
+    #[arg(long, env = "TESSERA_URL", value_parser = crate::client::parse_server_url)]
+    pub server: Option<String>,
 }
 
 /// `tessera user …`.
@@ -53,7 +186,13 @@ pub enum UserCommand {
 pub struct StoreArgs {
     /// Store URL: sqlite://FILE, sqlite::memory:, postgres://…, redis://…,
     /// redis+cluster://HOST:PORT,HOST:PORT,… (a Redis Cluster by some of its nodes).
-    #[arg(long, env = "TESSERA_STORE", default_value = "sqlite://tessera.db")]
+    /// Its environment value is never shown in --help (it may hold a password).
+    #[arg(
+        long,
+        env = "TESSERA_STORE",
+        default_value = "sqlite://tessera.db",
+        hide_env_values = true
+    )]
     pub store: String,
     /// Bound on connecting to the store.
     #[arg(long, env = "TESSERA_STORE_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]

@@ -20,7 +20,8 @@
 //! * [`filter`] — a warp filter other Rust services embed;
 //! * [`console`] — the web console at `/console/` (embedded, a client of the API);
 //! * [`webhook`] — outbound webhooks: receivers, signature, the sender;
-//! * [`legacy`] — the legacy import file; [`config`] — the command line.
+//! * [`legacy`] — the legacy import file; [`config`] — the command line;
+//! * [`client`] — `tessera login`, `logout`, `token …`: a terminal client of the API.
 //!
 //! [`run`] serves on a bound listener until `shutdown` resolves, so tests run
 //! it on port 0.
@@ -34,6 +35,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 mod check;
+pub mod client;
 pub mod config;
 pub mod console;
 pub mod error;

@@ -1,4 +1,6 @@
-//! `tessera`: serve, add users, import legacy tokens (CONTRACT §7).
+//! `tessera`: serve, add users, import legacy tokens (CONTRACT §7); and a
+//! terminal client of a server (`login`, `logout`, `token …`: see
+//! [`tessera_server::client`]).
 
 use std::io::{self, Write as _};
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use tessera_core::policy::{Policy, PolicyConfig};
 use tessera_core::service::Tessera;
 use tessera_core::{Error as CoreError, StoreError};
 use tessera_server::auth::Addressing;
+use tessera_server::client;
 use tessera_server::config::{
     parse_proxies, Cli, Command, ImportArgs, LogFormat, ServeArgs, StoreArgs, UserAddArgs,
     UserCommand, UserPasswdArgs,
@@ -98,6 +101,10 @@ async fn main() -> ExitCode {
             command: UserCommand::Passwd(args),
         } => (user_passwd(args).await, None),
         Command::ImportLegacy(args) => (import_legacy(args).await, None),
+        // The client commands have exit codes of their own.
+        Command::Login(args) => return client::exit(client::login(args).await),
+        Command::Logout => return client::exit(client::logout().await),
+        Command::Token { command } => return client::exit(client::token(command).await),
     };
     // Every line logged is written before anything else is said, and
     // before the process exits.
@@ -354,10 +361,10 @@ async fn user_add(args: UserAddArgs) -> Result<(), Failure> {
     let role = if args.admin { Role::Admin } else { Role::User };
     let user = svc.add_user(&args.name, &password, role).await?;
     println!(
-        "created {} user {:?} (id {})",
-        role.as_str(),
+        "created user {:?} (id {}, role {})",
         user.name,
-        user.id.0
+        user.id.0,
+        role.as_str()
     );
     Ok(())
 }
