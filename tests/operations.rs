@@ -415,3 +415,37 @@ fn help_never_shows_the_secrets_the_environment_holds() {
         assert!(!text.contains("hunter2"), "{args:?} shows a secret: {text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_is_told_when_the_server_is_ready_and_when_it_stops() {
+    use std::os::unix::net::UnixDatagram;
+    // What systemd does for a Type=notify service: a datagram socket named
+    // in NOTIFY_SOCKET.
+    let dir = common::TempDir::new("tessera-notify");
+    let path = dir.join("notify");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let store = common::sqlite();
+    let mut s = common::launch(&store)
+        .env("NOTIFY_SOCKET", path.to_str().unwrap())
+        .start()
+        .unwrap();
+    let ready = next();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    assert!(
+        ready.contains(&format!("STATUS=listening on http://{}", s.addr())),
+        "{ready:?}"
+    );
+    // Ready means ready: the first request after it is answered.
+    assert_eq!(s.ready().await, 200);
+    signal(s.pid(), "-TERM");
+    let stopping = next();
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    assert!(s.wait_exit(Duration::from_secs(10)).is_some());
+}

@@ -21,7 +21,8 @@
 //! * [`console`] — the web console at `/console/` (embedded, a client of the API);
 //! * [`webhook`] — outbound webhooks: receivers, signature, the sender;
 //! * [`legacy`] — the legacy import file; [`config`] — the command line;
-//! * [`client`] — `tessera login`, `logout`, `token …`: a terminal client of the API.
+//! * [`client`] — `tessera login`, `logout`, `token …`: a terminal client of the API;
+//! * [`systemd`] — readiness and stopping told to systemd (`Type=notify`).
 //!
 //! [`run`] serves on a bound listener until `shutdown` resolves, so tests run
 //! it on port 0.
@@ -51,6 +52,7 @@ pub mod openapi;
 mod routes;
 pub mod serve;
 pub mod stores;
+pub mod systemd;
 pub mod throttle;
 pub mod webhook;
 pub mod wire;

@@ -270,6 +270,7 @@ async fn serve(args: ServeArgs, log: &Log) -> Result<(), Failure> {
     }
     tracing::info!(%addr, store = %stores::redact_url(&args.store.store), "listening");
     log.say(&format!("tessera listening on http://{addr}"));
+    tessera_server::systemd::ready(addr);
     tracing::info!(
         forward_auth = ?args.forward_auth,
         client_ip_header = ?args.client_ip_header,
@@ -280,7 +281,11 @@ async fn serve(args: ServeArgs, log: &Log) -> Result<(), Failure> {
         cache_staleness_ms = args.cache_staleness.as_millis() as u64,
         "serving"
     );
-    tessera_server::run(listener, app, options, tessera_server::shutdown_signal()).await;
+    let shutdown = async {
+        tessera_server::shutdown_signal().await;
+        tessera_server::systemd::stopping();
+    };
+    tessera_server::run(listener, app, options, shutdown).await;
     // The last-used times noted since the last flush, before leaving.
     match svc.flush_usage().await {
         Ok(n) if n > 0 => tracing::info!(written = n, "last-used times written"),
