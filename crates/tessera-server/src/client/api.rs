@@ -7,7 +7,9 @@ use base64::Engine as _;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 
-use super::{ClientError, Secret};
+use tessera_core::secret::Secret;
+
+use super::ClientError;
 
 /// How long to wait for a connection, and for a whole answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,7 +79,7 @@ impl Api {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| self.bad_answer("the login answer holds no token"))?;
         Ok(LoggedIn {
-            token: Secret::new(token.to_string()),
+            token: Secret::from_presented(token.to_string()),
             username: answer["userName"].as_str().unwrap_or(username).to_string(),
         })
     }

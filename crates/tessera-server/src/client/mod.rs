@@ -15,12 +15,10 @@ mod api;
 mod output;
 mod session;
 
-use std::fmt;
 use std::io::{self, BufRead as _, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::config::{
@@ -30,6 +28,7 @@ use crate::config::{
 use api::Api;
 pub use output::parse_date;
 use session::Session;
+use tessera_core::secret::Secret;
 
 /// The exit codes of the client commands, for their `--help`.
 pub const EXIT_CODES: &str = "\
@@ -42,30 +41,6 @@ Exit codes:
   4  not found (e.g. revoking an unknown token id)
   5  the server cannot be reached or is unavailable (connection refused,
      timeout, 503)";
-
-/// A secret (a password, a session, an access or refresh token): shown by
-/// [`Secret::expose`] only, never by `Debug`.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `text`.
-    pub fn new(text: String) -> Secret {
-        Secret(text)
-    }
-
-    /// The secret itself, for the one place that sends or prints it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
 
 /// Why a client command failed, printed as `tessera: <message>`; the
 /// variant decides the exit code.
@@ -262,9 +237,9 @@ pub async fn login(args: LoginArgs) -> Result<(), ClientError> {
         }
     };
     let password = if args.password_stdin {
-        Secret::new(read_line("the password from standard input")?)
+        Secret::from_presented(read_line("the password from standard input")?)
     } else {
-        Secret::new(rpassword::prompt_password("Password: ").map_err(|source| {
+        Secret::from_presented(rpassword::prompt_password("Password: ").map_err(|source| {
             ClientError::Input {
                 what: "the password from the terminal (without one, use --password-stdin)",
                 source,
@@ -449,7 +424,11 @@ fn find_pair(doc: &Value) -> Result<(PairAt, Secret, Secret), ClientError> {
                 .into(),
         )
     })?;
-    Ok((at, Secret::new(access), Secret::new(refresh)))
+    Ok((
+        at,
+        Secret::from_presented(access),
+        Secret::from_presented(refresh),
+    ))
 }
 
 async fn renew(args: TokenRenewArgs) -> Result<(), ClientError> {
@@ -572,8 +551,6 @@ mod tests {
         assert!(parse_server_url("localhost:8080").is_err());
         assert!(parse_server_url("ftp://h").is_err());
         assert!(parse_server_url("https://u:p@h").is_err());
-        let s = Secret::new("tess_rt_secret".into());
-        assert!(!format!("{s:?}").contains("tess_rt"));
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use super::{ClientError, Secret};
+use tessera_core::secret::Secret;
+
+use super::ClientError;
 
 /// A session as kept between commands: the server logged in to, who, and
 /// the `Authtoken` value (`QSDK tess_ss_…`).
@@ -23,7 +25,23 @@ pub(super) struct Session {
     /// The user name the server answered.
     pub username: String,
     /// The `Authtoken` header value.
+    #[serde(with = "kept_secret")]
     pub token: Secret,
+}
+
+/// The core's [`Secret`] is not `Serialize` (nothing secret is serialised by
+/// accident): the session file is the one place this one is written, as text.
+mod kept_secret {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use tessera_core::secret::Secret;
+
+    pub fn serialize<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(secret.expose())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        String::deserialize(d).map(Secret::from_presented)
+    }
 }
 
 /// Where the session is kept; an error when neither XDG_CONFIG_HOME nor
