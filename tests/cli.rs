@@ -764,4 +764,23 @@ fn a_redirect_is_never_followed_and_control_characters_are_shown_not_acted_on() 
     assert_eq!(out.code, 1, "{out:?}");
     assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
     assert!(out.stderr.contains("\\u{1b}[2Jwiped"), "{out:?}");
+    // Nor in the name a login answers with.
+    let (named, _) = answering(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+         Content-Length: 50\r\nConnection: close\r\n\r\n\
+         {\"token\":\"QSDK x\",\"userName\":\"\\u001b]0;pwn\\u0007\"}",
+    );
+    let out = u.run(
+        &[
+            "login",
+            &format!("http://127.0.0.1:{named}"),
+            "--username",
+            "admin",
+            "--password-stdin",
+        ],
+        "secret-pw\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
+    assert!(out.stderr.contains("as \\u{1b}]0;pwn\\u{7}."), "{out:?}");
 }

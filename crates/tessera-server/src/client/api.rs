@@ -80,7 +80,11 @@ impl Api {
             .ok_or_else(|| self.bad_answer("the login answer holds no token"))?;
         Ok(LoggedIn {
             token: Secret::from_presented(token.to_string()),
-            username: answer["userName"].as_str().unwrap_or(username).to_string(),
+            // Shown on the terminal and kept: escaped as any server text.
+            username: match answer["userName"].as_str() {
+                Some(name) => super::output::printable(name),
+                None => username.to_string(),
+            },
         })
     }
 

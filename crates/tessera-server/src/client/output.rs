@@ -33,6 +33,12 @@ pub(super) fn printable(text: &str) -> String {
         .collect()
 }
 
+/// A string field of a server's answer, as it may reach a terminal
+/// ([`printable`]); empty when absent.
+pub(super) fn text(v: &Value) -> String {
+    printable(v.as_str().unwrap_or_default())
+}
+
 /// The scope's name for a `tokenType` number (`?N` for one this client
 /// does not know).
 pub(super) fn scope_name(token_type: Option<u64>) -> String {
@@ -63,7 +69,7 @@ pub(super) fn token_table(tokens: &[Value]) -> String {
                     .as_u64()
                     .map(|i| i.to_string())
                     .unwrap_or_default(),
-                printable(t["tokenName"].as_str().unwrap_or_default()),
+                text(&t["tokenName"]),
                 scope_name(t["tokenType"].as_u64()),
                 date(t["createdTimestamp"].as_i64()),
                 date(t["tokenExpiryTimestamp"].as_i64()),
@@ -109,7 +115,7 @@ pub(super) fn created(info: &Value) -> String {
     let mut out = format!(
         "Created token {} {:?} ({}) for {}.\n",
         info["tokenId"],
-        printable(info["tokenName"].as_str().unwrap_or_default()),
+        text(&info["tokenName"]),
         scope_name(info["tokenType"].as_u64()),
         printable(info["userName"].as_str().unwrap_or("?")),
     );
@@ -125,11 +131,7 @@ pub(super) fn created(info: &Value) -> String {
     }
     let list = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str().map(str::to_string))
-                    .collect()
-            })
+            .map(|a| a.iter().map(text).collect())
             .unwrap_or_default()
     };
     let endpoints = list(&info["apiEndpoints"]);
