@@ -13,13 +13,10 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
-use common::proxy::TRAVERSALS;
+use common::proxy::{exchange, TRAVERSALS};
 use common::{spawn, Server};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// A client's request as it reaches the proxy.
 #[derive(Debug, Clone)]
@@ -331,7 +328,6 @@ fn envoy(req: &Incoming, config: &EnvoyConfig) -> Option<Check> {
 /// address) and returns the status, or `None` when the connection closed
 /// without an answer (which both proxies treat as a refusal).
 async fn send(s: &Server, check: &Check) -> Option<u16> {
-    let mut conn = TcpStream::connect(s.addr()).await.expect("connect");
     let mut req = Vec::new();
     req.extend_from_slice(check.method.as_bytes());
     req.push(b' ');
@@ -347,14 +343,10 @@ async fn send(s: &Server, check: &Check) -> Option<u16> {
         req.extend_from_slice(b"\r\n");
     }
     req.extend_from_slice(b"Connection: close\r\n\r\n");
-    conn.write_all(&req).await.ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut buf))
+    let port = s.addr().rsplit(':').next().unwrap().parse().unwrap();
+    exchange(port, Ipv4Addr::LOCALHOST, &req)
         .await
-        .expect("Tessera answered in time")
-        .ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    text.split(' ').nth(1).and_then(|s| s.parse().ok())
+        .map(|r| r.status)
 }
 
 /// The tokens a suite checks with: one for `GET /Client` and all of

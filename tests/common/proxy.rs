@@ -157,14 +157,6 @@ pub async fn raw(
     token: Option<&str>,
     extra: &[(&str, &str)],
 ) -> Reply {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(IpAddr::V4(from), 0))
-        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
-    let mut conn = socket
-        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
-        .await
-        .expect("connect to nginx");
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
@@ -173,24 +165,37 @@ pub async fn raw(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-    conn.write_all(req.as_bytes()).await.unwrap();
+    exchange(port, from, req.as_bytes())
+        .await
+        .unwrap_or_else(|| panic!("no status line in the answer to {method} {target}"))
+}
+
+/// Writes `request` (whole, `Connection: close`) to 127.0.0.1:`port` from the
+/// local address `from` and reads the answer to its end; `None` when the
+/// connection closed without a status line.
+pub async fn exchange(port: u16, from: Ipv4Addr, request: &[u8]) -> Option<Reply> {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(IpAddr::V4(from), 0))
+        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+    let mut conn = socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .expect("connect");
+    conn.write_all(request).await.ok()?;
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut buf))
         .await
-        .expect("nginx answered in time")
-        .expect("read nginx's answer");
+        .expect("answered in time")
+        .ok()?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    Reply {
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok())?;
+    Some(Reply {
         status,
         head: head.to_string(),
         body: body.to_string(),
-    }
+    })
 }
 
 /// A request through nginx with reqwest (for ordinary paths).
