@@ -691,10 +691,20 @@ fn help_documents_the_exit_codes_and_reuse_detection() {
     );
 }
 
-/// A one-shot HTTP server on 127.0.0.1 that answers every request with
-/// `reply` and records each request head it reads.
-fn answering(reply: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+/// A small HTTP server on 127.0.0.1 that answers every request with
+/// `status`, the header lines `headers` and the JSON `body`, and records
+/// each request head it reads.
+fn answering(
+    status: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::Read as _;
+    let reply = format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -716,28 +726,25 @@ fn answering(reply: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<S
 
 #[test]
 fn a_redirect_is_never_followed_and_control_characters_are_shown_not_acted_on() {
+    let u = User::new();
+    let login_to = |port: u16| {
+        u.run(
+            &[
+                "login",
+                &format!("http://127.0.0.1:{port}"),
+                "--username",
+                "admin",
+                "--password-stdin",
+            ],
+            "secret-pw\n",
+        )
+    };
     // Wherever a server redirects a login (a 307 keeps the method and the
     // body), the password is not sent there.
-    let (elsewhere, seen_elsewhere) = answering("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    let reply: &'static str = Box::leak(
-        format!(
-            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{elsewhere}/Login\r\n\
-             Content-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .into_boxed_str(),
-    );
-    let (redirecting, _) = answering(reply);
-    let u = User::new();
-    let out = u.run(
-        &[
-            "login",
-            &format!("http://127.0.0.1:{redirecting}"),
-            "--username",
-            "admin",
-            "--password-stdin",
-        ],
-        "secret-pw\n",
-    );
+    let (elsewhere, seen_elsewhere) = answering("200 OK", "", "{}");
+    let location = format!("Location: http://127.0.0.1:{elsewhere}/Login\r\n");
+    let (redirecting, _) = answering("307 Temporary Redirect", &location, "");
+    let out = login_to(redirecting);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("redirect"), "{out:?}");
     assert!(seen_elsewhere.lock().unwrap().is_empty(), "followed");
@@ -747,39 +754,21 @@ fn a_redirect_is_never_followed_and_control_characters_are_shown_not_acted_on() 
     // characters in what it stores; a wrong URL may reach anything) reaches
     // the terminal inert.
     let (hostile, _) = answering(
-        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n\
-         Content-Length: 48\r\nConnection: close\r\n\r\n\
-         {\"errList\":[{\"errLogMessage\":\"\\u001b[2Jwiped\"}]}",
+        "401 Unauthorized",
+        "",
+        r#"{"errList":[{"errLogMessage":"\u001b[2Jwiped"}]}"#,
     );
-    let out = u.run(
-        &[
-            "login",
-            &format!("http://127.0.0.1:{hostile}"),
-            "--username",
-            "admin",
-            "--password-stdin",
-        ],
-        "secret-pw\n",
-    );
+    let out = login_to(hostile);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
     assert!(out.stderr.contains("\\u{1b}[2Jwiped"), "{out:?}");
     // Nor in the name a login answers with.
     let (named, _) = answering(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-         Content-Length: 50\r\nConnection: close\r\n\r\n\
-         {\"token\":\"QSDK x\",\"userName\":\"\\u001b]0;pwn\\u0007\"}",
+        "200 OK",
+        "",
+        r#"{"token":"QSDK x","userName":"\u001b]0;pwn\u0007"}"#,
     );
-    let out = u.run(
-        &[
-            "login",
-            &format!("http://127.0.0.1:{named}"),
-            "--username",
-            "admin",
-            "--password-stdin",
-        ],
-        "secret-pw\n",
-    );
+    let out = login_to(named);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
     assert!(out.stderr.contains("as \\u{1b}]0;pwn\\u{7}."), "{out:?}");
